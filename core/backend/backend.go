@@ -1,0 +1,264 @@
+// Package backend defines the contract between lockmgr and a locking
+// mechanism: the LockMgr interface, the request and answer types, and the
+// errors a backend returns.
+//
+// Every backend (flock, posix, ofd, and third-party ones) implements
+// LockMgr as a plain Go type, which the plugin boundary in
+// github.com/lockmgr/lockmgr/core/pluginrpc serves over gRPC. The plugin's
+// client stub implements the same interface, so that the conformance suite
+// in github.com/lockmgr/lockmgr/core/locktest holds a backend to the same
+// rules in-process and across the process boundary.
+//
+// The package depends on the standard library only, so that a backend
+// author pulls in nothing they do not need.
+package backend
+
+import (
+	"context"
+	"math"
+	"os"
+)
+
+// LockMgr is the contract every backend implements. Its methods are safe
+// for concurrent use: one backend serves every lock of its host process.
+type LockMgr interface {
+	// Describe reports the backend's name, version and capabilities.
+	Describe(ctx context.Context) (Info, error)
+
+	// Acquire takes the lock that req describes. With req.Wait it blocks
+	// until the lock is granted or ctx ends (ErrTimeout once ctx's deadline
+	// passes, ErrCanceled when ctx is canceled); without it, a held lock is
+	// ErrBusy at once.
+	Acquire(ctx context.Context, req Request) (Held, error)
+
+	// Release gives up the lock behind id. Releasing an id that is not held
+	// (again, or never) is ErrNotLocked.
+	Release(ctx context.Context, id HandleID) error
+
+	// Inspect reports who holds and who waits for the lock file at path,
+	// whatever process or mechanism holds it.
+	Inspect(ctx context.Context, path string) (Status, error)
+}
+
+// HandleID names one granted lock within the backend that granted it.
+type HandleID uint64
+
+// Mode is the kind of lock: exclusive (a writer) or shared (readers).
+type Mode int
+
+const (
+	// Exclusive excludes every other lock on the same file or range.
+	Exclusive Mode = iota
+	// Shared admits other shared locks and excludes exclusive ones.
+	Shared
+)
+
+// String returns "exclusive" or "shared", as lockmgr prints it.
+func (m Mode) String() string {
+	if m == Shared {
+		return "shared"
+	}
+	return "exclusive"
+}
+
+// ToEOF is the End of a Range that reaches the end of the file however
+// long it grows, the meaning of a zero length in struct flock.
+const ToEOF int64 = math.MaxInt64
+
+// Range is a byte range [Start, End) of a lock file. The zero Range, and
+// any range with End == ToEOF and Start == 0, is the whole file.
+type Range struct {
+	Start int64
+	End   int64
+}
+
+// WholeFile is the range that covers every byte of the file.
+var WholeFile = Range{Start: 0, End: ToEOF}
+
+// RangeOf converts struct flock's (start, length) to a Range; a length of
+// zero reaches the end of the file.
+func RangeOf(start, length int64) Range {
+	if length == 0 || start > ToEOF-length {
+		return Range{Start: start, End: ToEOF}
+	}
+	return Range{Start: start, End: start + length}
+}
+
+// IsWholeFile reports whether r covers the whole file.
+func (r Range) IsWholeFile() bool {
+	return r == Range{} || r == WholeFile
+}
+
+// Len returns struct flock's l_len for r: zero when r reaches the end of
+// the file.
+func (r Range) Len() int64 {
+	if r.End == ToEOF || r == (Range{}) {
+		return 0
+	}
+	return r.End - r.Start
+}
+
+// Normalize returns r with the zero Range turned into WholeFile.
+func (r Range) Normalize() Range {
+	if r == (Range{}) {
+		return WholeFile
+	}
+	return r
+}
+
+// Overlaps reports whether r and o share at least one byte.
+func (r Range) Overlaps(o Range) bool {
+	r, o = r.Normalize(), o.Normalize()
+	return r.Start < o.End && o.Start < r.End
+}
+
+// Valid reports whether r is a range a kernel would accept.
+func (r Range) Valid() bool {
+	r = r.Normalize()
+	return r.Start >= 0 && r.End > r.Start
+}
+
+// Request describes one lock to acquire.
+type Request struct {
+	// Path names the lock file. It is opened with O_NOFOLLOW, so a symbolic
+	// link as its last component is refused rather than followed.
+	Path string
+	// Mode is Exclusive or Shared.
+	Mode Mode
+	// Range is the byte range to lock; the zero Range is the whole file.
+	// Backends without byte ranges refuse any other with ErrUnsupported.
+	Range Range
+	// Wait makes Acquire block until the lock is free; without it a held
+	// lock is ErrBusy at once.
+	Wait bool
+	// FileMode is the permission a newly created lock file gets (before
+	// the umask); zero means 0644.
+	FileMode os.FileMode
+	// RemoveOnRelease unlinks the lock file when the last holder releases
+	// it, while that holder still holds it, so that no two processes ever
+	// both believe they hold the lock.
+	RemoveOnRelease bool
+	// FD, when positive, is a descriptor already open in the backend's own
+	// process (handed to it by its host) to lock instead of opening Path;
+	// the lock then lives as long as that open file description. Only
+	// backends whose locks belong to open file descriptions accept it.
+	FD int
+}
+
+// Held is a granted lock.
+type Held struct {
+	// ID names the lock for Release.
+	ID HandleID
+	// FencingToken, when non-zero, increases strictly with every new holder
+	// of the same lock, for backends that can give one (see
+	// Capabilities.FencingTokens); pass it to the resource the lock guards
+	// so that it can refuse a holder whose lock has expired.
+	FencingToken uint64
+	// Warnings are caveats a person should hear, such as a flock lock on an
+	// NFS mount that other NFS clients will not see.
+	Warnings []string
+	// Lost, if not nil, is closed when the backend loses the lock before
+	// Release (an expired lease, say). A nil channel never fires.
+	Lost <-chan struct{}
+}
+
+// Owner says what a backend's locks belong to, which decides when they
+// are released.
+type Owner string
+
+const (
+	// OwnerProcess locks (POSIX record locks) belong to a process and an
+	// inode: closing any descriptor of the file releases them.
+	OwnerProcess Owner = "process"
+	// OwnerOpenFileDescription locks (flock, OFD) belong to one open file
+	// description and are released when its last descriptor closes.
+	OwnerOpenFileDescription Owner = "open-file-description"
+	// OwnerSession locks belong to a session with a lock service (a lease).
+	OwnerSession Owner = "session"
+)
+
+// Capabilities tell a caller what a backend can promise.
+type Capabilities struct {
+	// Shared is true when shared (read) locks are supported.
+	Shared bool
+	// ByteRanges is true when a Request may name a Range.
+	ByteRanges bool
+	// Owner says what the lock belongs to.
+	Owner Owner
+	// InheritedAcrossFork is true when a child process forked by the holder
+	// shares the lock (it does for flock and OFD locks, not POSIX ones).
+	InheritedAcrossFork bool
+	// NetworkFilesystems is true when the lock is seen by other clients of
+	// an NFS mount.
+	NetworkFilesystems bool
+	// Distributed is true when the lock excludes processes on other hosts.
+	Distributed bool
+	// FencingTokens is true when Held.FencingToken is set.
+	FencingTokens bool
+	// InheritedFD is true when Request.FD is accepted.
+	InheritedFD bool
+}
+
+// Info describes a backend.
+type Info struct {
+	Name         string
+	Version      string
+	Capabilities Capabilities
+}
+
+// Status is what Inspect finds for one lock file.
+type Status struct {
+	// Path is the file inspected.
+	Path string
+	// Holders are the locks granted on the file.
+	Holders []LockOwner
+	// Waiters are the processes blocked in the kernel waiting for a lock
+	// on it. (lockmgr's own waiters do not block in the kernel, so they
+	// do not appear here.)
+	Waiters []LockOwner
+}
+
+// Locked reports whether any lock is held on the file.
+func (s Status) Locked() bool { return len(s.Holders) > 0 }
+
+// LockOwner is one lock held or awaited, as the kernel reports it.
+type LockOwner struct {
+	// PID is the process holding the lock, or -1 when the kernel does not
+	// know it (an OFD lock, whose owner is an open file description).
+	PID int
+	// Command is the process's command name, if known.
+	Command string
+	// Kind is the lock's mechanism: "flock", "posix", "ofd", or a backend's
+	// own word for a lock that is not a kernel lock.
+	Kind string
+	// Mode is Exclusive or Shared.
+	Mode Mode
+	// Range is the locked byte range.
+	Range Range
+	// Detail is a backend's free-form note (an etcd lease and key, say).
+	Detail string
+}
+
+// Validate checks req against what a backend with caps can do, so that
+// every backend refuses the same malformed requests with the same errors.
+func (req Request) Validate(caps Capabilities) error {
+	switch {
+	case req.Path == "" && req.FD <= 0:
+		return Invalidf("no lock file named")
+	case req.Mode != Exclusive && req.Mode != Shared:
+		return Invalidf("unknown lock mode %d", req.Mode)
+	case req.Mode == Shared && !caps.Shared:
+		return Unsupportedf("shared locks")
+	case !req.Range.Valid():
+		return Invalidf("byte range start %d, end %d", req.Range.Start, req.Range.End)
+	case !req.Range.IsWholeFile() && !caps.ByteRanges:
+		return Unsupportedf("byte ranges")
+	case req.FD > 0 && !caps.InheritedFD:
+		return Unsupportedf("locking an inherited descriptor (this backend's locks do not belong to an open file description)")
+	case req.FD < 0:
+		return Invalidf("descriptor %d", req.FD)
+	case req.FileMode&^0o7777 != 0:
+		return Invalidf("lock file mode %#o", req.FileMode)
+	}
+	return nil
+}

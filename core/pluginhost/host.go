@@ -1,0 +1,273 @@
+// Package pluginhost finds, verifies, starts and stops backend plugins:
+// one process per backend per host process, shared by every lock of that
+// backend, started on first use and stopped when the last user is done.
+//
+// Two rules shape it. A plugin must die with its host, which go-plugin
+// does not ensure: each plugin gets a lifeline pipe and exits when every
+// write end is closed, with Pdeathsig as a backstop where nothing else
+// shares the lifeline. And stopping must not make the host wait: a
+// plugin is stopped by closing its lifeline and its connection, never by
+// waiting for it to exit.
+package pluginhost
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
+)
+
+// Options configure a Host.
+type Options struct {
+	// Dirs are searched for plugin binaries, in order; see SearchPath.
+	Dirs []string
+	// Checksums pins plugin binaries: backend name to the hex SHA-256 its
+	// binary must have. A mismatch refuses the plugin.
+	Checksums map[string]string
+	// ShareLifeline keeps the lifeline's write end open for the host to
+	// hand on (Plugin.Lifeline), so that the plugin, and its locks, live as
+	// long as whoever holds a copy; it turns off Pdeathsig, which would
+	// kill the plugin with the host regardless.
+	ShareLifeline bool
+	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
+	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
+	// passes the shell's open file to the backend.
+	ExtraFiles []*os.File
+	// StartTimeout bounds a plugin's start; zero means 10 seconds.
+	StartTimeout time.Duration
+	// Logger receives the plugin lifecycle; nil means pluginrpc.NewLogger.
+	Logger hclog.Logger
+}
+
+// Host runs backend plugins for one process.
+type Host struct {
+	opts    Options
+	mu      sync.Mutex
+	running map[string]*Plugin
+}
+
+// New returns a Host with opts.
+func New(opts Options) *Host {
+	if opts.Logger == nil {
+		opts.Logger = pluginrpc.NewLogger("lockmgr")
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 10 * time.Second
+	}
+	return &Host{opts: opts, running: make(map[string]*Plugin)}
+}
+
+// Plugin is a running backend plugin. It implements backend.LockMgr
+// through its embedded *pluginrpc.Client.
+type Plugin struct {
+	*pluginrpc.Client
+	// Name is the backend's name, Path its binary.
+	Name string
+	Path string
+
+	host      *Host
+	refs      int
+	gp        *plugin.Client
+	conn      interface{ Close() error }
+	lifeline  *os.File
+	socketDir string
+	stopped   bool
+}
+
+// Get returns the running plugin for backend name, starting it if need
+// be. Each Get must be matched by one Done.
+func (h *Host) Get(name string) (*Plugin, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.running[name]; p != nil {
+		select {
+		case <-p.Dead():
+			// Died since last use: start afresh below.
+			delete(h.running, name)
+		default:
+			p.refs++
+			return p, nil
+		}
+	}
+	p, err := h.start(name)
+	if err != nil {
+		return nil, err
+	}
+	p.refs = 1
+	h.running[name] = p
+	go func() {
+		<-p.Dead()
+		h.opts.Logger.Debug("plugin gone", "backend", name)
+		h.mu.Lock()
+		if h.running[name] == p {
+			delete(h.running, name)
+		}
+		h.mu.Unlock()
+	}()
+	return p, nil
+}
+
+func rejected(name string, format string, args ...any) error {
+	return backend.Errorf("start", "", name, fmt.Errorf("%w: %s", backend.ErrPluginRejected, fmt.Sprintf(format, args...)))
+}
+
+func (h *Host) start(name string) (*Plugin, error) {
+	path, err := Find(name, h.opts.Dirs)
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(path); err != nil {
+		return nil, rejected(name, "%v", err)
+	}
+	var secure *plugin.SecureConfig
+	if sum := h.opts.Checksums[name]; sum != "" {
+		want, err := hex.DecodeString(sum)
+		if err != nil || len(want) != sha256.Size {
+			return nil, rejected(name, "pinned sha256 %q is not 64 hex digits", sum)
+		}
+		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+
+	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-"+name+"-")
+	if err != nil {
+		return nil, backend.Errorf("start", "", name, fmt.Errorf("socket directory: %w", err))
+	}
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(socketDir)
+		return nil, backend.Errorf("start", "", name, fmt.Errorf("lifeline: %w", err))
+	}
+	defer lifeR.Close() // the plugin has its own copy
+
+	cmd := exec.Command(path)
+	cmd.ExtraFiles = append([]*os.File{lifeR}, h.opts.ExtraFiles...)
+	// Only what the plugin needs: its lifeline, a private socket
+	// directory, and the log level. go-plugin adds its handshake.
+	cmd.Env = []string{pluginrpc.LifelineEnv + "=3", "PLUGIN_UNIX_SOCKET_DIR=" + socketDir}
+	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
+		cmd.Env = append(cmd.Env, pluginrpc.LogEnv+"="+lvl)
+	}
+	if !h.opts.ShareLifeline {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+
+	gp := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  pluginrpc.Handshake,
+		Plugins:          pluginrpc.PluginSet(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		SkipHostEnv:      true,
+		SecureConfig:     secure,
+		StartTimeout:     h.opts.StartTimeout,
+		Logger:           h.opts.Logger.Named(name),
+		Stderr:           nil,
+	})
+	fail := func(err error) (*Plugin, error) {
+		lifeW.Close()
+		gp.Kill()
+		os.RemoveAll(socketDir)
+		return nil, err
+	}
+	h.opts.Logger.Debug("starting plugin", "backend", name, "path", path)
+	proto, err := gp.Client()
+	if err != nil {
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return fail(rejected(name, "%s does not match its pinned sha256", path))
+		}
+		return fail(rejected(name, "%s failed its handshake: %s", path, firstLine(err.Error())))
+	}
+	raw, err := proto.Dispense(pluginrpc.PluginName)
+	if err != nil {
+		return fail(rejected(name, "%s: %s", path, firstLine(err.Error())))
+	}
+	client, ok := raw.(*pluginrpc.Client)
+	if !ok {
+		return fail(rejected(name, "%s is not a lockmgr backend", path))
+	}
+	client.SetName(name)
+	client.Watch()
+	p := &Plugin{Client: client, Name: name, Path: path, host: h, gp: gp, lifeline: lifeW, socketDir: socketDir}
+	if gc, ok := proto.(*plugin.GRPCClient); ok {
+		p.conn = gc.Conn
+	}
+	h.opts.Logger.Debug("plugin started", "backend", name)
+	return p, nil
+}
+
+// Done gives up one use of p; the last one stops the plugin, without
+// waiting for it to exit. Its locks are released by the kernel as it
+// exits, so Done must come after every lock of p is released.
+func (p *Plugin) Done() {
+	h := p.host
+	h.mu.Lock()
+	p.refs--
+	last := p.refs == 0
+	if last && h.running[p.Name] == p {
+		delete(h.running, p.Name)
+	}
+	h.mu.Unlock()
+	if last {
+		p.stop()
+	}
+}
+
+func (p *Plugin) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.host.opts.Logger.Debug("stopping plugin", "backend", p.Name)
+	p.MarkDead()
+	// Closing our end of the lifeline is the plugin's signal to exit; if
+	// the lifeline was handed on, the plugin stays as long as the copies.
+	p.lifeline.Close()
+	if p.conn != nil {
+		p.conn.Close()
+	}
+	os.RemoveAll(p.socketDir)
+}
+
+// Lifeline returns the write end of p's lifeline. With
+// Options.ShareLifeline, a command that inherits a copy keeps the plugin,
+// and every lock it holds, alive until that command and everything that
+// inherited it have exited.
+func (p *Plugin) Lifeline() *os.File { return p.lifeline }
+
+// PID returns the plugin process's pid, or 0 if unknown.
+func (p *Plugin) PID() int {
+	if rc := p.gp.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
+func runtimeDir() string {
+	// $XDG_RUNTIME_DIR is private to the user and emptied at logout, so a
+	// socket directory orphaned by a killed host does not pile up.
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d
+		}
+	}
+	return os.TempDir()
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
+}
+

@@ -1,0 +1,58 @@
+package pluginrpc
+
+import (
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/lockmgr/lockmgr/core/backend"
+)
+
+// Serve runs impl as a backend plugin: the whole of a backend's main. It
+// returns only when the plugin is told to stop, and it exits the process
+// as soon as the host's lifeline closes.
+func Serve(impl backend.LockMgr) {
+	watchLifeline()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         PluginSet(impl),
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          NewLogger("plugin"),
+	})
+}
+
+// watchLifeline exits the process once every write end of the lifeline
+// pipe is closed. go-plugin has no parent-death detection of its own: a
+// plugin whose host was SIGKILLed would live on under PID 1, holding its
+// locks for no one. Exiting makes the kernel release them all at once.
+func watchLifeline() {
+	fd, err := strconv.Atoi(os.Getenv(LifelineEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	lifeline := os.NewFile(uintptr(fd), "lifeline")
+	socketDir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
+	go func() {
+		_, _ = io.Copy(io.Discard, lifeline)
+		// The host may be gone for good: the socket directory it made is
+		// ours to remove.
+		if socketDir != "" {
+			_ = os.RemoveAll(socketDir)
+		}
+		os.Exit(0)
+	}()
+}
+
+// NewLogger returns lockmgr's logger: silent unless LOCKMGR_LOG names a
+// level, and then plain text on stderr, which a plugin's host relays.
+func NewLogger(name string) hclog.Logger {
+	level := os.Getenv(LogEnv)
+	if level == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(level), Output: os.Stderr})
+}
+
+func fileMode(m uint32) os.FileMode { return os.FileMode(m).Perm() }

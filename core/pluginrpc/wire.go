@@ -1,0 +1,168 @@
+package pluginrpc
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/lockpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func modeToWire(m backend.Mode) lockpb.Mode {
+	if m == backend.Shared {
+		return lockpb.Mode_MODE_SHARED
+	}
+	return lockpb.Mode_MODE_EXCLUSIVE
+}
+
+func modeFromWire(m lockpb.Mode) backend.Mode {
+	if m == lockpb.Mode_MODE_SHARED {
+		return backend.Shared
+	}
+	return backend.Exclusive
+}
+
+func capsToWire(c backend.Capabilities) *lockpb.Capabilities {
+	return &lockpb.Capabilities{
+		Shared:              c.Shared,
+		ByteRanges:          c.ByteRanges,
+		Owner:               string(c.Owner),
+		InheritedAcrossFork: c.InheritedAcrossFork,
+		NetworkFilesystems:  c.NetworkFilesystems,
+		Distributed:         c.Distributed,
+		FencingTokens:       c.FencingTokens,
+		InheritedFd:         c.InheritedFD,
+	}
+}
+
+func capsFromWire(c *lockpb.Capabilities) backend.Capabilities {
+	return backend.Capabilities{
+		Shared:              c.GetShared(),
+		ByteRanges:          c.GetByteRanges(),
+		Owner:               backend.Owner(c.GetOwner()),
+		InheritedAcrossFork: c.GetInheritedAcrossFork(),
+		NetworkFilesystems:  c.GetNetworkFilesystems(),
+		Distributed:         c.GetDistributed(),
+		FencingTokens:       c.GetFencingTokens(),
+		InheritedFD:         c.GetInheritedFd(),
+	}
+}
+
+func ownersToWire(in []backend.LockOwner) []*lockpb.LockOwner {
+	out := make([]*lockpb.LockOwner, len(in))
+	for i, o := range in {
+		out[i] = &lockpb.LockOwner{
+			Pid: int64(o.PID), Command: o.Command, Kind: o.Kind, Mode: modeToWire(o.Mode),
+			Start: o.Range.Start, End: o.Range.End, Detail: o.Detail,
+		}
+	}
+	return out
+}
+
+func ownersFromWire(in []*lockpb.LockOwner) []backend.LockOwner {
+	var out []backend.LockOwner
+	for _, o := range in {
+		out = append(out, backend.LockOwner{
+			PID: int(o.GetPid()), Command: o.GetCommand(), Kind: o.GetKind(), Mode: modeFromWire(o.GetMode()),
+			Range: backend.Range{Start: o.GetStart(), End: o.GetEnd()}, Detail: o.GetDetail(),
+		})
+	}
+	return out
+}
+
+// sentinelCodes gives each sentinel a gRPC code of its own, so that even
+// a reader of raw traffic can tell them apart; the Failure detail is what
+// the host decodes.
+var sentinelCodes = map[string]codes.Code{
+	"busy":              codes.Aborted,
+	"timeout":           codes.DeadlineExceeded,
+	"canceled":          codes.Canceled,
+	"not-locked":        codes.NotFound,
+	"lost":              codes.DataLoss,
+	"unsupported":       codes.Unimplemented,
+	"invalid":           codes.InvalidArgument,
+	"backend-not-found": codes.NotFound,
+	"plugin-rejected":   codes.FailedPrecondition,
+}
+
+// toStatus encodes a backend's error as a gRPC status carrying a Failure.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	f := &lockpb.Failure{Sentinel: backend.SentinelName(err), Message: err.Error()}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		f.Op, f.Path, f.Backend = be.Op, be.Path, be.Backend
+		if be.Err != nil {
+			f.Message = be.Err.Error()
+		}
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		f.Errno = int32(errno)
+	}
+	code, ok := sentinelCodes[f.Sentinel]
+	if !ok {
+		code = codes.Unknown
+	}
+	st, derr := status.New(code, err.Error()).WithDetails(f)
+	if derr != nil {
+		return status.Error(code, err.Error())
+	}
+	return st.Err()
+}
+
+// wireError is a backend's cause rebuilt on the host: its text as the
+// plugin said it, and the sentinel or errno it wrapped, so errors.Is holds.
+type wireError struct {
+	msg   string
+	cause error
+}
+
+func (e *wireError) Error() string { return e.msg }
+func (e *wireError) Unwrap() error { return e.cause }
+
+// ErrPluginExited is the cause of an operation cut short because the
+// plugin process died. It wraps backend.ErrLost.
+var ErrPluginExited = &wireError{msg: "backend plugin exited unexpectedly", cause: backend.ErrLost}
+
+// fromStatus rebuilds the backend error behind a gRPC error, filling in
+// op, path and backend from the call where the plugin did not say them.
+func fromStatus(ctx context.Context, err error, op, path, name string) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return backend.Errorf(op, path, name, err)
+	}
+	for _, d := range st.Details() {
+		f, ok := d.(*lockpb.Failure)
+		if !ok {
+			continue
+		}
+		var cause error
+		switch {
+		case backend.Sentinels[f.Sentinel] != nil:
+			cause = backend.Sentinels[f.Sentinel]
+		case f.Errno != 0:
+			cause = syscall.Errno(f.Errno)
+		}
+		e := &backend.Error{Op: f.Op, Path: f.Path, Backend: f.Backend, Err: &wireError{msg: f.Message, cause: cause}}
+		return backend.Errorf(op, path, name, e)
+	}
+	// No Failure: the call never reached the backend, or its answer never
+	// came back. Say why in lockmgr's words, never as a raw gRPC status.
+	switch {
+	case ctx.Err() != nil:
+		return backend.Errorf(op, path, name, backend.WaitError(ctx))
+	case st.Code() == codes.DeadlineExceeded:
+		return backend.Errorf(op, path, name, backend.ErrTimeout)
+	case st.Code() == codes.Canceled:
+		return backend.Errorf(op, path, name, backend.ErrCanceled)
+	case st.Code() == codes.Unavailable:
+		return backend.Errorf(op, path, name, ErrPluginExited)
+	}
+	return backend.Errorf(op, path, name, &wireError{msg: "backend plugin failed: " + st.Message()})
+}
