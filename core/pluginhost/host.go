@@ -270,4 +270,3 @@ func firstLine(s string) string {
 	}
 	return strings.TrimSuffix(s, ".")
 }
-

@@ -1,0 +1,12 @@
+// Command lockmgr-backend-flock is lockmgr's flock(2) backend plugin.
+// lockmgr starts it; it is not meant to be run by hand.
+package main
+
+import "github.com/lockmgr/lockmgr/core/pluginrpc"
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	pluginrpc.Serve(newBackend())
+}

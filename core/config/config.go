@@ -1,0 +1,287 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Built-in backend names. Any other valid name (see ValidBackendName) is a
+// third-party plugin.
+const (
+	// BackendFlock locks with flock(2): whole-file locks owned by the open
+	// file description.
+	BackendFlock = "flock"
+	// BackendPOSIX locks with fcntl(2) F_SETLK: byte-range locks owned by
+	// the process, which NFS and SMB servers arbitrate.
+	BackendPOSIX = "posix"
+	// BackendOFD locks with fcntl(2) F_OFD_SETLK: byte-range locks owned by
+	// the open file description.
+	BackendOFD = "ofd"
+	// BackendAuto is not a backend but a choice deferred to lock time:
+	// BackendFor resolves it per path to BackendPOSIX on network file
+	// systems and BackendFlock elsewhere.
+	BackendAuto = "auto"
+)
+
+// Defaults, used when no layer sets a key and to find the files to read.
+const (
+	// DefaultBackend is the backend when nothing is configured. flock is
+	// the mechanism flock(1) and most shell scripts already use, so
+	// lockmgr's locks exclude theirs out of the box.
+	DefaultBackend = BackendFlock
+	// DefaultLockFileMode is the mode of lock files lockmgr creates when
+	// lock_file_mode is not set: readable by all, so that other users can
+	// take shared locks (flock needs only a read descriptor), and writable
+	// by the owner.
+	DefaultLockFileMode os.FileMode = 0o644
+	// DefaultSystemFile is the system-wide configuration file.
+	DefaultSystemFile = "/etc/lockmgr/config.toml"
+)
+
+// Environment variables that Load consults.
+const (
+	// EnvConfig names an explicit configuration file, like --config.
+	EnvConfig = "LOCKMGR_CONFIG"
+	// EnvBackend overrides the configured backend, below --backend.
+	EnvBackend = "LOCKMGR_BACKEND"
+)
+
+// Names of the scalar keys, as used in the TOML file, in Config.Sources and
+// in File.Lines.
+const (
+	KeyBackend      = "backend"
+	KeyPluginDir    = "plugin_dir"
+	KeyLockFileMode = "lock_file_mode"
+)
+
+// Kinds of Source, one per configuration layer.
+const (
+	KindDefault    = "default"
+	KindSystemFile = "system file"
+	KindUserFile   = "user file"
+	KindConfigFile = "config file" // the explicit file of --config or LOCKMGR_CONFIG
+	KindEnv        = "env"
+	KindFlag       = "flag"
+)
+
+// Source tells where a configured value came from, so that lockmgr can
+// explain its choices ("backend posix from user file
+// /home/u/.config/lockmgr/config.toml:3") instead of leaving the user to
+// guess which of several layers won.
+type Source struct {
+	// Kind is the layer: one of the Kind constants. Parse leaves it empty,
+	// because one file's contents do not say which layer the file is; Load
+	// fills it in.
+	Kind string
+	// File is the configuration file, for the file kinds.
+	File string
+	// Line is the 1-based line in File, or 0 when unknown.
+	Line int
+	// Var is the environment variable, for KindEnv.
+	Var string
+}
+
+// String returns the source as lockmgr prints it: "default", "flag",
+// "env LOCKMGR_BACKEND", or "user file /home/u/.config/lockmgr/config.toml:3".
+func (s Source) String() string {
+	var where string
+	switch {
+	case s.File != "":
+		where = s.File
+		if s.Line > 0 {
+			where += ":" + strconv.Itoa(s.Line)
+		}
+	case s.Var != "":
+		where = s.Var
+	}
+	switch {
+	case s.Kind == "":
+		return where
+	case where == "":
+		return s.Kind
+	default:
+		return s.Kind + " " + where
+	}
+}
+
+// Rule sends locks under one directory tree to a particular backend, for
+// trees whose file system needs a different mechanism than the rest, such
+// as an NFS mount where only fcntl locks reach the server.
+type Rule struct {
+	// Path is an absolute, cleaned path. The rule covers Path itself and
+	// everything below it, matched on whole path components.
+	Path string
+	// Backend is a valid backend name, possibly BackendAuto.
+	Backend string
+	// Source is where the rule was written.
+	Source Source
+}
+
+// Plugin holds what the configuration says about one backend's plugin
+// binary.
+type Plugin struct {
+	// SHA256 is the lower-case hex SHA-256 the plugin binary must have, or
+	// "" when the binary is not pinned. Pinning lets an administrator make
+	// sure that a binary swapped into plugin_dir is refused rather than run.
+	SHA256 string
+	// Source is where the pin was written.
+	Source Source
+}
+
+// Config is lockmgr's effective configuration, every layer merged. The
+// zero Config is usable: BackendFor treats it as the defaults.
+type Config struct {
+	// Backend is the backend for paths no rule covers; it may be
+	// BackendAuto.
+	Backend string
+	// PluginDir is an absolute directory to search for backend plugin
+	// binaries, or "" when none is configured. It has no default here: the
+	// plugin host has its own search path, the executable's directory
+	// first and /usr/lib/lockmgr last, and a default in this field would be
+	// searched ahead of the executable's directory, so that an unpacked
+	// release would run the system's plugins instead of its own.
+	PluginDir string
+	// LockFileMode is the permission bits of lock files lockmgr creates
+	// (before the umask), never more than 0o777.
+	LockFileMode os.FileMode
+	// Plugins maps a backend name to its plugin settings.
+	Plugins map[string]Plugin
+	// Rules are the path rules of every file read, the highest-precedence
+	// file's first.
+	Rules []Rule
+	// Backends maps a backend name to its free-form settings table, kept
+	// as decoded TOML (string, int64, float64, bool, time values, []any,
+	// map[string]any) for that backend to interpret.
+	Backends map[string]map[string]any
+	// Sources maps KeyBackend, KeyPluginDir and KeyLockFileMode to the
+	// layer that set the value.
+	Sources map[string]Source
+	// Files lists the configuration files actually read, lowest precedence
+	// first.
+	Files []string
+}
+
+// BackendFor picks the backend that locks path: the backend of the rule
+// with the longest Path that is path or one of its ancestors, else
+// c.Backend. It also returns the Source that decided, so a caller can
+// report why.
+//
+// path is cleaned, and a relative path is resolved against the working
+// directory, since rules name absolute paths.
+//
+// BackendAuto is resolved here, per path, because one configuration covers
+// both local and network file systems. On NFS and SMB, Linux emulates
+// flock(2) with whole-file byte-range locks, so flock's promise (locks
+// owned by the open file description, independent of fcntl locks) does not
+// hold there; the posix backend uses byte-range locks openly, which is what
+// the server arbitrates anyway.
+// Elsewhere flock is the common choice of scripts and tools. isNetwork
+// reports whether path is on a network file system; nil means never.
+// The Source returned for a resolved "auto" is that of the "auto" setting.
+func (c *Config) BackendFor(path string, isNetwork func(path string) bool) (string, Source) {
+	p := filepath.Clean(path)
+	if !filepath.IsAbs(p) {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+	}
+
+	name, src := c.Backend, c.Sources[KeyBackend]
+	if name == "" {
+		name, src = DefaultBackend, Source{Kind: KindDefault}
+	}
+	longest := -1
+	for _, r := range c.Rules {
+		// Strictly longer: on a tie the earlier rule, which comes from the
+		// higher-precedence file, keeps its place.
+		if len(r.Path) > longest && within(p, r.Path) {
+			longest = len(r.Path)
+			name, src = r.Backend, r.Source
+		}
+	}
+
+	if name == BackendAuto {
+		if isNetwork != nil && isNetwork(p) {
+			name = BackendPOSIX
+		} else {
+			name = BackendFlock
+		}
+	}
+	return name, src
+}
+
+// within reports whether path is dir or lies below it. Both are clean and
+// absolute. Comparing whole components keeps a rule for /mnt/nfs from
+// capturing /mnt/nfsx.
+func within(path, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(path, "/")
+	}
+	return path == dir || strings.HasPrefix(path, dir) && path[len(dir)] == '/'
+}
+
+// maxNameLen is the longest backend name ValidBackendName accepts.
+const maxNameLen = 64
+
+// nameSyntax describes ValidBackendName's rule for error messages.
+const nameSyntax = `want flock, posix, ofd, auto, or a plugin name matching ^[a-z0-9][a-z0-9_-]{0,63}$`
+
+// ValidBackendName reports whether name may name a backend: one of the
+// built-in names or a third-party plugin name matching
+// ^[a-z0-9][a-z0-9_-]{0,63}$. A backend name ends up in a plugin's file
+// name and on command lines, so it is kept to characters that are safe in a
+// single path component (no "/", no leading "." or "-") and need no
+// quoting in a shell.
+func ValidBackendName(name string) bool {
+	if len(name) == 0 || len(name) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Error is a problem with the configuration: a file that cannot be read,
+// is not valid TOML, has an unknown key or a bad value, or an environment
+// variable or option with a bad value.
+type Error struct {
+	// File is the configuration file, or "" when the problem is not in a
+	// file (an environment variable or an option).
+	File string
+	// Line is the 1-based line in File, or 0 when unknown.
+	Line int
+	// Msg says what is wrong.
+	Msg string
+	// Err is the underlying cause, if any: an *fs.PathError for a file
+	// that cannot be read, or a *toml.DecodeError whose String method
+	// shows the offending line in context.
+	Err error
+}
+
+// Error returns "FILE:LINE: msg", leaving out ":LINE" when the line is
+// unknown and "FILE: " when there is no file.
+func (e *Error) Error() string {
+	switch {
+	case e.File == "":
+		return e.Msg
+	case e.Line > 0:
+		return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+	default:
+		return e.File + ": " + e.Msg
+	}
+}
+
+// Unwrap returns the cause, so that errors.Is(err, fs.ErrNotExist) works
+// on a missing explicit file.
+func (e *Error) Unwrap() error {
+	return e.Err
+}

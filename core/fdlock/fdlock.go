@@ -1,0 +1,250 @@
+// Package fdlock is the body of a backend whose locks belong to an open
+// file description: flock(2) locks and Linux OFD (F_OFD_SETLK) locks.
+//
+// Such a lock lives exactly as long as the open file description it was
+// taken on, so each handle opens the lock file afresh and releasing it is
+// closing that descriptor. The two backends differ only in the kernel call
+// that takes the lock, which they supply as a Mechanism; everything else,
+// from the symlink-proof open to waiting and remove-on-release, lives
+// here once.
+package fdlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/lockfile"
+	"github.com/lockmgr/lockmgr/core/lockwait"
+	"github.com/lockmgr/lockmgr/core/proclocks"
+	"golang.org/x/sys/unix"
+)
+
+// Mechanism is the kernel call behind a Backend.
+type Mechanism struct {
+	// Info describes the backend.
+	Info backend.Info
+	// TryLock takes a lock on fd without blocking: nil when granted, and
+	// unix.EWOULDBLOCK or unix.EAGAIN when another owner holds a
+	// conflicting lock. It is also called with Exclusive on a held lock to
+	// convert it before remove-on-release unlinks the file.
+	TryLock func(fd int, mode backend.Mode, r backend.Range) error
+	// Unlock releases the lock on fd in r. Closing the descriptor is
+	// enough when it is our own; Unlock is for a descriptor inherited from
+	// the host, whose open file description outlives the release.
+	Unlock func(fd int, r backend.Range) error
+	// Warn returns caveats about locking the open file f, or nil.
+	Warn func(f *os.File) []string
+}
+
+// Backend implements backend.LockMgr with one open file description per
+// handle.
+type Backend struct {
+	mech Mechanism
+	mu   sync.Mutex
+	next backend.HandleID
+	held map[backend.HandleID]*handle
+}
+
+type handle struct {
+	path      string
+	file      *lockfile.Opened
+	mode      backend.Mode
+	rng       backend.Range
+	remove    bool
+	inherited bool // the host's descriptor: unlock, do not just close
+}
+
+// New returns a Backend that locks with mech.
+func New(mech Mechanism) *Backend {
+	return &Backend{mech: mech, held: make(map[backend.HandleID]*handle)}
+}
+
+var _ backend.LockMgr = (*Backend)(nil)
+
+// Describe implements backend.LockMgr.
+func (b *Backend) Describe(context.Context) (backend.Info, error) { return b.mech.Info, nil }
+
+func (b *Backend) fail(op, path string, err error) error {
+	return backend.Errorf(op, path, b.mech.Info.Name, err)
+}
+
+// Acquire implements backend.LockMgr.
+func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
+	if err := req.Validate(b.mech.Info.Capabilities); err != nil {
+		return backend.Held{}, b.fail("lock", req.Path, err)
+	}
+	req.Range = req.Range.Normalize()
+	var (
+		o   *lockfile.Opened
+		err error
+	)
+	if req.FD > 0 {
+		o, err = inherit(req.FD)
+	} else {
+		o, err = lockfile.Open(req.Path, req.FileMode)
+	}
+	if err != nil {
+		return backend.Held{}, b.fail("lock", req.Path, err)
+	}
+	o, err = b.lockLoop(ctx, req, o)
+	if err != nil {
+		return backend.Held{}, b.fail("lock", req.Path, err)
+	}
+	h := &handle{path: req.Path, file: o, mode: req.Mode, rng: req.Range, remove: req.RemoveOnRelease, inherited: req.FD > 0}
+	b.mu.Lock()
+	b.next++
+	id := b.next
+	b.held[id] = h
+	b.mu.Unlock()
+	var warnings []string
+	if b.mech.Warn != nil {
+		warnings = b.mech.Warn(o.File)
+	}
+	return backend.Held{ID: id, Warnings: warnings}, nil
+}
+
+// lockLoop tries to lock o until it is granted, refused, or ctx ends. It
+// returns the file actually locked, which differs from o when the file at
+// the path was replaced meanwhile; on error, o is closed.
+func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile.Opened) (*lockfile.Opened, error) {
+	var watch *lockwait.Watch
+	defer func() {
+		if watch != nil {
+			watch.Close()
+		}
+	}()
+	for {
+		err := b.mech.TryLock(int(o.File.Fd()), req.Mode, req.Range)
+		switch {
+		case err == nil:
+			if req.FD > 0 {
+				return o, nil
+			}
+			// A holder with remove-on-release may have unlinked the file
+			// we opened; a lock on it excludes no one who opens the path.
+			same, serr := o.StillAt(req.Path)
+			if serr != nil {
+				o.File.Close()
+				return nil, serr
+			}
+			if same {
+				return o, nil
+			}
+			o.File.Close()
+			if o, err = lockfile.Open(req.Path, req.FileMode); err != nil {
+				return nil, err
+			}
+			if watch != nil {
+				watch.Close()
+				watch = lockwait.New(o.File, o.Key)
+			}
+			continue
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK && err != unix.EAGAIN:
+			o.Discard(req.Path)
+			return nil, explain(err)
+		case !req.Wait:
+			o.File.Close()
+			return nil, backend.ErrBusy
+		}
+		if watch == nil {
+			// Subscribe, then try once more before sleeping, so that a
+			// release between the failed try and the subscription is seen.
+			watch = lockwait.New(o.File, o.Key)
+			continue
+		}
+		if werr := watch.Next(ctx); werr != nil {
+			o.File.Close()
+			return nil, backend.WaitError(ctx)
+		}
+	}
+}
+
+func explain(err error) error {
+	switch err {
+	case unix.EBADF:
+		return fmt.Errorf("an exclusive lock needs the file open for writing, and it is read-only here: %w", err)
+	case unix.EINVAL, unix.ENOSYS:
+		return fmt.Errorf("%w: the kernel refused the lock call (%v)", backend.ErrUnsupported, err)
+	}
+	return err
+}
+
+// inherit wraps a copy of the host-given descriptor fd. The copy shares
+// fd's open file description, so a lock taken on it is a lock on what the
+// host's shell holds open, and it outlives this process.
+func inherit(fd int) (*lockfile.Opened, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	f := os.NewFile(uintptr(dup), fmt.Sprintf("fd %d", fd))
+	key, err := lockfile.KeyOf(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &lockfile.Opened{File: f, Key: key, Writable: true}, nil
+}
+
+// Release implements backend.LockMgr.
+func (b *Backend) Release(_ context.Context, id backend.HandleID) error {
+	b.mu.Lock()
+	h, ok := b.held[id]
+	delete(b.held, id)
+	b.mu.Unlock()
+	if !ok {
+		return b.fail("unlock", "", backend.ErrNotLocked)
+	}
+	var err error
+	if h.remove && !h.inherited {
+		err = b.removeWhileHeld(h)
+	}
+	if h.inherited {
+		if uerr := b.mech.Unlock(int(h.file.File.Fd()), h.rng); uerr != nil && err == nil {
+			err = uerr
+		}
+	}
+	// Closing our only descriptor of the open file description releases
+	// the lock, and fires the inotify event other processes' waiters sleep on.
+	if cerr := h.file.File.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	lockwait.Wake(h.file.Key)
+	if err != nil {
+		return b.fail("unlock", h.path, err)
+	}
+	return nil
+}
+
+// removeWhileHeld unlinks the lock file while still holding it, and only
+// if no one else holds it: a shared holder first converts to exclusive,
+// without waiting, and leaves the file alone if others still share it.
+func (b *Backend) removeWhileHeld(h *handle) error {
+	if !h.rng.IsWholeFile() {
+		return nil
+	}
+	if h.mode == backend.Shared {
+		if err := b.mech.TryLock(int(h.file.File.Fd()), backend.Exclusive, h.rng); err != nil {
+			if errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, unix.EAGAIN) {
+				return nil
+			}
+			return err
+		}
+	}
+	return h.file.RemoveIfStillAt(h.path)
+}
+
+// Inspect implements backend.LockMgr.
+func (b *Backend) Inspect(_ context.Context, path string) (backend.Status, error) {
+	st, err := proclocks.ForFile(path)
+	if err != nil {
+		return backend.Status{}, b.fail("inspect", path, err)
+	}
+	return st, nil
+}

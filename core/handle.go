@@ -1,0 +1,366 @@
+package lockmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+)
+
+// state is where a Handle is in its life; each method moves it along one
+// explicit transition, instead of a set of booleans that could disagree.
+type state int
+
+const (
+	unlocked state = iota // no lock held; may Lock
+	locking               // an acquire is in flight
+	locked                // a lock is held; may Unlock
+	closed                // done for good
+)
+
+// ErrClosed is the cause reported by a Handle used after Close.
+var ErrClosed = fmt.Errorf("%w: handle is closed", backend.ErrInvalid)
+
+// Handle is one lock on one file: it is taken with Lock, RLock, TryLock or
+// TryRLock and given up with Unlock, any number of times, until Close.
+// Its methods are safe for concurrent use, but it holds at most one lock
+// at a time; two Handles on the same file exclude each other exactly as
+// two processes would, whatever the backend.
+type Handle struct {
+	path string
+	opts options
+
+	mu        sync.Mutex
+	state     state
+	mgr       backend.LockMgr
+	plugin    *pluginhost.Plugin
+	name      string
+	fileMode  uint32
+	held      backend.Held
+	mode      Mode
+	stopWait  context.CancelFunc
+	closeDone chan struct{}
+}
+
+// New returns a Handle for the lock file at path. It does not touch the
+// file or start a plugin: that happens at the first lock, and errors in
+// the configuration or the backend show there.
+func New(path string, opts ...Option) *Handle {
+	h := &Handle{path: path}
+	if abs, err := filepath.Abs(path); err == nil {
+		// The plugin resolves paths, and a person reads them in errors.
+		h.path = abs
+	}
+	for _, opt := range opts {
+		opt(&h.opts)
+	}
+	return h
+}
+
+// Path returns the absolute path of the lock file.
+func (h *Handle) Path() string { return h.path }
+
+// Lock takes an exclusive lock, waiting until it is free or ctx ends:
+// ErrTimeout after ctx's deadline, ErrCanceled on cancel.
+func (h *Handle) Lock(ctx context.Context) error {
+	return h.acquire(ctx, Exclusive, true)
+}
+
+// RLock takes a shared lock, waiting like Lock.
+func (h *Handle) RLock(ctx context.Context) error {
+	return h.acquire(ctx, Shared, true)
+}
+
+// TryLock takes an exclusive lock if it is free, without waiting. It
+// reports false, and no error, when someone else holds the lock.
+func (h *Handle) TryLock() (bool, error) {
+	return tried(h.acquire(context.Background(), Exclusive, false))
+}
+
+// TryRLock takes a shared lock if no one holds an exclusive one, without
+// waiting, like TryLock.
+func (h *Handle) TryRLock() (bool, error) {
+	return tried(h.acquire(context.Background(), Shared, false))
+}
+
+func tried(err error) (bool, error) {
+	if errors.Is(err, backend.ErrBusy) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AcquireLock is the seed's acquire_lock(wait, timeout): an exclusive
+// lock, without waiting unless wait is set, and then for at most timeout
+// (zero: as long as it takes). It reports false, and no error, when the
+// lock was held or the timeout passed.
+func (h *Handle) AcquireLock(wait bool, timeout time.Duration) (bool, error) {
+	if !wait {
+		return h.TryLock()
+	}
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := h.Lock(ctx)
+	if errors.Is(err, backend.ErrTimeout) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ReleaseLock is the seed's release_lock(): Unlock.
+func (h *Handle) ReleaseLock() error { return h.Unlock() }
+
+func (h *Handle) errorf(op string, err error) error {
+	return backend.Errorf(op, h.path, h.name, err)
+}
+
+func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
+	h.mu.Lock()
+	switch h.state {
+	case closed:
+		h.mu.Unlock()
+		return h.errorf("lock", ErrClosed)
+	case locking:
+		h.mu.Unlock()
+		return h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
+	case locked:
+		h.mu.Unlock()
+		if h.mode == mode {
+			return nil
+		}
+		return h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
+	}
+	h.state = locking
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	h.stopWait = stop
+	mgr, err := h.backendLocked(ctx)
+	req := backend.Request{
+		Path: h.path, Mode: mode, Range: h.opts.rng, Wait: wait,
+		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove,
+	}
+	h.mu.Unlock()
+
+	var held backend.Held
+	if err == nil {
+		held, err = mgr.Acquire(ctx, req)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopWait = nil
+	if h.state == closed {
+		// Close ran while we waited; give back whatever we got.
+		if err == nil {
+			_ = mgr.Release(context.Background(), held.ID)
+		}
+		close(h.closeDone)
+		return h.errorf("lock", ErrClosed)
+	}
+	if err != nil {
+		h.state = unlocked
+		return h.errorf("lock", err)
+	}
+	h.state, h.held, h.mode = locked, held, mode
+	return nil
+}
+
+// backendLocked returns the backend to lock through, starting its plugin
+// on first use, or afresh if the one used before has died. h.mu is held.
+func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
+	if h.opts.impl != nil {
+		if h.mgr == nil {
+			info, err := h.opts.impl.Describe(ctx)
+			if err != nil {
+				return nil, err
+			}
+			h.mgr, h.name = h.opts.impl, info.Name
+		}
+		return h.mgr, nil
+	}
+	if h.plugin != nil {
+		select {
+		case <-h.plugin.Dead():
+			h.plugin.Done()
+			h.plugin, h.mgr = nil, nil
+		default:
+			return h.mgr, nil
+		}
+	}
+	cfg := h.opts.cfg
+	if cfg == nil {
+		var err error
+		if cfg, err = loadDefaultConfig(); err != nil {
+			return nil, err
+		}
+	}
+	h.name = resolveBackend(&h.opts, cfg, h.path)
+	if h.opts.fileMode == 0 {
+		h.opts.fileMode = cfg.LockFileMode
+	}
+	host := h.opts.host
+	if host == nil {
+		host = sharedHost(cfg, h.opts.pluginDir)
+	}
+	p, err := host.Get(h.name)
+	if err != nil {
+		return nil, err
+	}
+	h.plugin, h.mgr = p, p
+	return p, nil
+}
+
+// Unlock releases the lock. It is ErrNotLocked when none is held, and
+// ErrLost when the lock was lost while held (the backend died); either
+// way no lock is held afterwards.
+func (h *Handle) Unlock() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != locked {
+		return h.errorf("unlock", backend.ErrNotLocked)
+	}
+	return h.releaseLocked()
+}
+
+func (h *Handle) releaseLocked() error {
+	h.state = unlocked
+	held := h.held
+	h.held = backend.Held{}
+	wasLost := isClosed(held.Lost)
+	err := h.mgr.Release(context.Background(), held.ID)
+	if wasLost {
+		return h.errorf("unlock", backend.ErrLost)
+	}
+	if err != nil {
+		return h.errorf("unlock", err)
+	}
+	return nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Lost returns a channel that is closed if the lock now held is lost
+// before Unlock: its plugin died, or its lease expired. When no lock is
+// held it returns nil, a channel that never fires.
+func (h *Handle) Lost() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != locked {
+		return nil
+	}
+	if h.held.Lost == nil {
+		return make(chan struct{}) // this backend never loses a lock it holds
+	}
+	return h.held.Lost
+}
+
+// FencingToken returns the held lock's fencing token, or 0 when the
+// backend gives none (see backend.Held).
+func (h *Handle) FencingToken() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held.FencingToken
+}
+
+// Warnings returns the backend's caveats about the held lock.
+func (h *Handle) Warnings() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held.Warnings
+}
+
+// Backend returns the name of the backend the handle locks through, once
+// a lock has been tried; "" before.
+func (h *Handle) Backend() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.name
+}
+
+// Info describes the backend the handle locks through, starting its
+// plugin if need be.
+func (h *Handle) Info(ctx context.Context) (backend.Info, error) {
+	mgr, err := h.use(ctx)
+	if err != nil {
+		return backend.Info{}, h.errorf("describe", err)
+	}
+	info, err := mgr.Describe(ctx)
+	if err != nil {
+		return backend.Info{}, h.errorf("describe", err)
+	}
+	return info, nil
+}
+
+// Status reports who holds and who waits for the lock file, as the
+// handle's backend sees it.
+func (h *Handle) Status(ctx context.Context) (backend.Status, error) {
+	mgr, err := h.use(ctx)
+	if err != nil {
+		return backend.Status{}, h.errorf("inspect", err)
+	}
+	st, err := mgr.Inspect(ctx, h.path)
+	if err != nil {
+		return backend.Status{}, h.errorf("inspect", err)
+	}
+	return st, nil
+}
+
+func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state == closed {
+		return nil, ErrClosed
+	}
+	return h.backendLocked(ctx)
+}
+
+// Close releases the lock if one is held, cancels a wait in progress,
+// and gives up the handle's use of its plugin; the plugin stops when its
+// last handle closes. Close is idempotent.
+func (h *Handle) Close() error {
+	h.mu.Lock()
+	var err error
+	switch h.state {
+	case closed:
+		h.mu.Unlock()
+		return nil
+	case locked:
+		err = h.releaseLocked()
+	case locking:
+		// Let the acquire give back whatever it gets before the plugin goes.
+		h.closeDone = make(chan struct{})
+		h.stopWait()
+		h.state = closed
+		done := h.closeDone
+		h.mu.Unlock()
+		<-done
+		h.mu.Lock()
+	}
+	h.state = closed
+	p := h.plugin
+	h.plugin, h.mgr = nil, nil
+	h.mu.Unlock()
+	if p != nil {
+		p.Done()
+	}
+	return err
+}

@@ -1,0 +1,48 @@
+// Package lockmgr takes advisory file locks on Linux through a backend
+// chosen by configuration: flock(2), POSIX record locks (fcntl F_SETLK),
+// or open file description locks (F_OFD_SETLK), each served by a plugin
+// process (github.com/hashicorp/go-plugin) that dies with its host.
+//
+//	h := lockmgr.New("/run/lock/backup.lock")
+//	defer h.Close()
+//	if err := h.Lock(ctx); err != nil {
+//		return err
+//	}
+//	defer h.Unlock()
+//
+// The backend is, in order of precedence: WithBackend, $LOCKMGR_BACKEND,
+// the user's config file, /etc/lockmgr/config.toml, and flock. See
+// github.com/lockmgr/lockmgr/core/config.
+//
+// Backends implement backend.LockMgr (github.com/lockmgr/lockmgr/core/backend);
+// WithLockMgr uses one in-process, without a plugin.
+package lockmgr
+
+import "github.com/lockmgr/lockmgr/core/backend"
+
+// Mode is the kind of lock: Exclusive or Shared.
+type Mode = backend.Mode
+
+// The lock modes.
+const (
+	Exclusive = backend.Exclusive
+	Shared    = backend.Shared
+)
+
+// The errors lockmgr returns, for errors.Is. They hold across the plugin
+// boundary: a busy lock in a plugin is ErrBusy in the host.
+var (
+	ErrBusy            = backend.ErrBusy
+	ErrTimeout         = backend.ErrTimeout
+	ErrCanceled        = backend.ErrCanceled
+	ErrNotLocked       = backend.ErrNotLocked
+	ErrLost            = backend.ErrLost
+	ErrUnsupported     = backend.ErrUnsupported
+	ErrInvalid         = backend.ErrInvalid
+	ErrBackendNotFound = backend.ErrBackendNotFound
+	ErrPluginRejected  = backend.ErrPluginRejected
+)
+
+// Error is the type of every error lockmgr returns for a lock operation:
+// it names the operation, the file and the backend.
+type Error = backend.Error

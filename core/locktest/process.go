@@ -1,0 +1,206 @@
+package locktest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	lockmgr "github.com/lockmgr/lockmgr/core"
+)
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// childProc is the test binary re-run as a second process that takes a
+// lock, says what happened on stdout, and lets go when stdin closes.
+type childProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// startChild starts the helper: target is "inproc" or "plugin", action is
+// "exclusive", "shared" (wait and hold) or "try-exclusive", "try-shared"
+// (try once and report).
+func startChild(t *testing.T, target, path, action string) *childProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+target, "LOCKTEST_PATH="+path,
+		"LOCKTEST_ACTION="+action, "LOCKTEST_PLUGIN_DIR="+suite.pluginDir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &childProc{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	t.Cleanup(func() {
+		c.stdin.Close()
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	})
+	return c
+}
+
+func (c *childProc) expect(t *testing.T, want string) {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		if c.lines.Scan() {
+			got <- c.lines.Text()
+		} else {
+			got <- fmt.Sprintf("(no output: %v)", c.lines.Err())
+		}
+	}()
+	select {
+	case line := <-got:
+		if line != want {
+			t.Fatalf("helper process said %q, want %q", line, want)
+		}
+	case <-time.After(2 * promptly):
+		t.Fatalf("helper process said nothing in %v, want %q", 2*promptly, want)
+	}
+}
+
+// release closes the helper's stdin, which makes it unlock and exit, and
+// waits for it.
+func (c *childProc) release(t *testing.T) {
+	t.Helper()
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("helper process: %v", err)
+	}
+}
+
+// child is the helper process's whole life.
+func child(target string) int {
+	var opts []lockmgr.Option
+	if target == "plugin" {
+		opts = []lockmgr.Option{lockmgr.WithPluginDir(os.Getenv("LOCKTEST_PLUGIN_DIR")), lockmgr.WithBackend(suite.name)}
+	} else {
+		opts = []lockmgr.Option{lockmgr.WithLockMgr(suite.impl())}
+	}
+	h := lockmgr.New(os.Getenv("LOCKTEST_PATH"), opts...)
+	defer h.Close()
+	action := os.Getenv("LOCKTEST_ACTION")
+	shared := strings.HasSuffix(action, "shared")
+	if strings.HasPrefix(action, "try-") {
+		var ok bool
+		var err error
+		if shared {
+			ok, err = h.TryRLock()
+		} else {
+			ok, err = h.TryLock()
+		}
+		switch {
+		case err != nil:
+			fmt.Println("error:", err)
+		case ok:
+			fmt.Println("locked")
+		default:
+			fmt.Println("busy")
+		}
+	} else {
+		lock := h.Lock
+		if shared {
+			lock = h.RLock
+		}
+		if err := lock(context.Background()); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		fmt.Println("locked")
+	}
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// childPlugins returns the pids of the plugin processes whose parent is
+// pid.
+func childPlugins(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		comm := s[open+1 : close]
+		fields := strings.Fields(s[close+1:])
+		if len(fields) < 2 || !strings.HasPrefix(comm, "lockmgr-backend") {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newest(pids []int) int {
+	best := 0
+	var bestStart uint64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		// Field 22 of stat, the start time, is the 20th after the comm.
+		if len(fields) < 20 {
+			continue
+		}
+		start, _ := strconv.ParseUint(fields[19], 10, 64)
+		if best == 0 || start >= bestStart {
+			best, bestStart = pid, start
+		}
+	}
+	return best
+}
+
+func processExe(pid int) string {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return exe
+}
+
+// waitGone waits for pid to exit (a zombie counts: it holds nothing).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(promptly)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		s := string(stat)
+		if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(fields) > 0 && fields[0] == "Z" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("plugin process %d still running %v after its host was killed", pid, promptly)
+}
