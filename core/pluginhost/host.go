@@ -171,7 +171,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 		SecureConfig:     secure,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),
-		Stderr:           nil,
+		GRPCDialOptions:  pluginrpc.DialOptions(),
 	})
 	fail := func(err error) (*Plugin, error) {
 		lifeW.Close()
