@@ -71,6 +71,275 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 	return file_lockmgr_proto_rawDescGZIP(), []int{0}
 }
 
+// SessionRequest is one call from the host.
+type SessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// call is chosen by the host and echoed in the response.
+	Call uint64 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*SessionRequest_Acquire
+	//	*SessionRequest_Release
+	//	*SessionRequest_Cancel
+	Op            isSessionRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRequest) Reset() {
+	*x = SessionRequest{}
+	mi := &file_lockmgr_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRequest) ProtoMessage() {}
+
+func (x *SessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
+func (*SessionRequest) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SessionRequest) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *SessionRequest) GetOp() isSessionRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetAcquire() *AcquireRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Acquire); ok {
+			return x.Acquire
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetRelease() *ReleaseRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetCancel() *CancelRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isSessionRequest_Op interface {
+	isSessionRequest_Op()
+}
+
+type SessionRequest_Acquire struct {
+	Acquire *AcquireRequest `protobuf:"bytes,2,opt,name=acquire,proto3,oneof"`
+}
+
+type SessionRequest_Release struct {
+	Release *ReleaseRequest `protobuf:"bytes,3,opt,name=release,proto3,oneof"`
+}
+
+type SessionRequest_Cancel struct {
+	// cancel ends the wait of the acquire sent as call; its response
+	// (a grant that won the race, or the cancel) still comes.
+	Cancel *CancelRequest `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
+}
+
+func (*SessionRequest_Acquire) isSessionRequest_Op() {}
+
+func (*SessionRequest_Release) isSessionRequest_Op() {}
+
+func (*SessionRequest_Cancel) isSessionRequest_Op() {}
+
+// SessionResponse answers one call, or (call 0) notices a lost lock.
+type SessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*SessionResponse_Acquired
+	//	*SessionResponse_Released
+	//	*SessionResponse_Failure
+	//	*SessionResponse_Lost
+	Result        isSessionResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResponse) Reset() {
+	*x = SessionResponse{}
+	mi := &file_lockmgr_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResponse) ProtoMessage() {}
+
+func (x *SessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
+func (*SessionResponse) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SessionResponse) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *SessionResponse) GetResult() isSessionResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetAcquired() *AcquireResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Acquired); ok {
+			return x.Acquired
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetReleased() *ReleaseResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Released); ok {
+			return x.Released
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetFailure() *Failure {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Failure); ok {
+			return x.Failure
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetLost() *LostEvent {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Lost); ok {
+			return x.Lost
+		}
+	}
+	return nil
+}
+
+type isSessionResponse_Result interface {
+	isSessionResponse_Result()
+}
+
+type SessionResponse_Acquired struct {
+	Acquired *AcquireResponse `protobuf:"bytes,2,opt,name=acquired,proto3,oneof"`
+}
+
+type SessionResponse_Released struct {
+	Released *ReleaseResponse `protobuf:"bytes,3,opt,name=released,proto3,oneof"`
+}
+
+type SessionResponse_Failure struct {
+	Failure *Failure `protobuf:"bytes,4,opt,name=failure,proto3,oneof"`
+}
+
+type SessionResponse_Lost struct {
+	Lost *LostEvent `protobuf:"bytes,5,opt,name=lost,proto3,oneof"`
+}
+
+func (*SessionResponse_Acquired) isSessionResponse_Result() {}
+
+func (*SessionResponse_Released) isSessionResponse_Result() {}
+
+func (*SessionResponse_Failure) isSessionResponse_Result() {}
+
+func (*SessionResponse_Lost) isSessionResponse_Result() {}
+
+type CancelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequest) Reset() {
+	*x = CancelRequest{}
+	mi := &file_lockmgr_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequest) ProtoMessage() {}
+
+func (x *CancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequest) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{2}
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -79,7 +348,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_lockmgr_proto_msgTypes[0]
+	mi := &file_lockmgr_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +360,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[0]
+	mi := &file_lockmgr_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +373,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{0}
+	return file_lockmgr_proto_rawDescGZIP(), []int{3}
 }
 
 type Capabilities struct {
@@ -123,7 +392,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_lockmgr_proto_msgTypes[1]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -135,7 +404,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[1]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -148,7 +417,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{1}
+	return file_lockmgr_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Capabilities) GetShared() bool {
@@ -218,7 +487,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_lockmgr_proto_msgTypes[2]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +499,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[2]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +512,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{2}
+	return file_lockmgr_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DescribeResponse) GetName() string {
@@ -277,16 +546,17 @@ type AcquireRequest struct {
 	FileMode        uint32                 `protobuf:"varint,6,opt,name=file_mode,json=fileMode,proto3" json:"file_mode,omitempty"`
 	RemoveOnRelease bool                   `protobuf:"varint,7,opt,name=remove_on_release,json=removeOnRelease,proto3" json:"remove_on_release,omitempty"`
 	Fd              int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
-	// handle is chosen by the host, so that it can release a lock whose
-	// grant raced with the end of its wait and never reached it.
-	Handle        uint64 `protobuf:"varint,9,opt,name=handle,proto3" json:"handle,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// handle is chosen by the host and names the lock in ReleaseRequest.
+	Handle uint64 `protobuf:"varint,9,opt,name=handle,proto3" json:"handle,omitempty"`
+	// deadline ends the wait, in Unix nanoseconds; 0 waits until canceled.
+	DeadlineUnixNano int64 `protobuf:"varint,10,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AcquireRequest) Reset() {
 	*x = AcquireRequest{}
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -298,7 +568,7 @@ func (x *AcquireRequest) String() string {
 func (*AcquireRequest) ProtoMessage() {}
 
 func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -311,7 +581,7 @@ func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireRequest.ProtoReflect.Descriptor instead.
 func (*AcquireRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{3}
+	return file_lockmgr_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AcquireRequest) GetPath() string {
@@ -377,6 +647,13 @@ func (x *AcquireRequest) GetHandle() uint64 {
 	return 0
 }
 
+func (x *AcquireRequest) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
+}
+
 type AcquireResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -388,7 +665,7 @@ type AcquireResponse struct {
 
 func (x *AcquireResponse) Reset() {
 	*x = AcquireResponse{}
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +677,7 @@ func (x *AcquireResponse) String() string {
 func (*AcquireResponse) ProtoMessage() {}
 
 func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +690,7 @@ func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireResponse.ProtoReflect.Descriptor instead.
 func (*AcquireResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{4}
+	return file_lockmgr_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AcquireResponse) GetHandle() uint64 {
@@ -446,7 +723,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +735,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +748,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{5}
+	return file_lockmgr_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReleaseRequest) GetHandle() uint64 {
@@ -489,7 +766,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +778,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +791,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{6}
+	return file_lockmgr_proto_rawDescGZIP(), []int{9}
 }
 
 type InspectRequest struct {
@@ -526,7 +803,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +815,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +828,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{7}
+	return file_lockmgr_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InspectRequest) GetPath() string {
@@ -576,7 +853,7 @@ type LockOwner struct {
 
 func (x *LockOwner) Reset() {
 	*x = LockOwner{}
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +865,7 @@ func (x *LockOwner) String() string {
 func (*LockOwner) ProtoMessage() {}
 
 func (x *LockOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +878,7 @@ func (x *LockOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOwner.ProtoReflect.Descriptor instead.
 func (*LockOwner) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{8}
+	return file_lockmgr_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LockOwner) GetPid() int64 {
@@ -664,7 +941,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +953,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +966,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{9}
+	return file_lockmgr_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InspectResponse) GetPath() string {
@@ -713,42 +990,6 @@ func (x *InspectResponse) GetWaiters() []*LockOwner {
 	return nil
 }
 
-type WatchLostRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *WatchLostRequest) Reset() {
-	*x = WatchLostRequest{}
-	mi := &file_lockmgr_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *WatchLostRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*WatchLostRequest) ProtoMessage() {}
-
-func (x *WatchLostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use WatchLostRequest.ProtoReflect.Descriptor instead.
-func (*WatchLostRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{10}
-}
-
 type LostEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -759,7 +1000,7 @@ type LostEvent struct {
 
 func (x *LostEvent) Reset() {
 	*x = LostEvent{}
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1012,7 @@ func (x *LostEvent) String() string {
 func (*LostEvent) ProtoMessage() {}
 
 func (x *LostEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1025,7 @@ func (x *LostEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostEvent.ProtoReflect.Descriptor instead.
 func (*LostEvent) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{11}
+	return file_lockmgr_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LostEvent) GetHandle() uint64 {
@@ -817,7 +1058,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1070,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1083,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{12}
+	return file_lockmgr_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Failure) GetSentinel() string {
@@ -892,7 +1133,21 @@ var File_lockmgr_proto protoreflect.FileDescriptor
 const file_lockmgr_proto_rawDesc = "" +
 	"\n" +
 	"\rlockmgr.proto\x12\n" +
-	"lockmgr.v1\"\x11\n" +
+	"lockmgr.v1\"\xcf\x01\n" +
+	"\x0eSessionRequest\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x126\n" +
+	"\aacquire\x18\x02 \x01(\v2\x1a.lockmgr.v1.AcquireRequestH\x00R\aacquire\x126\n" +
+	"\arelease\x18\x03 \x01(\v2\x1a.lockmgr.v1.ReleaseRequestH\x00R\arelease\x123\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x19.lockmgr.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
+	"\x02op\"\x83\x02\n" +
+	"\x0fSessionResponse\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x129\n" +
+	"\bacquired\x18\x02 \x01(\v2\x1b.lockmgr.v1.AcquireResponseH\x00R\bacquired\x129\n" +
+	"\breleased\x18\x03 \x01(\v2\x1b.lockmgr.v1.ReleaseResponseH\x00R\breleased\x12/\n" +
+	"\afailure\x18\x04 \x01(\v2\x13.lockmgr.v1.FailureH\x00R\afailure\x12+\n" +
+	"\x04lost\x18\x05 \x01(\v2\x15.lockmgr.v1.LostEventH\x00R\x04lostB\b\n" +
+	"\x06result\"\x0f\n" +
+	"\rCancelRequest\"\x11\n" +
 	"\x0fDescribeRequest\"\xae\x02\n" +
 	"\fCapabilities\x12\x16\n" +
 	"\x06shared\x18\x01 \x01(\bR\x06shared\x12\x1f\n" +
@@ -907,7 +1162,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
-	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xf7\x01\n" +
+	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xa5\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.lockmgr.v1.ModeR\x04mode\x12\x14\n" +
@@ -917,7 +1172,9 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\tfile_mode\x18\x06 \x01(\rR\bfileMode\x12*\n" +
 	"\x11remove_on_release\x18\a \x01(\bR\x0fremoveOnRelease\x12\x0e\n" +
 	"\x02fd\x18\b \x01(\x05R\x02fd\x12\x16\n" +
-	"\x06handle\x18\t \x01(\x04R\x06handle\"j\n" +
+	"\x06handle\x18\t \x01(\x04R\x06handle\x12,\n" +
+	"\x12deadline_unix_nano\x18\n" +
+	" \x01(\x03R\x10deadlineUnixNano\"j\n" +
 	"\x0fAcquireResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x1a\n" +
@@ -938,8 +1195,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x0fInspectResponse\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12/\n" +
 	"\aholders\x18\x02 \x03(\v2\x15.lockmgr.v1.LockOwnerR\aholders\x12/\n" +
-	"\awaiters\x18\x03 \x03(\v2\x15.lockmgr.v1.LockOwnerR\awaiters\"\x12\n" +
-	"\x10WatchLostRequest\";\n" +
+	"\awaiters\x18\x03 \x03(\v2\x15.lockmgr.v1.LockOwnerR\awaiters\";\n" +
 	"\tLostEvent\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x93\x01\n" +
@@ -952,13 +1208,11 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage*+\n" +
 	"\x04Mode\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x00\x12\x0f\n" +
-	"\vMODE_SHARED\x10\x012\xe0\x02\n" +
+	"\vMODE_SHARED\x10\x012\xdc\x01\n" +
 	"\aBackend\x12E\n" +
 	"\bDescribe\x12\x1b.lockmgr.v1.DescribeRequest\x1a\x1c.lockmgr.v1.DescribeResponse\x12B\n" +
-	"\aAcquire\x12\x1a.lockmgr.v1.AcquireRequest\x1a\x1b.lockmgr.v1.AcquireResponse\x12B\n" +
-	"\aRelease\x12\x1a.lockmgr.v1.ReleaseRequest\x1a\x1b.lockmgr.v1.ReleaseResponse\x12B\n" +
-	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12B\n" +
-	"\tWatchLost\x12\x1c.lockmgr.v1.WatchLostRequest\x1a\x15.lockmgr.v1.LostEvent0\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
+	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12F\n" +
+	"\aSession\x12\x1a.lockmgr.v1.SessionRequest\x1a\x1b.lockmgr.v1.SessionResponse(\x010\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
 
 var (
 	file_lockmgr_proto_rawDescOnce sync.Once
@@ -973,44 +1227,49 @@ func file_lockmgr_proto_rawDescGZIP() []byte {
 }
 
 var file_lockmgr_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_lockmgr_proto_goTypes = []any{
 	(Mode)(0),                // 0: lockmgr.v1.Mode
-	(*DescribeRequest)(nil),  // 1: lockmgr.v1.DescribeRequest
-	(*Capabilities)(nil),     // 2: lockmgr.v1.Capabilities
-	(*DescribeResponse)(nil), // 3: lockmgr.v1.DescribeResponse
-	(*AcquireRequest)(nil),   // 4: lockmgr.v1.AcquireRequest
-	(*AcquireResponse)(nil),  // 5: lockmgr.v1.AcquireResponse
-	(*ReleaseRequest)(nil),   // 6: lockmgr.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),  // 7: lockmgr.v1.ReleaseResponse
-	(*InspectRequest)(nil),   // 8: lockmgr.v1.InspectRequest
-	(*LockOwner)(nil),        // 9: lockmgr.v1.LockOwner
-	(*InspectResponse)(nil),  // 10: lockmgr.v1.InspectResponse
-	(*WatchLostRequest)(nil), // 11: lockmgr.v1.WatchLostRequest
-	(*LostEvent)(nil),        // 12: lockmgr.v1.LostEvent
-	(*Failure)(nil),          // 13: lockmgr.v1.Failure
+	(*SessionRequest)(nil),   // 1: lockmgr.v1.SessionRequest
+	(*SessionResponse)(nil),  // 2: lockmgr.v1.SessionResponse
+	(*CancelRequest)(nil),    // 3: lockmgr.v1.CancelRequest
+	(*DescribeRequest)(nil),  // 4: lockmgr.v1.DescribeRequest
+	(*Capabilities)(nil),     // 5: lockmgr.v1.Capabilities
+	(*DescribeResponse)(nil), // 6: lockmgr.v1.DescribeResponse
+	(*AcquireRequest)(nil),   // 7: lockmgr.v1.AcquireRequest
+	(*AcquireResponse)(nil),  // 8: lockmgr.v1.AcquireResponse
+	(*ReleaseRequest)(nil),   // 9: lockmgr.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),  // 10: lockmgr.v1.ReleaseResponse
+	(*InspectRequest)(nil),   // 11: lockmgr.v1.InspectRequest
+	(*LockOwner)(nil),        // 12: lockmgr.v1.LockOwner
+	(*InspectResponse)(nil),  // 13: lockmgr.v1.InspectResponse
+	(*LostEvent)(nil),        // 14: lockmgr.v1.LostEvent
+	(*Failure)(nil),          // 15: lockmgr.v1.Failure
 }
 var file_lockmgr_proto_depIdxs = []int32{
-	2,  // 0: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
-	0,  // 1: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
-	0,  // 2: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
-	9,  // 3: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
-	9,  // 4: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
-	1,  // 5: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
-	4,  // 6: lockmgr.v1.Backend.Acquire:input_type -> lockmgr.v1.AcquireRequest
-	6,  // 7: lockmgr.v1.Backend.Release:input_type -> lockmgr.v1.ReleaseRequest
-	8,  // 8: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
-	11, // 9: lockmgr.v1.Backend.WatchLost:input_type -> lockmgr.v1.WatchLostRequest
-	3,  // 10: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	5,  // 11: lockmgr.v1.Backend.Acquire:output_type -> lockmgr.v1.AcquireResponse
-	7,  // 12: lockmgr.v1.Backend.Release:output_type -> lockmgr.v1.ReleaseResponse
-	10, // 13: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	12, // 14: lockmgr.v1.Backend.WatchLost:output_type -> lockmgr.v1.LostEvent
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	7,  // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
+	9,  // 1: lockmgr.v1.SessionRequest.release:type_name -> lockmgr.v1.ReleaseRequest
+	3,  // 2: lockmgr.v1.SessionRequest.cancel:type_name -> lockmgr.v1.CancelRequest
+	8,  // 3: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
+	10, // 4: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
+	15, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
+	14, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
+	5,  // 7: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
+	0,  // 8: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
+	0,  // 9: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
+	12, // 10: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
+	12, // 11: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
+	4,  // 12: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
+	11, // 13: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
+	1,  // 14: lockmgr.v1.Backend.Session:input_type -> lockmgr.v1.SessionRequest
+	6,  // 15: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
+	13, // 16: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
+	2,  // 17: lockmgr.v1.Backend.Session:output_type -> lockmgr.v1.SessionResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_lockmgr_proto_init() }
@@ -1018,13 +1277,24 @@ func file_lockmgr_proto_init() {
 	if File_lockmgr_proto != nil {
 		return
 	}
+	file_lockmgr_proto_msgTypes[0].OneofWrappers = []any{
+		(*SessionRequest_Acquire)(nil),
+		(*SessionRequest_Release)(nil),
+		(*SessionRequest_Cancel)(nil),
+	}
+	file_lockmgr_proto_msgTypes[1].OneofWrappers = []any{
+		(*SessionResponse_Acquired)(nil),
+		(*SessionResponse_Released)(nil),
+		(*SessionResponse_Failure)(nil),
+		(*SessionResponse_Lost)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lockmgr_proto_rawDesc), len(file_lockmgr_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -196,7 +196,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 		return fail(rejected(name, "%s is not a lockmgr backend", path))
 	}
 	client.SetName(name)
-	client.Watch()
+	if err := client.Start(); err != nil {
+		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
+	}
 	p := &Plugin{Client: client, Name: name, Path: path, host: h, gp: gp, lifeline: lifeW, socketDir: socketDir}
 	if gc, ok := proto.(*plugin.GRPCClient); ok {
 		p.conn = gc.Conn

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
@@ -18,23 +17,28 @@ type Client struct {
 	rpc  lockpb.BackendClient
 	name string
 
-	nextID atomic.Uint64
+	nextID atomic.Uint64 // handles and calls share one sequence
+
+	sendMu sync.Mutex
+	stream lockpb.Backend_SessionClient
 
 	mu       sync.Mutex
-	lost     map[uint64]chan struct{} // one per granted lock
-	dead     chan struct{}            // closed once the plugin is gone
+	calls    map[uint64]chan *lockpb.SessionResponse // awaiting an answer
+	lost     map[uint64]chan struct{}                // one per granted lock
+	dead     chan struct{}                           // closed once the plugin is gone
 	deadOnce sync.Once
-	watching bool
 }
 
 var _ backend.LockMgr = (*Client)(nil)
 
 // NewClient returns a Client on conn, a connection to a backend plugin.
+// Call Start before locking.
 func NewClient(conn *grpc.ClientConn) *Client {
 	return &Client{
-		rpc:  lockpb.NewBackendClient(conn),
-		lost: make(map[uint64]chan struct{}),
-		dead: make(chan struct{}),
+		rpc:   lockpb.NewBackendClient(conn),
+		calls: make(map[uint64]chan *lockpb.SessionResponse),
+		lost:  make(map[uint64]chan struct{}),
+		dead:  make(chan struct{}),
 	}
 }
 
@@ -42,35 +46,37 @@ func NewClient(conn *grpc.ClientConn) *Client {
 // answer does not (a call cut short by the plugin's death, say).
 func (c *Client) SetName(name string) { c.name = name }
 
-// Watch starts following the plugin's loss notices. The stream's end is
-// also how the host learns, within milliseconds, that the plugin died.
-func (c *Client) Watch() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.watching {
-		return
-	}
-	c.watching = true
-	stream, err := c.rpc.WatchLost(context.Background(), &lockpb.WatchLostRequest{})
+// Start opens the session that carries locks, unlocks and loss notices.
+func (c *Client) Start() error {
+	stream, err := c.rpc.Session(context.Background())
 	if err != nil {
-		go c.die()
-		return
+		c.die()
+		return err
 	}
-	go func() {
-		for {
-			ev, err := stream.Recv()
-			if err != nil {
-				c.die()
-				return
-			}
-			c.mu.Lock()
-			if ch, ok := c.lost[ev.GetHandle()]; ok {
-				close(ch)
-				delete(c.lost, ev.GetHandle())
-			}
-			c.mu.Unlock()
+	c.stream = stream
+	go c.receive()
+	return nil
+}
+
+func (c *Client) receive() {
+	for {
+		r, err := c.stream.Recv()
+		if err != nil {
+			c.die()
+			return
 		}
-	}()
+		c.mu.Lock()
+		if lost := r.GetLost(); lost != nil {
+			if ch, ok := c.lost[lost.GetHandle()]; ok {
+				close(ch)
+				delete(c.lost, lost.GetHandle())
+			}
+		} else if ch, ok := c.calls[r.GetCall()]; ok {
+			delete(c.calls, r.GetCall())
+			ch <- r
+		}
+		c.mu.Unlock()
+	}
 }
 
 // die marks the plugin gone and reports every lock it held as lost.
@@ -102,6 +108,47 @@ func (c *Client) isDead() bool {
 	}
 }
 
+// call sends req and waits for its answer. If ctx ends first, it cancels
+// the call and still waits for the answer, so that a grant that raced
+// with the cancel is known, and released, rather than left held for no one.
+func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest) (*lockpb.SessionResponse, error) {
+	id := c.nextID.Add(1)
+	req.Call = id
+	answer := make(chan *lockpb.SessionResponse, 1)
+	c.mu.Lock()
+	c.calls[id] = answer
+	c.mu.Unlock()
+	if err := c.send(req); err != nil {
+		c.mu.Lock()
+		delete(c.calls, id)
+		c.mu.Unlock()
+		return nil, ErrPluginExited
+	}
+	select {
+	case r := <-answer:
+		return r, nil
+	case <-c.dead:
+		return nil, ErrPluginExited
+	case <-ctx.Done():
+	}
+	_ = c.send(&lockpb.SessionRequest{Call: id, Op: &lockpb.SessionRequest_Cancel{Cancel: &lockpb.CancelRequest{}}})
+	select {
+	case r := <-answer:
+		return r, nil
+	case <-c.dead:
+		return nil, ErrPluginExited
+	}
+}
+
+func (c *Client) send(req *lockpb.SessionRequest) error {
+	if c.stream == nil {
+		return ErrPluginExited
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.stream.Send(req)
+}
+
 // Describe implements backend.LockMgr.
 func (c *Client) Describe(ctx context.Context) (backend.Info, error) {
 	r, err := c.rpc.Describe(ctx, &lockpb.DescribeRequest{})
@@ -116,13 +163,16 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	if c.isDead() {
 		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, ErrPluginExited)
 	}
-	id := c.nextID.Add(1)
+	if err := ctx.Err(); err != nil {
+		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, backend.WaitError(ctx))
+	}
+	handle := c.nextID.Add(1)
 	lost := make(chan struct{})
 	c.mu.Lock()
-	c.lost[id] = lost
+	c.lost[handle] = lost // before the call: a loss notice may follow the grant at once
 	c.mu.Unlock()
-	r, err := c.rpc.Acquire(ctx, &lockpb.AcquireRequest{
-		Handle:          id,
+	ar := &lockpb.AcquireRequest{
+		Handle:          handle,
 		Path:            req.Path,
 		Mode:            modeToWire(req.Mode),
 		Start:           req.Range.Start,
@@ -131,45 +181,45 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 		FileMode:        uint32(req.FileMode.Perm()),
 		RemoveOnRelease: req.RemoveOnRelease,
 		Fd:              int32(req.FD),
-	})
-	if err != nil {
-		c.forget(id)
-		if ctx.Err() != nil {
-			// The grant may have raced with the end of the wait; make sure
-			// no lock stays held for nobody.
-			go c.abandon(id)
-		}
-		return backend.Held{}, fromStatus(ctx, err, "lock", req.Path, c.name)
 	}
-	return backend.Held{ID: backend.HandleID(id), FencingToken: r.GetFencingToken(), Warnings: r.GetWarnings(), Lost: lost}, nil
+	if d, ok := ctx.Deadline(); ok {
+		ar.DeadlineUnixNano = d.UnixNano()
+	}
+	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Acquire{Acquire: ar}})
+	if err == nil && r.GetFailure() != nil {
+		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
+	}
+	if err == nil && ctx.Err() != nil {
+		// Granted as the wait ended: the caller has given up, so give it back.
+		_ = c.Release(context.Background(), backend.HandleID(handle))
+		err = backend.WaitError(ctx)
+	}
+	if err != nil {
+		c.forget(handle)
+		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, err)
+	}
+	a := r.GetAcquired()
+	return backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), Lost: lost}, nil
 }
 
-func (c *Client) forget(id uint64) {
+func (c *Client) forget(handle uint64) {
 	c.mu.Lock()
-	delete(c.lost, id)
+	delete(c.lost, handle)
 	c.mu.Unlock()
-}
-
-func (c *Client) abandon(id uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = c.rpc.Release(ctx, &lockpb.ReleaseRequest{Handle: id})
 }
 
 // Release implements backend.LockMgr.
 func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
-	c.mu.Lock()
-	_, wasHeld := c.lost[uint64(id)]
-	delete(c.lost, uint64(id))
-	c.mu.Unlock()
+	c.forget(uint64(id))
 	if c.isDead() {
-		if wasHeld {
-			return backend.Errorf("unlock", "", c.name, ErrPluginExited)
-		}
-		return backend.Errorf("unlock", "", c.name, backend.ErrLost)
+		return backend.Errorf("unlock", "", c.name, ErrPluginExited)
 	}
-	if _, err := c.rpc.Release(ctx, &lockpb.ReleaseRequest{Handle: uint64(id)}); err != nil {
-		return fromStatus(ctx, err, "unlock", "", c.name)
+	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Release{Release: &lockpb.ReleaseRequest{Handle: uint64(id)}}})
+	if err != nil {
+		return backend.Errorf("unlock", "", c.name, err)
+	}
+	if f := r.GetFailure(); f != nil {
+		return fromFailure(f, "unlock", "", c.name)
 	}
 	return nil
 }
@@ -182,3 +232,4 @@ func (c *Client) Inspect(ctx context.Context, path string) (backend.Status, erro
 	}
 	return backend.Status{Path: r.GetPath(), Holders: ownersFromWire(r.GetHolders()), Waiters: ownersFromWire(r.GetWaiters())}, nil
 }
+

@@ -88,11 +88,8 @@ var sentinelCodes = map[string]codes.Code{
 	"plugin-rejected":   codes.FailedPrecondition,
 }
 
-// toStatus encodes a backend's error as a gRPC status carrying a Failure.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
+// toFailure encodes a backend's error for the wire.
+func toFailure(err error) *lockpb.Failure {
 	f := &lockpb.Failure{Sentinel: backend.SentinelName(err), Message: err.Error()}
 	var be *backend.Error
 	if errors.As(err, &be) {
@@ -105,6 +102,29 @@ func toStatus(err error) error {
 	if errors.As(err, &errno) {
 		f.Errno = int32(errno)
 	}
+	return f
+}
+
+// fromFailure rebuilds the error behind f, filling in op, path and
+// backend from the call where the plugin did not say them.
+func fromFailure(f *lockpb.Failure, op, path, name string) error {
+	var cause error
+	switch {
+	case backend.Sentinels[f.GetSentinel()] != nil:
+		cause = backend.Sentinels[f.GetSentinel()]
+	case f.GetErrno() != 0:
+		cause = syscall.Errno(f.GetErrno())
+	}
+	e := &backend.Error{Op: f.GetOp(), Path: f.GetPath(), Backend: f.GetBackend(), Err: &wireError{msg: f.GetMessage(), cause: cause}}
+	return backend.Errorf(op, path, name, e)
+}
+
+// toStatus encodes a backend's error as a gRPC status carrying a Failure.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	f := toFailure(err)
 	code, ok := sentinelCodes[f.Sentinel]
 	if !ok {
 		code = codes.Unknown
@@ -138,19 +158,9 @@ func fromStatus(ctx context.Context, err error, op, path, name string) error {
 		return backend.Errorf(op, path, name, err)
 	}
 	for _, d := range st.Details() {
-		f, ok := d.(*lockpb.Failure)
-		if !ok {
-			continue
+		if f, ok := d.(*lockpb.Failure); ok {
+			return fromFailure(f, op, path, name)
 		}
-		var cause error
-		switch {
-		case backend.Sentinels[f.Sentinel] != nil:
-			cause = backend.Sentinels[f.Sentinel]
-		case f.Errno != 0:
-			cause = syscall.Errno(f.Errno)
-		}
-		e := &backend.Error{Op: f.Op, Path: f.Path, Backend: f.Backend, Err: &wireError{msg: f.Message, cause: cause}}
-		return backend.Errorf(op, path, name, e)
 	}
 	// No Failure: the call never reached the backend, or its answer never
 	// came back. Say why in lockmgr's words, never as a raw gRPC status.
