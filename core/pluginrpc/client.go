@@ -232,4 +232,3 @@ func (c *Client) Inspect(ctx context.Context, path string) (backend.Status, erro
 	}
 	return backend.Status{Path: r.GetPath(), Holders: ownersFromWire(r.GetHolders()), Waiters: ownersFromWire(r.GetWaiters())}, nil
 }
-
