@@ -158,8 +158,12 @@ func (h *Host) start(name string) (*Plugin, error) {
 	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
 		cmd.Env = append(cmd.Env, pluginrpc.LogEnv+"="+lvl)
 	}
+	// A process group of its own keeps the terminal's signals (Ctrl-C,
+	// Ctrl-\, hangup), which are meant for the command lockmgr runs, from
+	// killing the plugin and with it the lock that guards that command.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if !h.opts.ShareLifeline {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 
 	gp := plugin.NewClient(&plugin.ClientConfig{
