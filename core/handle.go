@@ -125,19 +125,22 @@ func (h *Handle) errorf(op string, err error) error {
 
 func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	h.mu.Lock()
+	var refused error
 	switch h.state {
 	case closed:
-		h.mu.Unlock()
-		return h.errorf("lock", ErrClosed)
+		refused = h.errorf("lock", ErrClosed)
 	case locking:
-		h.mu.Unlock()
-		return h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
+		refused = h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
 	case locked:
-		h.mu.Unlock()
 		if h.mode == mode {
+			h.mu.Unlock()
 			return nil
 		}
-		return h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
+		refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
+	}
+	if refused != nil {
+		h.mu.Unlock()
+		return refused
 	}
 	h.state = locking
 	ctx, stop := context.WithCancel(ctx)

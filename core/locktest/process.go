@@ -187,7 +187,10 @@ func processExe(pid int) string {
 	return exe
 }
 
-// waitGone waits for pid to exit (a zombie counts: it holds nothing).
+// waitGone waits for pid to exit. A zombie counts as gone: it can no
+// longer run, and the caller has already checked that the lock is free
+// (a multi-threaded process shows as a zombie a moment before its other
+// threads have closed their descriptors, so a zombie alone proves little).
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(promptly)

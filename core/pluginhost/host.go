@@ -199,6 +199,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 	if !ok {
 		return fail(rejected(name, "%s is not a lockmgr backend", path))
 	}
+	// The connection is up: the socket's name is no longer needed, and
+	// removing it now leaves nothing behind even if host and plugin are
+	// both killed.
+	defer os.RemoveAll(socketDir)
 	client.SetName(name)
 	if err := client.Start(); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))

@@ -108,14 +108,14 @@ func toFailure(err error) *lockpb.Failure {
 // fromFailure rebuilds the error behind f, filling in op, path and
 // backend from the call where the plugin did not say them.
 func fromFailure(f *lockpb.Failure, op, path, name string) error {
-	var cause error
-	switch {
-	case backend.Sentinels[f.GetSentinel()] != nil:
-		cause = backend.Sentinels[f.GetSentinel()]
-	case f.GetErrno() != 0:
-		cause = syscall.Errno(f.GetErrno())
+	var causes []error
+	if s := backend.Sentinels[f.GetSentinel()]; s != nil {
+		causes = append(causes, s)
 	}
-	e := &backend.Error{Op: f.GetOp(), Path: f.GetPath(), Backend: f.GetBackend(), Err: &wireError{msg: f.GetMessage(), cause: cause}}
+	if f.GetErrno() != 0 {
+		causes = append(causes, syscall.Errno(f.GetErrno()))
+	}
+	e := &backend.Error{Op: f.GetOp(), Path: f.GetPath(), Backend: f.GetBackend(), Err: &wireError{msg: f.GetMessage(), causes: causes}}
 	return backend.Errorf(op, path, name, e)
 }
 
@@ -139,16 +139,16 @@ func toStatus(err error) error {
 // wireError is a backend's cause rebuilt on the host: its text as the
 // plugin said it, and the sentinel or errno it wrapped, so errors.Is holds.
 type wireError struct {
-	msg   string
-	cause error
+	msg    string
+	causes []error
 }
 
-func (e *wireError) Error() string { return e.msg }
-func (e *wireError) Unwrap() error { return e.cause }
+func (e *wireError) Error() string   { return e.msg }
+func (e *wireError) Unwrap() []error { return e.causes }
 
 // ErrPluginExited is the cause of an operation cut short because the
 // plugin process died. It wraps backend.ErrLost.
-var ErrPluginExited = &wireError{msg: "backend plugin exited unexpectedly", cause: backend.ErrLost}
+var ErrPluginExited = &wireError{msg: "backend plugin exited unexpectedly", causes: []error{backend.ErrLost}}
 
 // fromStatus rebuilds the backend error behind a gRPC error, filling in
 // op, path and backend from the call where the plugin did not say them.

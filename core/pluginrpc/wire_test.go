@@ -1,0 +1,351 @@
+package pluginrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/lockpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+)
+
+// tripStatus sends err the way a plugin's unary answer does and decodes
+// it as the host does, through the bytes of the status detail.
+func tripStatus(t *testing.T, err error, op, path, name string) error {
+	t.Helper()
+	st := toStatus(err)
+	if st == nil {
+		t.Fatalf("toStatus(%v) = nil", err)
+	}
+	// Marshal and unmarshal the status, details and all, as the wire would.
+	b, merr := proto.Marshal(status.Convert(st).Proto())
+	if merr != nil {
+		t.Fatal(merr)
+	}
+	sp := status.New(codes.OK, "").Proto() // a fresh *spb.Status to decode into
+	if err := proto.Unmarshal(b, sp); err != nil {
+		t.Fatal(err)
+	}
+	return fromStatus(context.Background(), status.FromProto(sp).Err(), op, path, name)
+}
+
+// tripFailure sends err the way a session answer does.
+func tripFailure(t *testing.T, err error, op, path, name string) error {
+	t.Helper()
+	b, merr := proto.Marshal(toFailure(err))
+	if merr != nil {
+		t.Fatal(merr)
+	}
+	f := &lockpb.Failure{}
+	if err := proto.Unmarshal(b, f); err != nil {
+		t.Fatal(err)
+	}
+	return fromFailure(f, op, path, name)
+}
+
+var trips = []struct {
+	name string
+	trip func(t *testing.T, err error, op, path, name string) error
+}{
+	{"status", tripStatus},
+	{"failure", tripFailure},
+}
+
+// checkWords insists that an error reads as lockmgr's, not gRPC's.
+func checkWords(t *testing.T, err error) {
+	t.Helper()
+	msg := err.Error()
+	for _, bad := range []string{"rpc error", "code =", "desc ="} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("error %q contains gRPC's %q", msg, bad)
+		}
+	}
+}
+
+func TestSentinelsRoundTrip(t *testing.T) {
+	if len(backend.Sentinels) != len(sentinelCodes) {
+		t.Fatalf("%d sentinels but %d gRPC codes for them", len(backend.Sentinels), len(sentinelCodes))
+	}
+	for _, tr := range trips {
+		for name, sentinel := range backend.Sentinels {
+			t.Run(tr.name+"/"+name, func(t *testing.T) {
+				// As a backend returns it: wrapped with a reason, inside an *Error.
+				orig := backend.Errorf("lock", "/run/lock/job", "flock", fmt.Errorf("%w: because", sentinel))
+				got := tr.trip(t, orig, "lock", "/run/lock/job", "flock")
+				if !errors.Is(got, sentinel) {
+					t.Fatalf("after the trip %v is not %s", got, name)
+				}
+				if backend.SentinelName(got) != name {
+					t.Fatalf("after the trip %v names sentinel %q, want %q", got, backend.SentinelName(got), name)
+				}
+				if got.Error() != orig.Error() {
+					t.Fatalf("after the trip the message is %q, want %q", got.Error(), orig.Error())
+				}
+				var be *backend.Error
+				if !errors.As(got, &be) || be.Op != "lock" || be.Path != "/run/lock/job" || be.Backend != "flock" {
+					t.Fatalf("after the trip %#v, want an *Error with op, path and backend", got)
+				}
+				checkWords(t, got)
+				// The context errors a timeout and a cancel stand for.
+				if name == "timeout" && !errors.Is(got, context.DeadlineExceeded) {
+					t.Fatalf("timeout after the trip %v is not context.DeadlineExceeded", got)
+				}
+				if name == "canceled" && !errors.Is(got, context.Canceled) {
+					t.Fatalf("cancel after the trip %v is not context.Canceled", got)
+				}
+			})
+		}
+	}
+}
+
+func TestSentinelCodes(t *testing.T) {
+	for name, sentinel := range backend.Sentinels {
+		st := status.Convert(toStatus(sentinel))
+		if st.Code() != sentinelCodes[name] {
+			t.Errorf("%s travels as %v, want %v", name, st.Code(), sentinelCodes[name])
+		}
+		if st.Code() == codes.OK || st.Code() == codes.Unknown {
+			t.Errorf("%s travels with code %v", name, st.Code())
+		}
+	}
+	if code := status.Convert(toStatus(errors.New("disk on fire"))).Code(); code != codes.Unknown {
+		t.Errorf("an error wrapping no sentinel travels as %v, want Unknown", code)
+	}
+	if toStatus(nil) != nil {
+		t.Error("toStatus(nil) is not nil")
+	}
+}
+
+func TestErrnoRoundTrip(t *testing.T) {
+	cases := []struct {
+		errno syscall.Errno
+		is    error
+	}{
+		{syscall.ENOENT, fs.ErrNotExist},
+		{syscall.EACCES, fs.ErrPermission},
+		{syscall.EEXIST, fs.ErrExist},
+		{syscall.ELOOP, syscall.ELOOP},
+		{syscall.EBADF, syscall.EBADF},
+	}
+	for _, tr := range trips {
+		for _, c := range cases {
+			t.Run(tr.name+"/"+c.errno.Error(), func(t *testing.T) {
+				orig := backend.Errorf("lock", "/no/such/dir/lock", "flock",
+					&fs.PathError{Op: "open", Path: "/no/such/dir/lock", Err: c.errno})
+				got := tr.trip(t, orig, "lock", "/no/such/dir/lock", "flock")
+				if !errors.Is(got, c.errno) || !errors.Is(got, c.is) {
+					t.Fatalf("after the trip %v is not %v and %v", got, c.errno, c.is)
+				}
+				if got.Error() != orig.Error() {
+					t.Fatalf("after the trip the message is %q, want %q", got.Error(), orig.Error())
+				}
+				checkWords(t, got)
+			})
+		}
+	}
+}
+
+func TestOpPathBackendPreserved(t *testing.T) {
+	for _, tr := range trips {
+		t.Run(tr.name, func(t *testing.T) {
+			// What the plugin said wins over what the host's call knows.
+			orig := &backend.Error{Op: "unlock", Path: "/plugin/said", Backend: "posix", Err: backend.ErrNotLocked}
+			got := tr.trip(t, orig, "lock", "/host/said", "flock")
+			var be *backend.Error
+			if !errors.As(got, &be) {
+				t.Fatalf("after the trip %v is not an *Error", got)
+			}
+			if be.Op != "unlock" || be.Path != "/plugin/said" || be.Backend != "posix" {
+				t.Fatalf("after the trip op %q path %q backend %q, want the plugin's unlock /plugin/said posix", be.Op, be.Path, be.Backend)
+			}
+
+			// What the plugin left out, the host's call fills in: the
+			// plugin's server names no backend for an unknown handle.
+			orig = &backend.Error{Op: "unlock", Err: backend.ErrNotLocked}
+			got = tr.trip(t, orig, "unlock", "/run/lock/x", "flock")
+			if want := "unlock /run/lock/x (flock): lock is not held"; got.Error() != want {
+				t.Fatalf("after the trip %q, want %q", got.Error(), want)
+			}
+
+			// A bare error, not an *Error, gets all three from the call.
+			got = tr.trip(t, errors.New("disk on fire"), "lock", "/run/lock/x", "flock")
+			if want := "lock /run/lock/x (flock): disk on fire"; got.Error() != want {
+				t.Fatalf("after the trip %q, want %q", got.Error(), want)
+			}
+			if backend.SentinelName(got) != "" {
+				t.Fatalf("a bare error came back as sentinel %q", backend.SentinelName(got))
+			}
+		})
+	}
+}
+
+func TestTransportErrorsInLockmgrWords(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithTimeout(context.Background(), 0)
+	defer cancel2()
+	<-expired.Done()
+
+	cases := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		is   error
+	}{
+		{"unavailable", context.Background(), status.Error(codes.Unavailable, "connection error: desc = \"transport: error while dialing\""), backend.ErrLost},
+		{"deadline", context.Background(), status.Error(codes.DeadlineExceeded, "context deadline exceeded"), backend.ErrTimeout},
+		{"canceled code", context.Background(), status.Error(codes.Canceled, "context canceled"), backend.ErrCanceled},
+		{"canceled context", canceled, status.Error(codes.Unavailable, "transport is closing"), backend.ErrCanceled},
+		{"expired context", expired, status.Error(codes.Canceled, "context canceled"), backend.ErrTimeout},
+		{"internal", context.Background(), status.Error(codes.Internal, "grpc: error unmarshalling request"), nil},
+		{"unimplemented", context.Background(), status.Error(codes.Unimplemented, "unknown method Inspect"), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := fromStatus(c.ctx, c.err, "inspect", "/run/lock/x", "flock")
+			checkWords(t, got)
+			if msg := got.Error(); !strings.HasPrefix(msg, "inspect /run/lock/x (flock): ") {
+				t.Fatalf("%q does not name the op, path and backend", msg)
+			}
+			if c.is != nil && !errors.Is(got, c.is) {
+				t.Fatalf("%v is not %v", got, c.is)
+			}
+			if c.is == nil && backend.SentinelName(got) != "" {
+				t.Fatalf("%v came back as sentinel %q", got, backend.SentinelName(got))
+			}
+			// A gRPC code must not leak as if it were a backend's answer:
+			// Unimplemented is not ErrUnsupported.
+			if c.name == "unimplemented" && errors.Is(got, backend.ErrUnsupported) {
+				t.Fatalf("%v: a missing RPC is not the backend saying unsupported", got)
+			}
+		})
+	}
+	if got := fromStatus(context.Background(), status.Error(codes.Unavailable, "x"), "lock", "/l", "flock"); !errors.Is(got, ErrPluginExited) {
+		t.Fatalf("%v is not ErrPluginExited", got)
+	}
+}
+
+// fakeBackend answers every call with its err, so that a test can see
+// what a real gRPC connection makes of it.
+type fakeBackend struct{ err error }
+
+func (f *fakeBackend) Describe(context.Context) (backend.Info, error) {
+	return backend.Info{}, f.err
+}
+
+func (f *fakeBackend) Acquire(context.Context, backend.Request) (backend.Held, error) {
+	return backend.Held{}, f.err
+}
+
+func (f *fakeBackend) Release(context.Context, backend.HandleID) error { return f.err }
+
+func (f *fakeBackend) Inspect(context.Context, string) (backend.Status, error) {
+	return backend.Status{}, f.err
+}
+
+// serveFake serves f over an in-memory gRPC connection and returns the
+// host's Client and a function that stops the server.
+func serveFake(t *testing.T, f *fakeBackend) (*Client, func()) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	lockpb.RegisterBackendServer(srv, newServer(f))
+	go srv.Serve(lis)
+	conn, err := grpc.NewClient("passthrough:///plugin",
+		append(DialOptions(),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(conn)
+	c.SetName("fake")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { srv.Stop(); lis.Close() }) }
+	t.Cleanup(func() { stop(); conn.Close() })
+	return c, stop
+}
+
+// TestOverGRPC sends errors through a real gRPC connection: unary calls
+// (Describe, Inspect) carry them as status details, the session stream
+// (Acquire, Release) as Failure answers.
+func TestOverGRPC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := &fakeBackend{}
+	c, stop := serveFake(t, f)
+
+	f.err = backend.Errorf("lock", "/run/lock/x", "fake", backend.ErrBusy)
+	_, err := c.Acquire(ctx, backend.Request{Path: "/run/lock/x"})
+	if !errors.Is(err, backend.ErrBusy) || err.Error() != f.err.Error() {
+		t.Fatalf("Acquire: %v, want %v", err, f.err)
+	}
+	checkWords(t, err)
+
+	f.err = &fs.PathError{Op: "open", Path: "/run/lock/x", Err: syscall.ENOENT}
+	_, err = c.Inspect(ctx, "/run/lock/x")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Inspect: %v, want fs.ErrNotExist", err)
+	}
+	if want := "inspect /run/lock/x (fake): open /run/lock/x: no such file or directory"; err.Error() != want {
+		t.Fatalf("Inspect: %q, want %q", err.Error(), want)
+	}
+
+	f.err = backend.Unsupportedf("describing")
+	_, err = c.Describe(ctx)
+	if !errors.Is(err, backend.ErrUnsupported) {
+		t.Fatalf("Describe: %v, want ErrUnsupported", err)
+	}
+	checkWords(t, err)
+
+	// Releasing a handle the plugin never granted.
+	err = c.Release(ctx, 12345)
+	if !errors.Is(err, backend.ErrNotLocked) {
+		t.Fatalf("Release of an unknown handle: %v, want ErrNotLocked", err)
+	}
+	if want := "unlock (fake): lock is not held"; err.Error() != want {
+		t.Fatalf("Release of an unknown handle: %q, want %q", err.Error(), want)
+	}
+
+	// The plugin goes away: the session ends, and every call after says
+	// so in lockmgr's words.
+	stop()
+	select {
+	case <-c.Dead():
+	case <-ctx.Done():
+		t.Fatal("the client did not notice the server stop")
+	}
+	for what, err := range map[string]error{
+		"Acquire":  func() error { _, err := c.Acquire(ctx, backend.Request{Path: "/run/lock/x"}); return err }(),
+		"Release":  c.Release(ctx, 1),
+		"Inspect":  func() error { _, err := c.Inspect(ctx, "/run/lock/x"); return err }(),
+		"Describe": func() error { _, err := c.Describe(ctx); return err }(),
+	} {
+		if err == nil {
+			t.Fatalf("%s after the plugin stopped: no error", what)
+		}
+		checkWords(t, err)
+		if !strings.Contains(err.Error(), "(fake)") {
+			t.Errorf("%s after the plugin stopped: %q does not name the backend", what, err)
+		}
+		if !errors.Is(err, backend.ErrLost) {
+			t.Errorf("%s after the plugin stopped: %v, want ErrLost", what, err)
+		}
+	}
+}
