@@ -2,6 +2,7 @@ package pluginrpc
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -189,9 +190,14 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	if err == nil && r.GetFailure() != nil {
 		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
 	}
-	if err == nil && ctx.Err() != nil {
+	switch {
+	case err == nil && ctx.Err() != nil:
 		// Granted as the wait ended: the caller has given up, so give it back.
 		_ = c.Release(context.Background(), backend.HandleID(handle))
+		err = backend.WaitError(ctx)
+	case ctx.Err() != nil && (errors.Is(err, backend.ErrCanceled) || errors.Is(err, backend.ErrTimeout)):
+		// Our cancel can reach the plugin before its own copy of the
+		// deadline fires; the caller's context says which it was.
 		err = backend.WaitError(ctx)
 	}
 	if err != nil {
