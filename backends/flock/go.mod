@@ -3,6 +3,7 @@ module github.com/lockmgr/lockmgr/backends/flock
 go 1.26.8
 
 require (
+	github.com/gofrs/flock v0.13.2
 	github.com/lockmgr/lockmgr/core v0.0.0
 	golang.org/x/sys v0.50.0
 )
