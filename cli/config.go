@@ -1,0 +1,183 @@
+package main
+
+// `lockmgr config` shows the effective configuration and, for each value,
+// the layer it came from, so that "why is this lock posix?" has an answer
+// that names a file and a line.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/spf13/cobra"
+)
+
+func newConfigCmd(g *globals) *cobra.Command {
+	var jsonOut bool
+	var backendName string
+	c := &cobra.Command{
+		Use:   "config [--json] [-b NAME]",
+		Short: "Show the effective configuration and where each value came from",
+		Long: `Show the configuration lockmgr runs with: the backend, plugin_dir and
+lock_file_mode, each with where it came from (default, system file, user
+file, config file, env, flag); the files read; the path rules; the plugin
+sha256 pins; and the plugin search path.
+
+The layers, highest first: --backend, $LOCKMGR_BACKEND, the user's file
+($XDG_CONFIG_HOME/lockmgr/config.toml or ~/.config/lockmgr/config.toml),
+the system file (/etc/lockmgr/config.toml), the defaults. --config FILE or
+$LOCKMGR_CONFIG names one file to read instead of both files.
+
+--json prints one object: "backend", "plugin_dir" and "lock_file_mode"
+(each {"value", "source", "kind"}), "files", "rules", "plugins",
+"backends" and "plugin_search_path".
+
+Exit status: 0, or 78 when the configuration is invalid.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkBackendFlag(backendName); err != nil {
+				return err
+			}
+			cfg, err := g.loadConfig(backendName)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return printConfigJSON(c.OutOrStdout(), cfg)
+			}
+			return printConfig(c.OutOrStdout(), cfg)
+		},
+	}
+	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	c.Flags().StringVarP(&backendName, "backend", "b", "", "as if --backend `NAME` were given to a lock command")
+	return c
+}
+
+// valueJSON is a scalar setting with its source.
+type valueJSON struct {
+	Value  string `json:"value"`
+	Source string `json:"source"`
+	Kind   string `json:"kind"`
+}
+
+// ruleJSON is a path rule with its source.
+type ruleJSON struct {
+	Path    string `json:"path"`
+	Backend string `json:"backend"`
+	Source  string `json:"source"`
+}
+
+// pinJSON is a plugin's sha256 pin with its source.
+type pinJSON struct {
+	SHA256 string `json:"sha256"`
+	Source string `json:"source"`
+}
+
+// configJSON is the whole of config --json.
+type configJSON struct {
+	Backend          valueJSON                 `json:"backend"`
+	PluginDir        valueJSON                 `json:"plugin_dir"`
+	LockFileMode     valueJSON                 `json:"lock_file_mode"`
+	Files            []string                  `json:"files"`
+	Rules            []ruleJSON                `json:"rules"`
+	Plugins          map[string]pinJSON        `json:"plugins"`
+	Backends         map[string]map[string]any `json:"backends"`
+	PluginSearchPath []string                  `json:"plugin_search_path"`
+}
+
+func configView(cfg *config.Config) configJSON {
+	val := func(key, v string) valueJSON {
+		src := cfg.Sources[key]
+		return valueJSON{Value: v, Source: src.String(), Kind: src.Kind}
+	}
+	out := configJSON{
+		Backend:          val(config.KeyBackend, cfg.Backend),
+		PluginDir:        val(config.KeyPluginDir, cfg.PluginDir),
+		LockFileMode:     val(config.KeyLockFileMode, fmt.Sprintf("%04o", uint32(cfg.LockFileMode.Perm()))),
+		Files:            append([]string{}, cfg.Files...),
+		Rules:            []ruleJSON{},
+		Plugins:          map[string]pinJSON{},
+		Backends:         cfg.Backends,
+		PluginSearchPath: pluginhost.SearchPath("", cfg.PluginDir),
+	}
+	for _, r := range cfg.Rules {
+		out.Rules = append(out.Rules, ruleJSON{Path: r.Path, Backend: r.Backend, Source: r.Source.String()})
+	}
+	for name, p := range cfg.Plugins {
+		out.Plugins[name] = pinJSON{SHA256: p.SHA256, Source: p.Source.String()}
+	}
+	if out.Backends == nil {
+		out.Backends = map[string]map[string]any{}
+	}
+	return out
+}
+
+func printConfigJSON(w io.Writer, cfg *config.Config) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(configView(cfg))
+}
+
+func printConfig(w io.Writer, cfg *config.Config) error {
+	v := configView(cfg)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, kv := range []struct {
+		key string
+		val valueJSON
+	}{
+		{config.KeyBackend, v.Backend},
+		{config.KeyPluginDir, v.PluginDir},
+		{config.KeyLockFileMode, v.LockFileMode},
+	} {
+		value := kv.val.Value
+		if value == "" {
+			value = "(none)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", kv.key, value, kv.val.Source)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	files := "(none)"
+	if len(v.Files) > 0 {
+		files = strings.Join(v.Files, ", ")
+	}
+	fmt.Fprintf(w, "\nfiles read: %s\n", files)
+	if len(v.Rules) > 0 {
+		fmt.Fprintln(w, "\nrules (longest matching path wins):")
+		for _, r := range v.Rules {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.Path, r.Backend, r.Source)
+		}
+		tw.Flush()
+	}
+	if len(v.Plugins) > 0 {
+		fmt.Fprintln(w, "\nplugin sha256 pins:")
+		names := make([]string, 0, len(v.Plugins))
+		for name := range v.Plugins {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.Plugins[name].SHA256, v.Plugins[name].Source)
+		}
+		tw.Flush()
+	}
+	if len(v.Backends) > 0 {
+		names := make([]string, 0, len(v.Backends))
+		for name := range v.Backends {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "\nbackend settings for: %s\n", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(w, "\nplugin search path:\n")
+	for _, d := range v.PluginSearchPath {
+		fmt.Fprintf(w, "  %s\n", d)
+	}
+	return nil
+}

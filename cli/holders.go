@@ -1,0 +1,195 @@
+package main
+
+// Who holds a lock, as a person means it. The kernel names the process
+// that took the lock, and for lockmgr's own locks that is a backend
+// plugin: a process nobody started by hand and nobody would look for. So
+// a lock held by a plugin is shown as held by the lockmgr that owns the
+// plugin, named by the command that lockmgr runs: "pid 1234 (backup.sh)"
+// is the lockmgr to signal, and the script a person recognises.
+//
+// A plugin's host is its parent while the host lives. `lockmgr run`
+// hands the plugin's lifeline (the pipe whose closing makes the plugin
+// exit) to its command, so that the lock outlives a lockmgr killed with
+// SIGKILL, as flock(1)'s does; the plugin is then reparented (to init or
+// a subreaper), and the parent is no longer the host. The test is whether
+// the parent holds the plugin's lifeline, as every live host does. When
+// it does not, the lock is shown as held by the process that keeps the
+// lifeline open: the command (the eldest, if it has passed the lifeline
+// on to its own children), which is what has to end for the lock to go.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"github.com/lockmgr/lockmgr/core/proclocks"
+)
+
+// pluginComm is the command name of every backend plugin in /proc: the
+// kernel cuts "lockmgr-backend-flock" to 15 bytes.
+const pluginComm = "lockmgr-backend"
+
+// lockmgrComm is lockmgr's own command name, for a host whose command is
+// more interesting than the host.
+const lockmgrComm = "lockmgr"
+
+// attribute returns st with every lock owned by a backend plugin
+// credited to the process a person would look for (see above).
+func attribute(st backend.Status) backend.Status {
+	for i := range st.Holders {
+		st.Holders[i] = attributeOwner(st.Holders[i])
+	}
+	for i := range st.Waiters {
+		st.Waiters[i] = attributeOwner(st.Waiters[i])
+	}
+	return st
+}
+
+func attributeOwner(o backend.LockOwner) backend.LockOwner {
+	if o.PID <= 0 || !strings.HasPrefix(o.Command, pluginComm) {
+		return o
+	}
+	plugin := o.PID
+	via := fmt.Sprintf("through its plugin %s (pid %d)", pluginName(plugin), plugin)
+	lifeline := lifelineOf(plugin)
+	host := proclocks.ParentPID(plugin)
+	// Without the lifeline (another user's plugin, unreadable) the parent
+	// is the best guess; pid 1 then is init, which never hosts a plugin.
+	if host > 0 && (lifeline != "" && holds(host, lifeline) || lifeline == "" && host > 1) {
+		o.PID = host
+		o.Command = proclocks.Command(host)
+		if o.Command == lockmgrComm {
+			if child, comm := commandOf(host); child > 0 {
+				o.Command = comm
+				o.Detail = joinDetail(o.Detail, fmt.Sprintf("lockmgr running %s (pid %d), %s", comm, child, via))
+				return o
+			}
+		}
+		o.Detail = joinDetail(o.Detail, via)
+		return o
+	}
+	if lifeline != "" {
+		if keeper := keeperOf(lifeline, plugin); keeper > 0 {
+			o.PID = keeper
+			o.Command = proclocks.Command(keeper)
+			o.Detail = joinDetail(o.Detail, fmt.Sprintf("%s, which this process keeps alive after its lockmgr exited", strings.TrimPrefix(via, "through its ")))
+			return o
+		}
+	}
+	o.Detail = joinDetail(o.Detail, "a lockmgr backend plugin whose lockmgr has exited")
+	return o
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// pluginName is the plugin's binary name, lockmgr-backend-NAME, from its
+// command line, which anyone may read.
+func pluginName(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return pluginComm
+	}
+	arg0, _, _ := strings.Cut(string(data), "\x00")
+	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginhost.BinaryPrefix) {
+		return name
+	}
+	return pluginComm
+}
+
+// lifelineOf returns the plugin's lifeline as /proc/PID/fd shows it
+// ("pipe:[12345]"), or "" if it cannot be read. The plugin's environment
+// names the descriptor.
+func lifelineOf(pid int) string {
+	fd := "3"
+	if env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); err == nil {
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineEnv+"="); ok {
+				fd = v
+			}
+		}
+	}
+	link, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd)
+	if err != nil || !strings.HasPrefix(link, "pipe:") {
+		return ""
+	}
+	return link
+}
+
+// holds reports whether process pid has a descriptor open on target, a
+// /proc/PID/fd link text.
+func holds(pid int, target string) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if link, err := os.Readlink(dir + e.Name()); err == nil && link == target {
+			return true
+		}
+	}
+	return false
+}
+
+// keeperOf returns the process that keeps the lifeline target open, other
+// than the plugin itself: of all that do, the one whose parent does not,
+// lowest pid first; 0 if none can be seen. Only called for a plugin whose
+// host is gone, so the scan of every process is rare.
+func keeperOf(target string, plugin int) int {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var keepers []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == plugin {
+			continue
+		}
+		if holds(pid, target) {
+			keepers = append(keepers, pid)
+		}
+	}
+	slices.Sort(keepers)
+	for _, pid := range keepers {
+		if !slices.Contains(keepers, proclocks.ParentPID(pid)) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// commandOf returns the command a lockmgr process runs: its child that
+// is not a backend plugin, and that child's command name; 0 if none.
+// /proc/PID/task/TID/children lists the children each thread forked, and
+// a Go program forks from whichever thread it happens to run on.
+func commandOf(pid int) (int, string) {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			child, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			if comm := proclocks.Command(child); comm != "" && !strings.HasPrefix(comm, pluginComm) {
+				return child, comm
+			}
+		}
+	}
+	return 0, ""
+}

@@ -1,0 +1,300 @@
+package main
+
+// `lockmgr lock --fd N` and `lockmgr unlock --fd N` are flock(1)'s
+// descriptor mode:
+//
+//	exec 9>/var/lock/job
+//	lockmgr lock -n --fd 9 || exit 1
+//	... the lock is held until the shell closes 9 ...
+//
+// lockmgr exits at once, with the lock left in place. That works only
+// for locks that belong to an open file description (flock, ofd): the
+// shell's descriptor 9 is handed to the backend plugin (pluginhost
+// Options.ExtraFiles, where it becomes the plugin's descriptor 4) and the
+// plugin locks that open file description, which the shell keeps open
+// after lockmgr and its plugin have gone. A POSIX lock belongs to the
+// process that takes it, and would die with the plugin a moment later.
+//
+// core's Handle opens its own lock file and has no option for a
+// descriptor, so these commands speak to the plugin's backend.LockMgr
+// directly, with Request.FD.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/lockfile"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/proclocks"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// pluginFD is where the plugin finds the descriptor handed to it:
+// descriptor 3 is its lifeline, and ExtraFiles follow.
+const pluginFD = 4
+
+// posixFDError explains why --fd cannot work with POSIX locks.
+const posixFDError = "a POSIX lock belongs to the process that takes it, and would die with lockmgr's backend plugin as soon as lockmgr exits; use --backend flock or ofd, whose locks belong to the open file description the shell keeps open"
+
+func newLockCmd(g *globals) *cobra.Command {
+	var o lockFlags
+	var fd int
+	c := &cobra.Command{
+		Use:   "lock [flags] --fd N",
+		Short: "Lock the file open on a shell's descriptor, and leave it locked",
+		Long: `Lock the open file behind descriptor N, inherited from the shell, and exit
+with the lock left in place: it is held for as long as the shell (or
+whatever inherited N) keeps N open, or until 'lockmgr unlock --fd N'.
+
+  exec 9>/var/lock/job
+  lockmgr lock -n --fd 9 || exit 1
+
+This needs a backend whose locks belong to the open file description:
+flock (the default) or ofd. POSIX locks die with the process that takes
+them.
+
+The exit status is 0 when the lock is taken, the --conflict-exit-code (1)
+when it is held or --timeout passes, 66 when N is not open, and otherwise
+as for 'lockmgr run'.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("lock takes no FILE: open it in the shell and pass the descriptor, as in 'exec 9>%s; lockmgr lock --fd 9'", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			return lockFD(g, &o, fdFlag(c, fd))
+		},
+	}
+	o.register(c.Flags(), "lock through backend `NAME`: flock or ofd (or a plugin whose locks belong to the open file description)")
+	c.Flags().IntVar(&fd, "fd", 0, "lock the file open on descriptor `N`")
+	return c
+}
+
+func newUnlockCmd(g *globals) *cobra.Command {
+	var backendName string
+	var verbose bool
+	var fd int
+	c := &cobra.Command{
+		Use:   "unlock --fd N",
+		Short: "Release the lock held through a shell's descriptor",
+		Long: `Release the lock that 'lockmgr lock --fd N' (or flock(1), or any other
+program) took on the open file behind descriptor N. The backend is the one
+whose lock the descriptor holds, as the kernel shows it; a descriptor
+that holds no lock is left alone, and that is not an error.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return unlockFD(g, backendName, fdFlag(c, fd), verbose)
+		},
+	}
+	c.Flags().IntVar(&fd, "fd", 0, "unlock the file open on descriptor `N`")
+	c.Flags().StringVarP(&backendName, "backend", "b", "", "release only a lock of backend `NAME` (default: whichever the descriptor holds)")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "say what was released")
+	return c
+}
+
+// fdFlag returns --fd's value, or -1 if it was not given.
+func fdFlag(c *cobra.Command, fd int) int {
+	if !c.Flags().Changed("fd") {
+		return -1
+	}
+	return fd
+}
+
+// openFD checks that fd is open and returns the path it names, for
+// messages and the config's path rules.
+func openFD(fd int) (string, error) {
+	switch {
+	case fd == -1:
+		return "", usageErrorf("--fd N is required (a descriptor the shell opened, as in 'exec 9>/var/lock/job')")
+	case fd < 0:
+		return "", usageErrorf("--fd %d is not a descriptor", fd)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return "", withCode(exitNoInput, fmt.Errorf("--fd %d: descriptor is not open (%v); open the lock file on it first, as in 'exec %d>/var/lock/job'", fd, err, fd))
+	}
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		path = "fd " + strconv.Itoa(fd)
+	}
+	return path, nil
+}
+
+// fdBackend picks the backend for a descriptor naming path: the flag, or
+// the configuration's choice for path, with auto decided here as core
+// decides it for a path.
+func fdBackend(cfg *config.Config, flag, path string) string {
+	name := flag
+	if name == "" {
+		name, _ = cfg.BackendFor(path, lockfile.PathOnNetworkFS)
+	}
+	if name == config.BackendAuto {
+		name = config.BackendFlock
+		if lockfile.PathOnNetworkFS(path) {
+			name = config.BackendPOSIX
+		}
+	}
+	return name
+}
+
+// fdPlugin starts backend name's plugin with fd handed to it.
+func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, error) {
+	if name == config.BackendPOSIX {
+		return nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	host := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
+	return host.Get(name)
+}
+
+func lockFD(g *globals, o *lockFlags, fd int) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	path, err := openFD(fd)
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig(o.backend)
+	if err != nil {
+		return err
+	}
+	name := fdBackend(cfg, o.backend, path)
+	p, err := fdPlugin(cfg, name, fd, path)
+	if err != nil {
+		return err
+	}
+	// Done stops the plugin without waiting, and without a release: the
+	// lock stays with the open file description the shell holds.
+	defer p.Done()
+
+	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
+	l := locker{
+		path: path,
+		try: func() (bool, error) {
+			_, err := p.Acquire(context.Background(), req)
+			if errors.Is(err, lockmgr.ErrBusy) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		wait: func(ctx context.Context) error {
+			r := req
+			r.Wait = true
+			_, err := p.Acquire(ctx, r)
+			return err
+		},
+		inspect: func(ctx context.Context) (backend.Status, error) {
+			return p.Inspect(ctx, path)
+		},
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	ctx, stop := cancelOnSignal(sigs)
+	err = o.acquire(ctx, l, os.Stderr)
+	if s := stop(); s != nil {
+		return exitStatus(exitSignal + int(s.(syscall.Signal)))
+	}
+	return err
+}
+
+// unlockFD releases the lock held through fd. A backend releases only
+// locks it granted, so the lock is first taken again, in the mode the
+// descriptor already holds it (which succeeds at once: an open file
+// description does not conflict with itself), and then released, which
+// unlocks the descriptor's open file description.
+func unlockFD(g *globals, flag string, fd int, verbose bool) error {
+	if err := checkBackendFlag(flag); err != nil {
+		return err
+	}
+	path, err := openFD(fd)
+	if err != nil {
+		return err
+	}
+	held, err := fdLocks(fd)
+	if err != nil {
+		return err
+	}
+	if flag == config.BackendPOSIX {
+		return usageErrorf("--fd with the posix backend: %s", posixFDError)
+	}
+	var cfg *config.Config
+	for _, l := range held {
+		name := l.Kind
+		if flag != "" && flag != name {
+			continue
+		}
+		if cfg == nil {
+			if cfg, err = g.loadConfig(""); err != nil {
+				return err
+			}
+		}
+		if err := unlockOne(cfg, name, fd, path, l.Mode); err != nil {
+			return err
+		}
+		if verbose {
+			fmt.Fprintf(os.Stderr, "lockmgr: released the %s %s lock on %s\n", l.Mode, name, path)
+		}
+	}
+	if cfg == nil && verbose {
+		what := "no lock"
+		if flag != "" {
+			what = "no " + flag + " lock"
+		}
+		fmt.Fprintf(os.Stderr, "lockmgr: descriptor %d holds %s on %s\n", fd, what, path)
+	}
+	return nil
+}
+
+func unlockOne(cfg *config.Config, name string, fd int, path string, mode backend.Mode) error {
+	p, err := fdPlugin(cfg, name, fd, path)
+	if err != nil {
+		return err
+	}
+	defer p.Done()
+	ctx := context.Background()
+	h, err := p.Acquire(ctx, backend.Request{Path: path, FD: pluginFD, Mode: mode})
+	if err != nil {
+		return err
+	}
+	return p.Release(ctx, h.ID)
+}
+
+// fdLocks returns the flock and OFD locks that fd's open file description
+// holds, from the "lock:" lines of /proc/self/fdinfo/FD.
+func fdLocks(fd int) ([]proclocks.Lock, error) {
+	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return nil, fmt.Errorf("reading the locks of descriptor %d: %w", fd, err)
+	}
+	var lines []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "lock:"); ok {
+			lines = append(lines, rest)
+		}
+	}
+	locks, err := proclocks.Parse(strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		return nil, fmt.Errorf("reading the locks of descriptor %d: %w", fd, err)
+	}
+	var out []proclocks.Lock
+	seen := map[string]bool{}
+	for _, l := range locks {
+		if (l.Kind == proclocks.KindFlock || l.Kind == proclocks.KindOFD) && !l.Waiting && !seen[l.Kind] {
+			seen[l.Kind] = true
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,15 @@
+// Command lockmgr takes advisory file locks for shell scripts and other
+// programs: `lockmgr run FILE -- COMMAND` runs COMMAND while holding a
+// lock on FILE, as flock(1) does, through a backend chosen by
+// configuration (flock, posix, ofd, or a third-party plugin).
+//
+// The commands, one file each, are run, lock and unlock, status,
+// backends, config, version and completion; exitcodes.go documents the
+// exit codes scripts rely on.
+package main
+
+import "os"
+
+func main() {
+	os.Exit(execute(os.Args[1:]))
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/spf13/cobra"
+)
+
+// globals holds what every command shares: the flags of the root command.
+type globals struct {
+	// configFile is --config: the one configuration file to read.
+	configFile string
+}
+
+// loadConfig reads the configuration once for the whole run: the
+// environment, the files (or --config), and backendFlag, a --backend
+// value already checked by checkBackendFlag.
+func (g *globals) loadConfig(backendFlag string) (*config.Config, error) {
+	return config.Load(config.LoadOptions{ExplicitFile: g.configFile, Backend: backendFlag})
+}
+
+// newHost returns a plugin host that searches the plugin path cfg implies
+// and holds plugins to cfg's sha256 pins. Each command makes its own host
+// rather than use core's shared one, because `run` needs the plugin's
+// lifeline (ShareLifeline) and `lock --fd` hands the plugin a descriptor
+// (ExtraFiles).
+func newHost(cfg *config.Config, opts pluginhost.Options) *pluginhost.Host {
+	opts.Dirs = pluginhost.SearchPath("", cfg.PluginDir)
+	opts.Checksums = make(map[string]string, len(cfg.Plugins))
+	for name, p := range cfg.Plugins {
+		opts.Checksums[name] = p.SHA256
+	}
+	return pluginhost.New(opts)
+}
+
+// checkBackendFlag refuses a --backend value that cannot name a backend,
+// as a usage error, before it reaches the configuration (where it would
+// read as a configuration error) or a plugin file name.
+func checkBackendFlag(name string) error {
+	if name != "" && !config.ValidBackendName(name) {
+		return usageErrorf("--backend %q is not a backend name (want flock, posix, ofd, auto, or a plugin name of lower-case letters, digits, '-' and '_')", name)
+	}
+	return nil
+}
+
+// extraCommands are added to the tree by files built only with a build
+// tag (man.go), so that the lockmgr people run carries none of their
+// dependencies.
+var extraCommands []func(g *globals) *cobra.Command
+
+// newRootCmd builds the command tree.
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "lockmgr",
+		Short: "Advisory file locks for shell scripts and programs",
+		Long: `lockmgr takes advisory file locks on Linux, as flock(1) does, through a
+backend chosen by configuration: flock (flock(2), the default, compatible
+with flock(1)), posix (fcntl record locks, seen across NFS), ofd (open file
+description locks), or a third-party plugin.
+
+  lockmgr run -n /run/lock/backup.lock -- backup.sh   # skip if running
+  lockmgr status /run/lock/backup.lock                # who holds it?
+
+The backend is, in order of precedence: --backend, $LOCKMGR_BACKEND, the
+user's config file (~/.config/lockmgr/config.toml), the system's
+(/etc/lockmgr/config.toml), and flock. See 'lockmgr config'.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if v, _ := c.Flags().GetBool("version"); v {
+				return printVersion(c.OutOrStdout())
+			}
+			if len(args) == 0 {
+				return usageErrorf("missing command (see 'lockmgr --help')")
+			}
+			return unknownCommand(c, args[0])
+		},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// completion.go has its own, with bash, zsh and fish only.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		// Man pages are dated by SOURCE_DATE_EPOCH, not by a footer that
+		// changes on every build.
+		DisableAutoGenTag: true,
+	}
+	// Suggest "run" for "rnu": cobra suggests only exact prefixes by default.
+	root.SuggestionsMinimumDistance = 2
+	root.SetOut(os.Stdout)
+	root.SetErr(os.Stderr)
+	// Defined before cobra would add its own, so that -v stays free for
+	// the subcommands' --verbose and means nothing on its own.
+	root.Flags().Bool("version", false, "print lockmgr's version")
+	root.PersistentFlags().StringVar(&g.configFile, "config", "",
+		"read only this configuration `FILE` (default: $LOCKMGR_CONFIG, else the system and user files)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.SetHelpCommand(newHelpCmd())
+	root.AddCommand(
+		newRunCmd(g),
+		newLockCmd(g),
+		newUnlockCmd(g),
+		newStatusCmd(g),
+		newBackendsCmd(g),
+		newConfigCmd(g),
+		newVersionCmd(),
+		newCompletionCmd(),
+	)
+	for _, extra := range extraCommands {
+		root.AddCommand(extra(g))
+	}
+	registerCompletions(root)
+	return root
+}
+
+// unknownCommand is the usage error for `lockmgr NAME` with no command
+// NAME, with cobra's suggestion folded into the one line.
+func unknownCommand(root *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if s := root.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return usageErrorf("%s (see 'lockmgr --help')", msg)
+}
+
+// newHelpCmd replaces cobra's help command, which prints an unknown topic
+// on stdout and exits 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Show help for a command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageErrorf("no help for %q: unknown command (see 'lockmgr --help')", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	}
+}
+
+// execute runs lockmgr with args and returns its exit code. Whatever
+// happens, the user sees at most one line on stderr from lockmgr itself:
+// even a bug shows as a line, not a Go stack trace.
+func execute(args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintln(os.Stderr, "lockmgr: internal error:", oneLine(fmt.Sprint(r)))
+			code = exitSoftware
+		}
+	}()
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	return report(os.Stderr, err)
+}

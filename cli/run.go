@@ -1,0 +1,431 @@
+package main
+
+// `lockmgr run` is flock(1)'s main use: take the lock, run the command,
+// release the lock when the command ends.
+//
+// The lock's lifetime follows flock(1). There, the command inherits the
+// locked descriptor, so the lock outlives a flock(1) killed with SIGKILL
+// for as long as the command (and whatever inherited from it) runs; -o
+// closes the descriptor in the command, so that the lock ends with
+// flock(1). Here the lock is held by a backend plugin, which lives as
+// long as its lifeline pipe has a write end open. So lockmgr starts the
+// plugin with a shared lifeline and hands a copy to the command (as
+// descriptor 3): killing lockmgr leaves the plugin, and the lock, alive
+// until the command and its heirs have exited, and never lets the command
+// run on while another process takes the lock. With -o the command gets
+// no copy, and the plugin also has Pdeathsig, so the lock ends with
+// lockmgr, as -o's lock ends with flock(1).
+//
+// If the plugin dies while the command runs, the lock is gone and the
+// command is running unguarded: --on-lost says what to do about it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// Environment variables lockmgr sets for the command it runs.
+const (
+	envLockFile     = "LOCKMGR_LOCK_FILE"
+	envBackend      = "LOCKMGR_BACKEND"
+	envFencingToken = "LOCKMGR_FENCING_TOKEN"
+)
+
+// The --on-lost policies.
+const (
+	onLostTerm   = "term"
+	onLostKill   = "kill"
+	onLostIgnore = "ignore"
+)
+
+type runOptions struct {
+	lockFlags
+	close  bool
+	onLost string
+	grace  time.Duration
+	start  int64
+	length int64
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second}
+	c := &cobra.Command{
+		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
+		Short: "Run a command while holding a lock on FILE",
+		Long: `Take a lock on FILE, run COMMAND, and release the lock when COMMAND ends,
+as flock(1) does. FILE is created if it does not exist (never through a
+symbolic link); a directory may be locked with the flock backend.
+
+With -c, COMMAND-LINE is run by $SHELL -c (/bin/sh when SHELL is unset).
+Flags go before FILE; whatever follows FILE is the command.
+
+The command inherits stdin, stdout and stderr, and gets in its environment
+LOCKMGR_LOCK_FILE (FILE's absolute path), LOCKMGR_BACKEND (the backend
+that holds the lock) and, from backends that give one, LOCKMGR_FENCING_TOKEN.
+SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
+from the terminal reach it directly, and are not sent twice), and the lock
+is released only after it has exited.
+
+As with flock(1), the lock lives as long as the command: if lockmgr itself
+is killed, the lock is held until the command, and every process that
+inherited descriptor 3 from it, has exited. --close (-o) makes the lock
+end with lockmgr instead, for a command that starts a daemon which must
+not keep the lock.
+
+If the lock is lost while the command runs (its backend plugin died),
+lockmgr stops the command as --on-lost says: term sends SIGTERM, then
+SIGKILL after --grace; kill sends SIGKILL at once; ignore only warns.
+
+` + exitCodesHelp,
+		Example: `  # A cron job that skips a run while the last one is still going:
+  lockmgr run -n /run/lock/backup.lock -- /usr/local/bin/backup.sh
+
+  # Wait up to 30 seconds, saying who holds the lock meanwhile:
+  lockmgr run -v -w 30 /run/lock/db.lock -c 'pg_dump db > db.sql'
+
+  # Readers share, a writer excludes them:
+  lockmgr run -s /run/lock/data.lock -- report.sh`,
+		Args: cobra.ArbitraryArgs, // parseRunArgs reads them
+		RunE: func(c *cobra.Command, args []string) error { return o.run(g, c.Flags().Changed, args) },
+	}
+	fs := c.Flags()
+	// Everything after FILE is the command's, as in flock(1).
+	fs.SetInterspersed(false)
+	o.register(fs, "lock through backend `NAME`: flock, posix, ofd, auto, or a plugin's name (overrides $LOCKMGR_BACKEND and the config)")
+	fs.BoolVarP(&o.close, "close", "o", false, "do not let the command keep the lock alive if lockmgr is killed")
+	fs.StringVar(&o.onLost, "on-lost", onLostTerm, "what to do if the lock is lost while the command runs: `POLICY` term, kill or ignore")
+	fs.Var(durationValue{d: &o.grace}, "grace", "with --on-lost term, send SIGKILL `DURATION` after SIGTERM")
+	fs.Int64Var(&o.start, "start", 0, "lock a byte range starting at byte `N` (posix, ofd)")
+	fs.Int64Var(&o.length, "length", 0, "lock `N` bytes from --start; 0 reaches the end of the file however long it grows (posix, ofd)")
+	return c
+}
+
+// parseRunArgs splits what follows run's flags into the lock file and the
+// command to run: FILE -- COMMAND..., FILE -c LINE, or FILE COMMAND... as
+// flock(1) takes it.
+func parseRunArgs(args []string) (file string, argv []string, err error) {
+	const usage = "(usage: lockmgr run [flags] FILE -- COMMAND [ARG...], or FILE -c COMMAND-LINE)"
+	if len(args) == 0 {
+		return "", nil, usageErrorf("run: missing FILE and COMMAND %s", usage)
+	}
+	file, rest := args[0], args[1:]
+	if file == "" {
+		return "", nil, usageErrorf("run: FILE is empty %s", usage)
+	}
+	if len(rest) == 0 {
+		return "", nil, usageErrorf("run: missing COMMAND after %s %s", file, usage)
+	}
+	switch first := rest[0]; {
+	case first == "--":
+		argv = rest[1:]
+	case first == "-c" || first == "--command":
+		if len(rest) != 2 {
+			return "", nil, usageErrorf("run: %s takes exactly one command line, got %d arguments %s", first, len(rest)-1, usage)
+		}
+		shell := os.Getenv("SHELL")
+		if shell == "" {
+			shell = "/bin/sh"
+		}
+		argv = []string{shell, "-c", rest[1]}
+	case strings.HasPrefix(first, "-"):
+		// Almost surely a flag put after FILE, which would otherwise run
+		// as a command named "-n"; `FILE -- -cmd` runs such a command.
+		return "", nil, usageErrorf("run: %q after FILE: flags go before FILE, and a command after -- %s", first, usage)
+	default:
+		argv = rest
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return "", nil, usageErrorf("run: missing COMMAND after -- %s", usage)
+	}
+	return file, argv, nil
+}
+
+// check refuses bad flag values, as usage errors.
+func (o *runOptions) check(changed func(string) bool) error {
+	if err := o.lockFlags.check(); err != nil {
+		return err
+	}
+	switch o.onLost {
+	case onLostTerm, onLostKill, onLostIgnore:
+	default:
+		return usageErrorf("--on-lost %q: want term, kill or ignore", o.onLost)
+	}
+	if changed("start") && o.start < 0 {
+		return usageErrorf("--start %d is negative", o.start)
+	}
+	if changed("length") && o.length < 0 {
+		return usageErrorf("--length %d is negative", o.length)
+	}
+	return nil
+}
+
+// run is the whole of `lockmgr run`; changed reports whether a flag was
+// given.
+func (o *runOptions) run(g *globals, changed func(string) bool, args []string) error {
+	file, argv, err := parseRunArgs(args)
+	if err != nil {
+		return err
+	}
+	if err := o.check(changed); err != nil {
+		return err
+	}
+	// Find the command before touching the lock file: a command that is
+	// not there must not leave a lock file behind.
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return commandError(argv[0], err)
+	}
+	cfg, err := g.loadConfig(o.backend)
+	if err != nil {
+		return err
+	}
+
+	host := newHost(cfg, pluginhost.Options{ShareLifeline: !o.close})
+	opts := []lockmgr.Option{lockmgr.WithConfig(cfg), lockmgr.WithHost(host)}
+	if o.backend != "" {
+		// Above the config's path rules too: the flag is the user's
+		// explicit choice for this one lock.
+		opts = append(opts, lockmgr.WithBackend(o.backend))
+	}
+	if changed("start") || changed("length") {
+		opts = append(opts, lockmgr.WithRange(o.start, o.length))
+	}
+	h := lockmgr.New(file, opts...)
+	defer h.Close()
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+
+	if err := o.acquire(h, sigs); err != nil {
+		return err
+	}
+	for _, w := range h.Warnings() {
+		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
+	}
+	return o.runLocked(h, host, path, argv, sigs)
+}
+
+// acquire takes the lock, or gives up on a signal.
+func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
+	ctx, stop := cancelOnSignal(sigs)
+	l := locker{
+		path: h.Path(),
+		try: func() (bool, error) {
+			if o.mode == lockmgr.Shared {
+				return h.TryRLock()
+			}
+			return h.TryLock()
+		},
+		wait: func(ctx context.Context) error {
+			if o.mode == lockmgr.Shared {
+				return h.RLock(ctx)
+			}
+			return h.Lock(ctx)
+		},
+		inspect: h.Status,
+	}
+	err := o.lockFlags.acquire(ctx, l, os.Stderr)
+	if s := stop(); s != nil {
+		// A signal that came as the lock was granted still means stop:
+		// the command has not started, and must not.
+		return exitStatus(exitSignal + int(s.(syscall.Signal)))
+	}
+	return err
+}
+
+// runLocked runs the command while h holds the lock, and returns its exit
+// status (or 75 if the lock was lost and the command stopped for it).
+func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path string, argv []string, sigs <-chan os.Signal) error {
+	// The handle's plugin, for its lifeline and pid: the host hands out
+	// the running one, without a round trip.
+	p, err := host.Get(h.Backend())
+	if err != nil {
+		return err
+	}
+	defer p.Done()
+	lost := h.Lost()
+	select {
+	case <-lost:
+		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: its backend plugin exited", h.Path(), h.Backend(), argv[0]))
+	default:
+	}
+
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   argv,
+		Env:    childEnv(h),
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	}
+	if !o.close {
+		cmd.ExtraFiles = []*os.File{p.Lifeline()}
+	}
+	if err := cmd.Start(); err != nil {
+		return commandError(argv[0], err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the status is in cmd.ProcessState
+		close(exited)
+	}()
+
+	var (
+		killAt  <-chan time.Time
+		stopped bool
+	)
+wait:
+	for {
+		select {
+		case s := <-sigs:
+			forward(cmd.Process, s.(syscall.Signal))
+		case <-lost:
+			lost = nil
+			stopped = o.lockLost(h, cmd, argv[0])
+			if stopped && o.onLost == onLostTerm {
+				killAt = time.After(o.grace)
+			}
+		case <-killAt:
+			killAt = nil
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		case <-exited:
+			break wait
+		}
+	}
+
+	uerr := h.Unlock()
+	if !o.close {
+		// The command's heirs may hold the lifeline still (a daemon it
+		// started): the plugin, holding nothing now, must not live on
+		// with them. Nothing is waited for.
+		if pid := p.PID(); pid > 0 {
+			if proc, err := os.FindProcess(pid); err == nil {
+				_ = proc.Kill()
+			}
+		}
+	}
+	if stopped {
+		return exitStatus(exitLost)
+	}
+	if uerr != nil && !errors.Is(uerr, lockmgr.ErrLost) {
+		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
+	}
+	if code := childStatus(cmd.ProcessState); code != 0 {
+		return exitStatus(code)
+	}
+	return nil
+}
+
+// lockLost acts on --on-lost, and reports whether the command is being
+// stopped.
+func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) bool {
+	what := fmt.Sprintf("lost the lock on %s (%s): its backend plugin exited", h.Path(), h.Backend())
+	switch o.onLost {
+	case onLostIgnore:
+		fmt.Fprintf(os.Stderr, "lockmgr: warning: %s; %s (pid %d) runs on without it (--on-lost ignore)\n", what, name, cmd.Process.Pid)
+		return false
+	case onLostKill:
+		fmt.Fprintf(os.Stderr, "lockmgr: %s; killing %s (pid %d)\n", what, name, cmd.Process.Pid)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+	default:
+		fmt.Fprintf(os.Stderr, "lockmgr: %s; stopping %s (pid %d) with SIGTERM, SIGKILL after %s\n", what, name, cmd.Process.Pid, o.grace)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	return true
+}
+
+// childEnv is lockmgr's environment for the command, with the lock's
+// variables set afresh (a nested lockmgr run must not pass on its
+// parent's).
+func childEnv(h *lockmgr.Handle) []string {
+	env := make([]string, 0, len(os.Environ())+3)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != envLockFile && name != envBackend && name != envFencingToken {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, envLockFile+"="+h.Path(), envBackend+"="+h.Backend())
+	if t := h.FencingToken(); t != 0 {
+		env = append(env, envFencingToken+"="+strconv.FormatUint(t, 10))
+	}
+	return env
+}
+
+// forward passes signal s on to the command, unless the terminal has sent
+// it to the command already: ^C and ^\ go to the terminal's whole
+// foreground process group, lockmgr and its command alike, and a second
+// SIGINT makes many programs (terraform, a shell's trap handler) give up
+// their cleanup. Go cannot see who sent a signal, so that case is told by
+// lockmgr and its command both being in the terminal's foreground group;
+// a `kill -INT` of lockmgr in that state is then not passed on.
+func forward(p *os.Process, s syscall.Signal) {
+	if (s == syscall.SIGINT || s == syscall.SIGQUIT) && inForeground(p.Pid) {
+		return
+	}
+	_ = p.Signal(s)
+}
+
+// inForeground reports whether lockmgr and process pid are both in the
+// foreground process group of lockmgr's controlling terminal.
+func inForeground(pid int) bool {
+	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil {
+		return false
+	}
+	ours := unix.Getpgrp()
+	theirs, err := unix.Getpgid(pid)
+	return err == nil && fg == ours && theirs == ours
+}
+
+// childStatus is the command's status as a shell reports it.
+func childStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return exitSignal + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// commandError explains a command that cannot be run, with the shell's
+// exit codes: 127 when it does not exist, 126 when it cannot be executed.
+func commandError(name string, err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return withCode(exitNotFound, fmt.Errorf("%s: command not found", name))
+	case errors.Is(err, exec.ErrDot):
+		return withCode(exitNotFound, fmt.Errorf("%s: found only in the current directory, through a relative $PATH entry (run it as ./%s)", name, name))
+	case errors.Is(err, fs.ErrNotExist):
+		return withCode(exitNotFound, fmt.Errorf("%s: no such file or directory", name))
+	case errors.Is(err, fs.ErrPermission):
+		return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: permission denied (not an executable file)", name))
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: %v", name, err))
+}
