@@ -147,7 +147,7 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 			continue
 		case err != unix.EWOULDBLOCK && err != unix.EAGAIN:
 			o.Discard(req.Path)
-			return nil, explain(err)
+			return nil, explain(err, req.Mode)
 		case !req.Wait:
 			o.File.Close()
 			return nil, backend.ErrBusy
@@ -165,9 +165,12 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 	}
 }
 
-func explain(err error) error {
+func explain(err error, mode backend.Mode) error {
 	switch err {
 	case unix.EBADF:
+		if mode == backend.Shared {
+			return fmt.Errorf("a shared lock needs the file open for reading, and it is write-only here: %w", err)
+		}
 		return fmt.Errorf("an exclusive lock needs the file open for writing, and it is read-only here: %w", err)
 	case unix.EINVAL, unix.ENOSYS:
 		return fmt.Errorf("%w: the kernel refused the lock call (%v)", backend.ErrUnsupported, err)
@@ -189,7 +192,12 @@ func inherit(fd int) (*lockfile.Opened, error) {
 		f.Close()
 		return nil, err
 	}
-	return &lockfile.Opened{File: f, Key: key, Writable: true}, nil
+	flags, err := unix.FcntlInt(uintptr(dup), unix.F_GETFL, 0)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	return &lockfile.Opened{File: f, Key: key, Writable: flags&unix.O_ACCMODE != unix.O_RDONLY}, nil
 }
 
 // Release implements backend.LockMgr.

@@ -6,12 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 )
 
 // BinaryPrefix starts the file name of every backend plugin: backend NAME
@@ -23,8 +23,6 @@ const DirEnv = "LOCKMGR_PLUGIN_DIR"
 
 // SystemDir is where packages install the plugins.
 const SystemDir = "/usr/lib/lockmgr"
-
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // SearchPath returns the directories searched for plugins, in order: the
 // explicit option, $LOCKMGR_PLUGIN_DIR, the config's plugin_dir, the
@@ -56,7 +54,7 @@ func SearchPath(explicit, configDir string) []string {
 // Find returns the path of backend name's plugin binary: the first
 // lockmgr-backend-NAME in dirs.
 func Find(name string, dirs []string) (string, error) {
-	if !validName.MatchString(name) {
+	if !config.ValidBackendName(name) {
 		return "", backend.Errorf("start", "", name, fmt.Errorf("%w: invalid backend name %q", backend.ErrBackendNotFound, name))
 	}
 	for _, d := range dirs {
@@ -83,7 +81,7 @@ func List(dirs []string) []Found {
 		matches, _ := filepath.Glob(filepath.Join(d, BinaryPrefix+"*"))
 		for _, m := range matches {
 			name := strings.TrimPrefix(filepath.Base(m), BinaryPrefix)
-			if !validName.MatchString(name) || seen[name] {
+			if !config.ValidBackendName(name) || seen[name] {
 				continue
 			}
 			seen[name] = true

@@ -3,8 +3,10 @@ package pluginrpc
 import (
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -41,6 +43,11 @@ func watchLifeline() {
 	if err != nil || fd < 3 {
 		return
 	}
+	// The lifeline alone decides when the plugin ends. Signals meant for
+	// the host or the command it runs (a hangup, ^\, systemd's SIGTERM to
+	// the whole cgroup) must not drop the lock that guards that command
+	// while it is still shutting down; SIGKILL still works.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	lifeline := os.NewFile(uintptr(fd), "lifeline")
 	socketDir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
 	go func() {
