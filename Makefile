@@ -10,12 +10,12 @@ BACKENDS  := flock posix ofd
 MODULES   := core $(addprefix backends/,$(BACKENDS)) cli
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)'
 FUZZTIME  ?= 10s
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 
-.PHONY: all build demo test test-unit fuzz lint bench proto man install clean
+.PHONY: all build demo test test-unit fuzz lint bench proto man install clean completions release-snapshot package-check
 
 all: build
 
@@ -49,8 +49,11 @@ lint:
 	$(GO) vet $(PKGS)
 
 ## bench: the benchmark table (Go benchmarks through benchstat, hyperfine for whole commands)
+# A failed build only drops the CLI's row: the Go benchmarks build their own plugin.
 bench:
-	@./bench/run.sh
+	@if $(MAKE) --no-print-directory build; then cli=$(BIN)/lockmgr; \
+	else echo "bench: make build failed; benchmarking without the CLI" >&2; cli=; fi; \
+	GO=$(GO) backends/flock/testdata/bench/run.sh $$cli
 
 ## proto: regenerate core/lockpb from its .proto (needs Debian's protobuf-compiler)
 proto:
@@ -63,3 +66,65 @@ proto:
 
 clean:
 	rm -rf $(BIN) .cache dist
+
+# Release and packaging. Generated files (man pages, completions) go under
+# GENDIR, laid out as they are installed below PREFIX, so that `make
+# install`, the release archives and the packages all copy one tree.
+GENDIR     ?= .cache/release
+SYSCONFDIR ?= /etc
+MANDIR     ?= $(PREFIX)/share/man
+ifeq ($(strip $(GENDIR)),)
+$(error GENDIR must name a directory for generated files)
+endif
+
+## man: the man pages, from the command tree, gzipped into $(GENDIR)/share/man/man1
+# SOURCE_DATE_EPOCH, if set, dates them (goreleaser and makepkg set it).
+man:
+	rm -rf $(GENDIR)/share/man
+	$(GO) run -tags mangen -ldflags '-X main.version=$(VERSION)' ./cli man $(GENDIR)/share/man/man1
+	gzip -9nf $(GENDIR)/share/man/man1/*.1
+
+## completions: bash, zsh and fish completion scripts into $(GENDIR)/share
+completions:
+	@mkdir -p $(GENDIR)/share/bash-completion/completions $(GENDIR)/share/zsh/site-functions \
+		$(GENDIR)/share/fish/vendor_completions.d
+	$(GO) run ./cli completion bash > $(GENDIR)/share/bash-completion/completions/lockmgr
+	$(GO) run ./cli completion zsh > $(GENDIR)/share/zsh/site-functions/_lockmgr
+	$(GO) run ./cli completion fish > $(GENDIR)/share/fish/vendor_completions.d/lockmgr.fish
+
+## install: lockmgr, its plugins in $(PREFIX)/lib/lockmgr (where ../lib/lockmgr from
+## the binary finds them), man pages, completions, the license, and
+## $(SYSCONFDIR)/lockmgr/config.toml unless one is there already: the layout of the packages
+install: build man completions
+	install -Dm755 $(BIN)/lockmgr '$(DESTDIR)$(PREFIX)/bin/lockmgr'
+	install -dm755 '$(DESTDIR)$(PREFIX)/lib/lockmgr'
+	install -m755 $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)) '$(DESTDIR)$(PREFIX)/lib/lockmgr/'
+	@for sec in 1 5; do \
+		set -- $(GENDIR)/share/man/man$$sec/*.$$sec.gz; [ -e "$$1" ] || continue; \
+		dir="$(DESTDIR)$(MANDIR)/man$$sec"; \
+		echo "install -m644 $(GENDIR)/share/man/man$$sec/*.$$sec.gz $$dir/"; \
+		install -dm755 "$$dir" && install -m644 "$$@" "$$dir/" || exit 1; \
+	done
+	install -Dm644 $(GENDIR)/share/bash-completion/completions/lockmgr \
+		'$(DESTDIR)$(PREFIX)/share/bash-completion/completions/lockmgr'
+	install -Dm644 $(GENDIR)/share/zsh/site-functions/_lockmgr \
+		'$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_lockmgr'
+	install -Dm644 $(GENDIR)/share/fish/vendor_completions.d/lockmgr.fish \
+		'$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/lockmgr.fish'
+	install -Dm644 LICENSE '$(DESTDIR)$(PREFIX)/share/licenses/lockmgr/LICENSE'
+	@conf='$(DESTDIR)$(SYSCONFDIR)/lockmgr/config.toml'; \
+	if [ -e "$$conf" ]; then \
+		echo "install: keeping $$conf; the default is packaging/config.toml"; \
+	else \
+		echo "install -Dm644 packaging/config.toml $$conf"; \
+		install -Dm644 packaging/config.toml "$$conf"; \
+	fi
+
+## release-snapshot: a signed goreleaser snapshot in dist/ with a throwaway key, verified and run
+release-snapshot:
+	GO=$(GO) bash packaging/release-snapshot.sh
+
+## package-check: build packaging/PKGBUILD, the AUR PKGBUILD and install every package into
+## scratch roots, then run them (needs makepkg and pacman; run release-snapshot first)
+package-check:
+	GO=$(GO) bash packaging/package-check.sh
