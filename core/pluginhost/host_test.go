@@ -580,3 +580,22 @@ func runHost(share bool) int {
 		time.Sleep(time.Hour) // until the test kills this process
 	}
 }
+
+func TestRejectsOtherProtocolVersion(t *testing.T) {
+	dir := privateDir(t)
+	bin := filepath.Join(dir, pluginhost.BinaryPrefix+"other")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/otherprotocol")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the other-protocol plugin: %v\n%s", err, out)
+	}
+	h := pluginhost.New(pluginhost.Options{Dirs: []string{dir}, StartTimeout: promptly})
+	_, err := h.Get("other")
+	if !errors.Is(err, backend.ErrPluginRejected) {
+		t.Fatalf("Get(a plugin of another protocol version): %v, want ErrPluginRejected", err)
+	}
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\r\n") || !strings.Contains(msg, "(other)") || !strings.Contains(strings.ToLower(msg), "version") {
+		t.Fatalf("rejection %q is not one line naming the backend and the version mismatch", msg)
+	}
+	t.Log(msg)
+}

@@ -1,0 +1,20 @@
+// Command otherprotocol is a lockmgr backend built against a protocol
+// version lockmgr does not speak: what a plugin left behind by an upgrade
+// looks like. host_test builds it to check that the host refuses it with
+// one clear line.
+package main
+
+import (
+	"github.com/hashicorp/go-plugin"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
+)
+
+func main() {
+	handshake := pluginrpc.Handshake
+	handshake.ProtocolVersion++
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: handshake,
+		Plugins:         pluginrpc.PluginSet(nil),
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
