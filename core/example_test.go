@@ -2,6 +2,7 @@ package lockmgr_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,4 +137,122 @@ func ExampleHandle_AcquireLock() {
 	// waiting 100ms: false <nil>
 	// after the holder let go: true <nil>
 	// <nil>
+}
+
+func ExampleHandle_RLock() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "data.lock")
+	ctx := context.Background()
+
+	// Readers share the lock...
+	reader1 := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()))
+	defer reader1.Close()
+	reader2 := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()))
+	defer reader2.Close()
+	fmt.Println("reader 1:", reader1.RLock(ctx))
+	fmt.Println("reader 2:", reader2.RLock(ctx))
+
+	// ...and a writer waits until the last of them lets go.
+	writer := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()))
+	defer writer.Close()
+	ok, err := writer.TryLock()
+	fmt.Println("writer beside two readers:", ok, err)
+	reader1.Unlock()
+	ok, err = writer.TryLock()
+	fmt.Println("writer beside one reader:", ok, err)
+	reader2.Unlock()
+	ok, err = writer.TryLock()
+	fmt.Println("writer alone:", ok, err)
+	// Output:
+	// reader 1: <nil>
+	// reader 2: <nil>
+	// writer beside two readers: false <nil>
+	// writer beside one reader: false <nil>
+	// writer alone: true <nil>
+}
+
+// leasedBackend stands for a backend that can lose a lock it granted, as
+// every plugin can (its process dies) and a lease-based backend does when
+// the lease runs out: Expire closes the Lost channel of its latest lock.
+type leasedBackend struct {
+	backend.LockMgr
+	lost chan struct{}
+}
+
+func (b *leasedBackend) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
+	held, err := b.LockMgr.Acquire(ctx, req)
+	b.lost = make(chan struct{})
+	held.Lost = b.lost
+	return held, err
+}
+
+func (b *leasedBackend) Expire() { close(b.lost) }
+
+func ExampleHandle_Lost() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	lease := &leasedBackend{LockMgr: flockBackend()}
+	h := lockmgr.New(filepath.Join(dir, "job.lock"), lockmgr.WithLockMgr(lease))
+	defer h.Close()
+	if err := h.Lock(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// Work under the lock, and stop as soon as it is gone: through a
+	// plugin, that is when the plugin process dies. Here the lease ends.
+	lease.Expire()
+	select {
+	case <-h.Lost():
+		fmt.Println("lock lost: stop writing")
+	case <-time.After(time.Minute):
+		fmt.Println("the lock was never lost")
+	}
+
+	// Unlock still ends the handle's hold, and says the lock was lost.
+	err := h.Unlock()
+	fmt.Println(errors.Is(err, lockmgr.ErrLost))
+	// Output:
+	// lock lost: stop writing
+	// true
+}
+
+// Every error lockmgr returns for a lock operation is a *lockmgr.Error
+// that names the operation, the file and the backend, and wraps a cause
+// that errors.Is can test, the same in-process and across the plugin
+// boundary.
+func Example_errors() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "report.lock")
+
+	holder := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()))
+	defer holder.Close()
+	if err := holder.Lock(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	h := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()))
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := h.Lock(ctx)
+	fmt.Println("timed out:", errors.Is(err, lockmgr.ErrTimeout), errors.Is(err, context.DeadlineExceeded))
+
+	var lerr *lockmgr.Error
+	if errors.As(err, &lerr) {
+		fmt.Printf("op %q, file %s, backend %s\n", lerr.Op, filepath.Base(lerr.Path), lerr.Backend)
+	}
+
+	// A byte range on a backend without them is refused before any lock.
+	ranged := lockmgr.New(path, lockmgr.WithLockMgr(flockBackend()), lockmgr.WithRange(0, 100))
+	defer ranged.Close()
+	_, err = ranged.TryLock()
+	fmt.Println("unsupported:", errors.Is(err, lockmgr.ErrUnsupported))
+	// Output:
+	// timed out: true true
+	// op "lock", file report.lock, backend test-flock
+	// unsupported: true
 }
