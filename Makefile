@@ -7,7 +7,7 @@ BIN       ?= bin
 PREFIX    ?= /usr
 DESTDIR   ?=
 BACKENDS  := flock posix ofd
-MODULES   := core $(addprefix backends/,$(BACKENDS)) cli
+MODULES   := core $(addprefix backends/,$(BACKENDS)) cli examples
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)'
@@ -15,7 +15,7 @@ FUZZTIME  ?= 10s
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 
-.PHONY: all build demo test test-unit fuzz lint bench proto man install clean completions release-snapshot package-check
+.PHONY: all build demo test test-unit fuzz lint bench proto man install clean completions release-snapshot package-check docs
 
 all: build
 
@@ -47,6 +47,7 @@ lint:
 	@out=$$(gofmt -l $(MODULES) | grep -v '\.pb\.go$$'); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags mangen ./cli
 
 ## bench: the benchmark table (Go benchmarks through benchstat, hyperfine for whole commands)
 # A failed build only drops the CLI's row: the Go benchmarks build their own plugin.
@@ -65,7 +66,7 @@ proto:
 		core/lockpb/lockmgr.proto
 
 clean:
-	rm -rf $(BIN) .cache dist
+	rm -rf $(BIN) .cache dist docs/_generated out
 
 # Release and packaging. Generated files (man pages, completions) go under
 # GENDIR, laid out as they are installed below PREFIX, so that `make
@@ -83,6 +84,8 @@ man:
 	rm -rf $(GENDIR)/share/man
 	$(GO) run -tags mangen -ldflags '-X main.version=$(VERSION)' ./cli man $(GENDIR)/share/man/man1
 	gzip -9nf $(GENDIR)/share/man/man1/*.1
+	install -Dm644 docs/man/lockmgr.toml.5 $(GENDIR)/share/man/man5/lockmgr.toml.5
+	gzip -9nf $(GENDIR)/share/man/man5/lockmgr.toml.5
 
 ## completions: bash, zsh and fish completion scripts into $(GENDIR)/share
 completions:
@@ -128,3 +131,9 @@ release-snapshot:
 ## scratch roots, then run them (needs makepkg and pacman; run release-snapshot first)
 package-check:
 	GO=$(GO) bash packaging/package-check.sh
+
+## docs: the HTML manual into $(DOCSDIR), warnings as errors (needs Debian's
+## python3-sphinx); docs/conf.py generates the command reference from the command tree
+DOCSDIR ?= out/docs
+docs:
+	LOCKMGR_VERSION=$(VERSION) GO=$(GO) sphinx-build -W --keep-going -q -b html docs $(DOCSDIR)

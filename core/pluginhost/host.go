@@ -139,7 +139,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
-	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-"+name+"-")
+	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-")
 	if err != nil {
 		return nil, backend.Errorf("start", "", name, fmt.Errorf("socket directory: %w", err))
 	}
@@ -262,15 +262,24 @@ func (p *Plugin) PID() int {
 	return 0
 }
 
+// maxSocketDir bounds the directory the plugin's socket goes in: a Unix
+// socket's path must fit in sun_path's 108 bytes, and beyond it the
+// plugin fails to listen and the handshake fails with no useful message.
+// go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
+const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
+
 func runtimeDir() string {
-	// $XDG_RUNTIME_DIR is private to the user and emptied at logout, so a
-	// socket directory orphaned by a killed host does not pile up.
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+	// $XDG_RUNTIME_DIR is private to the user and emptied at logout; the
+	// host removes the directory once connected in any case.
+	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), os.TempDir()} {
+		if d == "" || len(d) > maxSocketDir {
+			continue
+		}
 		if st, err := os.Stat(d); err == nil && st.IsDir() {
 			return d
 		}
 	}
-	return os.TempDir()
+	return "/tmp"
 }
 
 func firstLine(s string) string {

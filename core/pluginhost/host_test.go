@@ -599,3 +599,17 @@ func TestRejectsOtherProtocolVersion(t *testing.T) {
 	}
 	t.Log(msg)
 }
+
+func TestLongTMPDIR(t *testing.T) {
+	// A socket path longer than sun_path's 108 bytes cannot be bound; the
+	// host must not put the plugin's socket under such a TMPDIR.
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.MkdirAll(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", long)
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	h := pluginhost.New(pluginhost.Options{Dirs: []string{pluginDir}})
+	p := getFlock(t, h)
+	p.Done()
+}

@@ -164,7 +164,8 @@ func TestLayout(t *testing.T) {
 	}
 	exe := filepath.Join(t.TempDir(), "layout-386")
 	build := exec.Command("go", "build", "-o", exe, "./layout")
-	build.Env = append(os.Environ(), "GOARCH=386")
+	// Without the caller's GOFLAGS: a packager's -buildmode=pie has no 386 port.
+	build.Env = append(os.Environ(), "GOARCH=386", "GOFLAGS=")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("GOARCH=386 go build ./layout: %v\n%s", err, out)
 	}
