@@ -6,12 +6,9 @@ package main
 // on the same lock file.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -63,75 +60,10 @@ func lookPath(t *testing.T, tool string) string {
 	return p
 }
 
-// other is a process outside lockmgr that holds or tries a lock, says
-// what happened on stdout, and lets go when its stdin closes.
-type other struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-func start(t *testing.T, name string, args ...string) *other {
+// start starts name as a peer process (see locktest.Peer).
+func start(t *testing.T, name string, args ...string) *locktest.Peer {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	o := &other{cmd: cmd, stdin: stdin, lines: make(chan string, 4)}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			o.lines <- s.Text()
-		}
-		close(o.lines)
-	}()
-	t.Cleanup(func() {
-		o.stdin.Close()
-		o.cmd.Process.Kill()
-		o.cmd.Wait()
-	})
-	return o
-}
-
-func (o *other) expect(t *testing.T, want string) {
-	t.Helper()
-	select {
-	case line, ok := <-o.lines:
-		if !ok {
-			t.Fatalf("%s exited without a word, want %q", o.cmd.Path, want)
-		}
-		if line != want {
-			t.Fatalf("%s said %q, want %q", o.cmd.Path, line, want)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("%s said nothing in %v, want %q", o.cmd.Path, promptly, want)
-	}
-}
-
-// release closes the process's stdin, which makes it let go and exit, and
-// waits for it.
-func (o *other) release(t *testing.T) {
-	t.Helper()
-	o.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- o.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v", o.cmd.Path, err)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("%s still running %v after its stdin closed", o.cmd.Path, promptly)
-	}
+	return locktest.StartPeer(t, exec.Command(name, args...))
 }
 
 // exitCode runs a command to completion and returns its exit code.
@@ -173,7 +105,7 @@ func lockPath(t *testing.T) string { return filepath.Join(t.TempDir(), "lock") }
 
 // expectWaiterWakes checks that h.Lock, waiting while o holds the lock,
 // is granted once o lets go.
-func expectWaiterWakes(t *testing.T, h *lockmgr.Handle, o *other) {
+func expectWaiterWakes(t *testing.T, h *lockmgr.Handle, o *locktest.Peer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*promptly)
 	defer cancel()
@@ -181,17 +113,17 @@ func expectWaiterWakes(t *testing.T, h *lockmgr.Handle, o *other) {
 	go func() { got <- h.Lock(ctx) }()
 	select {
 	case err := <-got:
-		t.Fatalf("Lock returned (%v) while %s held the lock", err, o.cmd.Path)
+		t.Fatalf("Lock returned (%v) while %s held the lock", err, o.Cmd.Path)
 	case <-time.After(shortly):
 	}
-	o.release(t)
+	o.Release(t)
 	select {
 	case err := <-got:
 		if err != nil {
-			t.Fatalf("Lock after %s let go: %v", o.cmd.Path, err)
+			t.Fatalf("Lock after %s let go: %v", o.Cmd.Path, err)
 		}
 	case <-time.After(promptly):
-		t.Fatalf("Lock still waiting %v after %s let go", promptly, o.cmd.Path)
+		t.Fatalf("Lock still waiting %v after %s let go", promptly, o.Cmd.Path)
 	}
 }
 
@@ -202,10 +134,10 @@ func TestInteropFlockCommand(t *testing.T) {
 		return exitCode(t, flock, append([]string{"-n", "-E", fmt.Sprint(busyExit)}, args...)...)
 	}
 	// hold starts flock(1) holding the lock until its stdin closes.
-	hold := func(t *testing.T, path string, flags ...string) *other {
+	hold := func(t *testing.T, path string, flags ...string) *locktest.Peer {
 		t.Helper()
 		o := start(t, flock, append(flags, path, "-c", "echo locked; read x || :")...)
-		o.expect(t, "locked")
+		o.Expect(t, "locked")
 		return o
 	}
 	for _, tgt := range locktest.Targets() {
@@ -237,7 +169,7 @@ func TestInteropFlockCommand(t *testing.T) {
 				mustTry(t, "TryLock while flock(1) holds an exclusive lock", ok, err, false)
 				ok, err = h.TryRLock()
 				mustTry(t, "TryRLock while flock(1) holds an exclusive lock", ok, err, false)
-				o.release(t)
+				o.Release(t)
 				ok, err = h.TryLock()
 				mustTry(t, "TryLock after flock(1) exited", ok, err, true)
 			})
@@ -270,7 +202,7 @@ func TestInteropFlockCommand(t *testing.T) {
 				}
 				ok, err = h.TryLock()
 				mustTry(t, "TryLock beside flock -s", ok, err, false)
-				o.release(t)
+				o.Release(t)
 				ok, err = h.TryLock()
 				mustTry(t, "TryLock after flock -s exited", ok, err, true)
 			})
@@ -290,7 +222,7 @@ func TestInteropFlockCommand(t *testing.T) {
 
 func TestInteropPythonFlock(t *testing.T) {
 	python := lookPath(t, "python3")
-	py := func(t *testing.T, path, mode, action string) *other {
+	py := func(t *testing.T, path, mode, action string) *locktest.Peer {
 		t.Helper()
 		return start(t, python, "-c", pyFlock, path, mode, action)
 	}
@@ -302,30 +234,30 @@ func TestInteropPythonFlock(t *testing.T) {
 				if err := h.Lock(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				py(t, p, "exclusive", "try").expect(t, "busy")
-				py(t, p, "shared", "try").expect(t, "busy")
+				py(t, p, "exclusive", "try").Expect(t, "busy")
+				py(t, p, "shared", "try").Expect(t, "busy")
 				if err := h.Unlock(); err != nil {
 					t.Fatal(err)
 				}
-				py(t, p, "exclusive", "try").expect(t, "locked")
+				py(t, p, "exclusive", "try").Expect(t, "locked")
 			})
 			t.Run("ItExcludesUs", func(t *testing.T) {
 				p := lockPath(t)
 				o := py(t, p, "exclusive", "hold")
-				o.expect(t, "locked")
+				o.Expect(t, "locked")
 				h := handle(t, tgt, p)
 				ok, err := h.TryLock()
 				mustTry(t, "TryLock while Python holds LOCK_EX", ok, err, false)
 				ok, err = h.TryRLock()
 				mustTry(t, "TryRLock while Python holds LOCK_EX", ok, err, false)
-				o.release(t)
+				o.Release(t)
 				ok, err = h.TryLock()
 				mustTry(t, "TryLock after Python exited", ok, err, true)
 			})
 			t.Run("WaiterWakes", func(t *testing.T) {
 				p := lockPath(t)
 				o := py(t, p, "exclusive", "hold")
-				o.expect(t, "locked")
+				o.Expect(t, "locked")
 				expectWaiterWakes(t, handle(t, tgt, p), o)
 			})
 			t.Run("Shared", func(t *testing.T) {
@@ -334,13 +266,13 @@ func TestInteropPythonFlock(t *testing.T) {
 				if err := h.RLock(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				py(t, p, "shared", "try").expect(t, "locked")
-				py(t, p, "exclusive", "try").expect(t, "busy")
+				py(t, p, "shared", "try").Expect(t, "locked")
+				py(t, p, "exclusive", "try").Expect(t, "busy")
 				if err := h.Unlock(); err != nil {
 					t.Fatal(err)
 				}
 				o := py(t, p, "shared", "hold")
-				o.expect(t, "locked")
+				o.Expect(t, "locked")
 				ok, err := h.TryRLock()
 				mustTry(t, "TryRLock beside Python's LOCK_SH", ok, err, true)
 				h.Unlock()

@@ -8,7 +8,6 @@ package main
 // tests hold lockmgr's ofd backend to those rules against other programs.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -74,96 +73,18 @@ func posixHelper(args string) int {
 	return 0
 }
 
-// other is a process outside lockmgr that holds or tries a lock, says
-// what happened on stdout, and lets go when its stdin closes.
-type other struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-func startOther(t *testing.T, cmd *exec.Cmd) *other {
-	t.Helper()
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	o := &other{cmd: cmd, stdin: stdin, lines: make(chan string, 4)}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			o.lines <- s.Text()
-		}
-		close(o.lines)
-	}()
-	t.Cleanup(func() {
-		o.stdin.Close()
-		o.cmd.Process.Kill()
-		o.cmd.Wait()
-	})
-	return o
-}
-
-func (o *other) expect(t *testing.T, want string) {
-	t.Helper()
-	select {
-	case line, ok := <-o.lines:
-		if !ok {
-			t.Fatalf("%s exited without a word, want %q", o.cmd.Args, want)
-		}
-		if line != want {
-			t.Fatalf("%s said %q, want %q", o.cmd.Args, line, want)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("%s said nothing in %v, want %q", o.cmd.Args, promptly, want)
-	}
-}
-
-// said checks that the process said want, and waits for a "try" to exit,
-// and so let go of whatever it got, before the test goes on.
-func (o *other) said(t *testing.T, want string) {
-	t.Helper()
-	o.expect(t, want)
-	o.release(t)
-}
-
-// release closes the process's stdin, which makes it let go and exit,
-// and waits for it.
-func (o *other) release(t *testing.T) {
-	t.Helper()
-	o.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- o.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v", o.cmd.Args, err)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("%s still running %v after its stdin closed", o.cmd.Args, promptly)
-	}
-}
-
 // locker starts another process that takes a lock of type "r" or "w" on
 // length bytes from start of path, and either holds it ("hold") or
 // reports and exits ("try").
-type locker func(t *testing.T, path, typ string, start, length int64, action string) *other
+type locker func(t *testing.T, path, typ string, start, length int64, action string) *locktest.Peer
 
 // posixLocker is the test binary itself, taking a POSIX record lock.
-func posixLocker(t *testing.T, path, typ string, start, length int64, action string) *other {
+func posixLocker(t *testing.T, path, typ string, start, length int64, action string) *locktest.Peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %d %s", posixHelperEnv, path, typ, start, length, action),
 		quickRaceExit())
-	return startOther(t, cmd)
+	return locktest.StartPeer(t, cmd)
 }
 
 // quickRaceExit returns the GORACE setting that spares a helper built
@@ -184,9 +105,9 @@ func ofdLocker(t *testing.T) locker {
 	if out, err := exec.Command(gcc, "-Wall", "-Wextra", "-Werror", "-o", bin, filepath.Join("testdata", "ofd_lock.c")).CombinedOutput(); err != nil {
 		t.Fatalf("compiling testdata/ofd_lock.c: %v\n%s", err, out)
 	}
-	return func(t *testing.T, path, typ string, start, length int64, action string) *other {
+	return func(t *testing.T, path, typ string, start, length int64, action string) *locktest.Peer {
 		t.Helper()
-		return startOther(t, exec.Command(bin, path, typ, strconv.FormatInt(start, 10), strconv.FormatInt(length, 10), action))
+		return locktest.StartPeer(t, exec.Command(bin, path, typ, strconv.FormatInt(start, 10), strconv.FormatInt(length, 10), action))
 	}
 }
 
@@ -219,7 +140,7 @@ func rangeRules(t *testing.T, tgt locktest.Target, kind string, lock locker) {
 	t.Run("ItExcludesUs", func(t *testing.T) {
 		p := lockPath(t)
 		o := lock(t, p, "w", 0, 10, "hold")
-		o.expect(t, "locked")
+		o.Expect(t, "locked")
 		ok, err := handle(t, tgt, p, 5, 10).TryLock()
 		mustTry(t, "TryLock [5,15) beside "+kind+" write lock [0,10)", ok, err, false)
 		ok, err = handle(t, tgt, p, 5, 10).TryRLock()
@@ -230,14 +151,14 @@ func rangeRules(t *testing.T, tgt locktest.Target, kind string, lock locker) {
 		ok, err = disjoint.TryLock()
 		mustTry(t, "TryLock disjoint [10,20) beside "+kind+" write lock [0,10)", ok, err, true)
 		disjoint.Unlock()
-		o.release(t)
+		o.Release(t)
 		ok, err = handle(t, tgt, p, 5, 10).TryLock()
 		mustTry(t, "TryLock [5,15) after the "+kind+" holder exited", ok, err, true)
 	})
 	t.Run("ItSharesWithUs", func(t *testing.T) {
 		p := lockPath(t)
 		o := lock(t, p, "r", 0, 10, "hold")
-		o.expect(t, "locked")
+		o.Expect(t, "locked")
 		ok, err := handle(t, tgt, p, 5, 10).TryRLock()
 		mustTry(t, "TryRLock [5,15) beside "+kind+" read lock [0,10)", ok, err, true)
 		ok, err = handle(t, tgt, p, 5, 10).TryLock()
@@ -249,19 +170,19 @@ func rangeRules(t *testing.T, tgt locktest.Target, kind string, lock locker) {
 		if err := h.Lock(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		lock(t, p, "w", 5, 10, "try").said(t, "busy")
-		lock(t, p, "r", 5, 10, "try").said(t, "busy")
-		lock(t, p, "w", 10, 10, "try").said(t, "locked")
+		lock(t, p, "w", 5, 10, "try").Said(t, "busy")
+		lock(t, p, "r", 5, 10, "try").Said(t, "busy")
+		lock(t, p, "w", 10, 10, "try").Said(t, "locked")
 		if err := h.Unlock(); err != nil {
 			t.Fatal(err)
 		}
-		lock(t, p, "w", 5, 10, "try").said(t, "locked")
+		lock(t, p, "w", 5, 10, "try").Said(t, "locked")
 
 		if err := h.RLock(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		lock(t, p, "r", 5, 10, "try").said(t, "locked")
-		lock(t, p, "w", 5, 10, "try").said(t, "busy")
+		lock(t, p, "r", 5, 10, "try").Said(t, "locked")
+		lock(t, p, "w", 5, 10, "try").Said(t, "busy")
 	})
 }
 

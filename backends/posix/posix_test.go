@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -120,68 +119,6 @@ func wantProbe(t *testing.T, path, typ string, r backend.Range, want string) {
 	t.Helper()
 	if got := probe(t, path, typ, r); got != want {
 		t.Errorf("another process finds a %s lock on [%d,%d) %s, want %s", typ, r.Start, r.End, got, want)
-	}
-}
-
-// proc is a long-running second process: a helper in mode "hold", or
-// python3.
-type proc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-func startProc(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stdin: stdin, lines: make(chan string, 4)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-	}()
-	t.Cleanup(func() {
-		p.stdin.Close()
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-	})
-	return p
-}
-
-func (p *proc) expect(t *testing.T, want string) {
-	t.Helper()
-	select {
-	case got, ok := <-p.lines:
-		if !ok {
-			t.Fatalf("process %d exited before saying %q", p.cmd.Process.Pid, want)
-		}
-		if got != want {
-			t.Fatalf("process %d said %q, want %q", p.cmd.Process.Pid, got, want)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("process %d said nothing in %v, want %q", p.cmd.Process.Pid, promptly, want)
-	}
-}
-
-// release closes the process's stdin, which makes it let go and exit, and
-// waits for it.
-func (p *proc) release(t *testing.T) {
-	t.Helper()
-	p.stdin.Close()
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("process %d: %v", p.cmd.Process.Pid, err)
 	}
 }
 
@@ -458,8 +395,8 @@ func TestRemoveOnReleaseOnlyWhenAlone(t *testing.T) {
 		p := lockPath(t)
 		a := newBackend()
 		ida := acquire(t, a, backend.Request{Path: p, Mode: backend.Shared, RemoveOnRelease: true})
-		c := startProc(t, helperCmd(context.Background(), "hold", p, "read", backend.Range{Start: 5, End: 6}))
-		c.expect(t, "locked")
+		c := locktest.StartPeer(t, helperCmd(context.Background(), "hold", p, "read", backend.Range{Start: 5, End: 6}))
+		c.Expect(t, "locked")
 		release(t, a, ida)
 		if !exists(p) {
 			t.Fatal("removed while another process held part of the file")
@@ -468,7 +405,7 @@ func TestRemoveOnReleaseOnlyWhenAlone(t *testing.T) {
 		if got := ourPOSIXLocks(t, p); len(got) != 0 {
 			t.Errorf("locks left after release: %+v", got)
 		}
-		c.release(t)
+		c.Release(t)
 	})
 	t.Run("Alone", func(t *testing.T) {
 		p := lockPath(t)
@@ -539,7 +476,7 @@ func TestWritableDescriptorJoinsReadOnly(t *testing.T) {
 	}
 	running := exec.Command(prog, "-test.run=^$")
 	running.Env = append(os.Environ(), helperEnv+"=run")
-	run := startProc(t, running)
+	run := locktest.StartPeer(t, running)
 	if fd, err := unix.Open(prog, unix.O_RDWR|unix.O_CLOEXEC, 0); err != unix.ETXTBSY {
 		if err == nil {
 			unix.Close(fd)
@@ -554,7 +491,7 @@ func TestWritableDescriptorJoinsReadOnly(t *testing.T) {
 	if _, err := b.Acquire(context.Background(), backend.Request{Path: prog, Mode: backend.Exclusive, Range: exclRange}); err == nil || errors.Is(err, backend.ErrBusy) {
 		t.Fatalf("exclusive lock on a running program: %v, want a read-only error", err)
 	}
-	run.release(t)
+	run.Release(t)
 
 	idx := acquire(t, b, backend.Request{Path: prog, Mode: backend.Exclusive, Range: exclRange})
 	if n, _ := entryOf(t, prog); n != 2 {
@@ -592,21 +529,21 @@ print("locked", flush=True)
 if sys.argv[2] == "hold":
     sys.stdin.read()
 `
-	lockf := func(p, mode string) *proc {
-		return startProc(t, exec.Command(python, "-c", script, p, mode))
+	lockf := func(p, mode string) *locktest.Peer {
+		return locktest.StartPeer(t, exec.Command(python, "-c", script, p, mode))
 	}
 	p := lockPath(t)
 	b := newBackend()
 
 	for _, mode := range []backend.Mode{backend.Exclusive, backend.Shared} {
 		id := acquire(t, b, backend.Request{Path: p, Mode: mode, Range: backend.Range{Start: 10, End: 20}})
-		lockf(p, "try").expect(t, "busy")
+		lockf(p, "try").Expect(t, "busy")
 		release(t, b, id)
 	}
-	lockf(p, "try").expect(t, "locked")
+	lockf(p, "try").Expect(t, "locked")
 
 	py := lockf(p, "hold")
-	py.expect(t, "locked")
+	py.Expect(t, "locked")
 	_, err = b.Acquire(context.Background(), backend.Request{Path: p, Mode: backend.Shared})
 	if !errors.Is(err, backend.ErrBusy) {
 		t.Fatalf("shared lock while python holds lockf: %v, want ErrBusy", err)
@@ -626,7 +563,7 @@ if sys.argv[2] == "hold":
 		t.Fatalf("waiter returned while python held the lock: %v", err)
 	case <-time.After(shortly):
 	}
-	py.release(t)
+	py.Release(t)
 	select {
 	case err := <-got:
 		if err != nil {

@@ -379,7 +379,7 @@ func (s *suiteRun) otherProcess(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			c := startChild(t, s.tgt.Name, p, mode)
-			c.expect(t, "locked")
+			c.Expect(t, "locked")
 			h := s.handle(t, p)
 			ok, err := h.TryLock()
 			mustTry(t, "TryLock while another process holds a "+mode+" lock", ok, err, false)
@@ -388,14 +388,14 @@ func (s *suiteRun) otherProcess(t *testing.T) {
 				mustTry(t, "TryRLock beside another process's shared lock", ok, err, true)
 				h.Unlock()
 			}
-			c.release(t)
+			c.Release(t)
 			if err := h.Lock(timeoutContext(t, promptly)); err != nil {
 				t.Fatalf("Lock after the other process let go: %v", err)
 			}
 			// And the other way round: the other process is refused.
 			c2 := startChild(t, s.tgt.Name, p, "try-"+mode)
-			c2.expect(t, "busy")
-			c2.release(t)
+			c2.Expect(t, "busy")
+			c2.Release(t)
 		})
 	}
 }
@@ -526,13 +526,13 @@ func (s *suiteRun) newFileMode(t *testing.T) {
 func (s *suiteRun) hostKilled(t *testing.T) {
 	p := lockPath(t)
 	c := startChild(t, s.tgt.Name, p, "exclusive")
-	c.expect(t, "locked")
-	plugins := childPlugins(c.cmd.Process.Pid)
+	c.Expect(t, "locked")
+	plugins := childPlugins(c.Cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("found no plugin process under the helper process")
 	}
 	killed := time.Now()
-	c.cmd.Process.Kill()
+	c.Cmd.Process.Kill()
 	h := s.handle(t, p)
 	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
 		t.Fatalf("lock still held %v after its host was killed: %v", promptly, err)

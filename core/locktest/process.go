@@ -1,7 +1,6 @@
 package locktest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,71 +18,15 @@ import (
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
-// childProc is the test binary re-run as a second process that takes a
-// lock, says what happened on stdout, and lets go when stdin closes.
-type childProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines *bufio.Scanner
-}
-
-// startChild starts the helper: target is "inproc" or "plugin", action is
-// "exclusive", "shared" (wait and hold) or "try-exclusive", "try-shared"
-// (try once and report).
-func startChild(t *testing.T, target, path, action string) *childProc {
+// startChild starts the test binary again as a Peer: target is "inproc"
+// or "plugin", action is "exclusive", "shared" (wait and hold) or
+// "try-exclusive", "try-shared" (try once and report).
+func startChild(t *testing.T, target, path, action string) *Peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+target, "LOCKTEST_PATH="+path,
 		"LOCKTEST_ACTION="+action, "LOCKTEST_PLUGIN_DIR="+suite.pluginDir)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &childProc{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
-	t.Cleanup(func() {
-		c.stdin.Close()
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	})
-	return c
-}
-
-func (c *childProc) expect(t *testing.T, want string) {
-	t.Helper()
-	got := make(chan string, 1)
-	go func() {
-		if c.lines.Scan() {
-			got <- c.lines.Text()
-		} else {
-			got <- fmt.Sprintf("(no output: %v)", c.lines.Err())
-		}
-	}()
-	select {
-	case line := <-got:
-		if line != want {
-			t.Fatalf("helper process said %q, want %q", line, want)
-		}
-	case <-time.After(2 * promptly):
-		t.Fatalf("helper process said nothing in %v, want %q", 2*promptly, want)
-	}
-}
-
-// release closes the helper's stdin, which makes it unlock and exit, and
-// waits for it.
-func (c *childProc) release(t *testing.T) {
-	t.Helper()
-	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("helper process: %v", err)
-	}
+	return StartPeer(t, cmd)
 }
 
 // child is the helper process's whole life.

@@ -1,0 +1,97 @@
+package locktest
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// Peer is another process in a test, contending for a lock: it says what
+// happened in lines on its stdout, and lets go and exits when its stdin
+// closes. The helper modes of a re-run test binary, util-linux flock(1),
+// a Python script and a C program all fit it, so a backend's tests can put
+// any of them against lockmgr the same way.
+type Peer struct {
+	// Cmd is the running process.
+	Cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// StartPeer starts cmd as a Peer; the test's cleanup kills it if it is
+// still running.
+func StartPeer(t *testing.T, cmd *exec.Cmd) *Peer {
+	t.Helper()
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{Cmd: cmd, stdin: stdin, lines: make(chan string, 4)}
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			p.lines <- s.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		p.stdin.Close()
+		p.Cmd.Process.Kill()
+		p.Cmd.Wait()
+	})
+	return p
+}
+
+// Expect fails the test unless the peer's next line is want.
+func (p *Peer) Expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("%q exited without a word, want %q", p.Cmd.Args, want)
+		}
+		if line != want {
+			t.Fatalf("%q said %q, want %q", p.Cmd.Args, line, want)
+		}
+	case <-time.After(2 * promptly):
+		t.Fatalf("%q said nothing in %v, want %q", p.Cmd.Args, 2*promptly, want)
+	}
+}
+
+// Release closes the peer's stdin, which makes it let go and exit, and
+// waits for it to exit cleanly.
+func (p *Peer) Release(t *testing.T) {
+	t.Helper()
+	p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.Cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%q: %v", p.Cmd.Args, err)
+		}
+	case <-time.After(2 * promptly):
+		t.Fatalf("%q still running %v after its stdin closed", p.Cmd.Args, 2*promptly)
+	}
+}
+
+// Said checks that the peer said want, then releases it, so that whatever
+// it got is let go before the test goes on.
+func (p *Peer) Said(t *testing.T, want string) {
+	t.Helper()
+	p.Expect(t, want)
+	p.Release(t)
+}
