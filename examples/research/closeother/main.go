@@ -16,35 +16,21 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
 func main() {
-	kindFlag := flag.String("kind", "posix", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "closeother-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "lock")
+	e := lockkind.Begin("closeother", lockkind.POSIX)
+	defer e.End()
+	k, path := e.Kind, e.Path
 
-	a, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	a := e.Open()
 	defer a.Close()
 	if err := k.Lock(int(a.Fd()), lockkind.Write, lockkind.Range{}, false); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: took a write lock through descriptor A\n", k)
 	before := lockkind.Probe(path, k, lockkind.Write, lockkind.Range{})
@@ -52,7 +38,7 @@ func main() {
 
 	b, err := os.Open(path)
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	b.Close()
 	fmt.Printf("%s: opened the file again as descriptor B, and closed B\n", k)
@@ -67,9 +53,4 @@ func main() {
 	default:
 		fmt.Printf("%s: unexpected: the lock was not held to begin with\n", k)
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "closeother:", err)
-	os.Exit(1)
 }

@@ -17,42 +17,27 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
 func main() {
-	kindFlag := flag.String("kind", "flock", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "convert-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "lock")
+	e := lockkind.Begin("convert", lockkind.Flock)
+	defer e.End()
+	k, path := e.Kind, e.Path
 	whole := lockkind.Range{}
 
-	f, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	f := e.Open()
 	defer f.Close()
 	if err := k.Lock(int(f.Fd()), lockkind.Read, whole, false); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: took a read lock\n", k)
 
 	reader, err := lockkind.StartOther()
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	defer reader.Close()
 	fmt.Printf("%s: another process takes a read lock too, and keeps it: %s\n", k, reader.Hold(path, k, lockkind.Read, whole, false))
@@ -73,9 +58,4 @@ func main() {
 	default:
 		fmt.Printf("%s: unexpected\n", k)
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "convert:", err)
-	os.Exit(1)
 }

@@ -18,9 +18,7 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -29,47 +27,39 @@ import (
 )
 
 func main() {
-	kindFlag := flag.String("kind", "posix", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "deadlock-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	x, y := filepath.Join(dir, "X"), filepath.Join(dir, "Y")
+	e := lockkind.Begin("deadlock", lockkind.POSIX)
+	defer e.End()
+	k := e.Kind
+	x, y := filepath.Join(e.Dir, "X"), filepath.Join(e.Dir, "Y")
 	whole := lockkind.Range{}
 
 	fx, err := lockkind.Open(x)
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	defer fx.Close()
 	if err := k.Lock(int(fx.Fd()), lockkind.Write, whole, false); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	other, err := lockkind.StartOther()
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	defer other.Close()
 	if got := other.Hold(y, k, lockkind.Write, whole, false); got != "granted" {
-		fail(fmt.Errorf("the other process could not lock Y: %s", got))
+		e.Fail(fmt.Errorf("the other process could not lock Y: %s", got))
 	}
 	fmt.Printf("%s: this process holds X; another process holds Y\n", k)
 
 	fy, err := lockkind.Open(y)
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	defer fy.Close()
 	ours := make(chan error, 1)
 	go func() { ours <- k.Lock(int(fy.Fd()), lockkind.Write, whole, true) }()
 	if err := waitForWaiter(y); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: this process waits for Y (blocked in the kernel)\n", k)
 
@@ -87,7 +77,7 @@ func main() {
 		fmt.Printf("%s: the other process let go of Y; this process's wait for Y: %s\n", k, lockkind.Result(<-ours))
 	case err := <-queued:
 		if err != nil {
-			fail(err)
+			e.Fail(err)
 		}
 		fmt.Printf("%s: the other process asks to wait for X, closing the cycle: it waits, no error\n", k)
 		fmt.Printf("%s: deadlock, not detected: both processes would wait for ever\n", k)
@@ -113,9 +103,4 @@ func waitForWaiter(path string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("no waiter for %s appeared in /proc/locks", path)
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "deadlock:", err)
-	os.Exit(1)
 }

@@ -19,35 +19,21 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
 func main() {
-	kindFlag := flag.String("kind", "flock", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "inherit-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "lock")
+	e := lockkind.Begin("inherit", lockkind.Flock)
+	defer e.End()
+	k := e.Kind
+	path := e.Path
 	whole := lockkind.Range{}
 
-	a, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	a := e.Open()
 	if err := k.Lock(int(a.Fd()), lockkind.Write, whole, false); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: took a write lock through descriptor A\n", k)
 
@@ -55,7 +41,7 @@ func main() {
 	// descriptor 3, a copy of A sharing its open file description.
 	child, err := lockkind.StartOther(a)
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	defer child.Close()
 	fmt.Printf("%s: started a child process that inherits A as its descriptor 3\n", k)
@@ -78,9 +64,4 @@ func main() {
 	default:
 		fmt.Printf("%s: unexpected\n", k)
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "inherit:", err)
-	os.Exit(1)
 }

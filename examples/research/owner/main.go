@@ -14,43 +14,25 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
 func main() {
-	kindFlag := flag.String("kind", "posix", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "owner-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "lock")
+	e := lockkind.Begin("owner", lockkind.POSIX)
+	defer e.End()
+	k := e.Kind
 	whole := lockkind.Range{}
 
-	a, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	a := e.Open()
 	defer a.Close()
 	if err := k.Lock(int(a.Fd()), lockkind.Write, whole, false); err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: took a write lock through descriptor A\n", k)
 
-	b, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	b := e.Open()
 	defer b.Close()
 	second := lockkind.Result(k.Lock(int(b.Fd()), lockkind.Write, whole, false))
 	fmt.Printf("%s: opened the file again as descriptor B, in the same process; a write lock through B: %s\n", k, second)
@@ -63,9 +45,4 @@ func main() {
 	default:
 		fmt.Printf("%s: unexpected\n", k)
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "owner:", err)
-	os.Exit(1)
 }

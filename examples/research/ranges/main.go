@@ -11,55 +11,36 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
 func main() {
-	kindFlag := flag.String("kind", "ofd", "the kind of lock: flock, posix or ofd")
-	flag.Parse()
-	k, err := lockkind.ParseKind(*kindFlag)
-	if err != nil {
-		fail(err)
-	}
-	dir, err := os.MkdirTemp("", "ranges-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "lock")
+	e := lockkind.Begin("ranges", lockkind.OFD)
+	defer e.End()
+	k := e.Kind
+	path := e.Path
 
-	f, err := lockkind.Open(path)
-	if err != nil {
-		fail(err)
-	}
+	f := e.Open()
 	defer f.Close()
 	held := lockkind.Range{Start: 0, Len: 100}
-	err = k.Lock(int(f.Fd()), lockkind.Write, held, false)
+	err := k.Lock(int(f.Fd()), lockkind.Write, held, false)
 	if errors.Is(err, lockkind.ErrNoRanges) {
 		whole := lockkind.Range{}
 		fmt.Printf("%s: a write lock on %s: %v\n", k, held, err)
 		if err := k.Lock(int(f.Fd()), lockkind.Write, whole, false); err != nil {
-			fail(err)
+			e.Fail(err)
 		}
 		fmt.Printf("%s: took a write lock on %s instead\n", k, whole)
 		fmt.Printf("%s: another process asks for %s: %s\n", k, whole, lockkind.Probe(path, k, lockkind.Write, whole))
 		return
 	}
 	if err != nil {
-		fail(err)
+		e.Fail(err)
 	}
 	fmt.Printf("%s: took a write lock on %s\n", k, held)
 	for _, r := range []lockkind.Range{{Start: 100, Len: 100}, {Start: 50, Len: 100}} {
 		fmt.Printf("%s: another process asks for %s: %s\n", k, r, lockkind.Probe(path, k, lockkind.Write, r))
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "ranges:", err)
-	os.Exit(1)
 }
