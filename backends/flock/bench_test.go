@@ -547,14 +547,14 @@ func scaleRound(b *testing.B, impl string) scaleResult {
 		return lat
 	}
 
-	before := pluginChildren()
+	before := locktest.PluginProcesses(os.Getpid())
 	h, _, err := lock(held[0])
 	handles = append(handles, h)
 	mustOK(b, "first lock", err)
 	pid := 0
 	if impl == peerPlugin {
 		var started []int
-		for _, p := range pluginChildren() {
+		for _, p := range locktest.PluginProcesses(os.Getpid()) {
 			if !slices.Contains(before, p) {
 				started = append(started, p)
 			}
@@ -591,36 +591,6 @@ func scaleRound(b *testing.B, impl string) scaleResult {
 	handles = handles[:1]
 	r.oneHeld = append(r.oneHeld, probe()...)
 	return r
-}
-
-// pluginChildren returns the live plugin processes this process started.
-func pluginChildren() []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		s := string(stat)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 2 || f[0] == "Z" || !strings.HasPrefix(s[open+1:end], "lockmgr-backend") {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid == os.Getpid() {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // vmRSS returns the resident set of process pid in kB, 0 for pid 0.

@@ -527,7 +527,7 @@ func (s *suiteRun) hostKilled(t *testing.T) {
 	p := lockPath(t)
 	c := startChild(t, s.tgt.Name, p, "exclusive")
 	c.Expect(t, "locked")
-	plugins := childPlugins(c.Cmd.Process.Pid)
+	plugins := PluginProcesses(c.Cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("found no plugin process under the helper process")
 	}
@@ -554,7 +554,7 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 	// Other tests' plugins may run from the same binary: this host's is
 	// the newest.
 	var ours []int
-	for _, pid := range childPlugins(os.Getpid()) {
+	for _, pid := range PluginProcesses(os.Getpid()) {
 		if processExe(pid) == filepath.Join(suite.pluginDir, pluginhost.BinaryPrefix+suite.name) {
 			ours = append(ours, pid)
 		}

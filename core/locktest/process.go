@@ -72,13 +72,14 @@ func child(target string) int {
 	return 0
 }
 
-// childPlugins returns the pids of the plugin processes whose parent is
-// pid.
-func childPlugins(pid int) []int {
+// PluginProcesses returns the pids of the live backend plugin processes
+// whose parent is ppid: the plugins a host started, for tests that kill
+// one or read its memory use. A zombie is left out: it holds nothing.
+func PluginProcesses(ppid int) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
@@ -86,18 +87,19 @@ func childPlugins(pid int) []int {
 		if err != nil {
 			continue
 		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses,
+		// and the kernel cuts it to 15 bytes: "lockmgr-backend".
 		s := string(stat)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
 			continue
 		}
-		comm := s[open+1 : close]
-		fields := strings.Fields(s[close+1:])
-		if len(fields) < 2 || !strings.HasPrefix(comm, "lockmgr-backend") {
+		fields := strings.Fields(s[end+1:])
+		if len(fields) < 2 || fields[0] == "Z" || !strings.HasPrefix(s[open+1:end], "lockmgr-backend") {
 			continue
 		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == pid {
-			out = append(out, p)
+		if parent, _ := strconv.Atoi(fields[1]); parent == ppid {
+			out = append(out, pid)
 		}
 	}
 	return out
