@@ -71,6 +71,15 @@ func (p *Peer) Expect(t *testing.T, want string) {
 	}
 }
 
+// Send writes line to the peer's stdin, for a peer that acts on input
+// (the seed's C programs let go when Enter is pressed).
+func (p *Peer) Send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
+		t.Fatalf("%q: %v", p.Cmd.Args, err)
+	}
+}
+
 // Release closes the peer's stdin, which makes it let go and exit, and
 // waits for it to exit cleanly.
 func (p *Peer) Release(t *testing.T) {

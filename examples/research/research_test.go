@@ -13,19 +13,17 @@ package research_test
 // those tests skip with a message where the tool is missing.
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/examples/research/lockkind"
 )
 
@@ -250,14 +248,14 @@ func TestCPrograms(t *testing.T) {
 	t.Run("TwoTerminals", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "lock")
 		holder := startLines(t, c("setlk"), path)
-		holder.expect(t, "locked")
+		holder.Expect(t, "locked")
 		waiter := startLines(t, c("ofd_setlk"), path)
-		waiter.expect(t, "waiting")
-		holder.enter(t)
-		holder.expect(t, "released")
-		waiter.expect(t, "locked")
-		waiter.enter(t)
-		waiter.expect(t, "released")
+		waiter.Expect(t, "waiting")
+		holder.Send(t, "")
+		holder.Expect(t, "released")
+		waiter.Expect(t, "locked")
+		waiter.Send(t, "")
+		waiter.Expect(t, "released")
 	})
 }
 
@@ -280,13 +278,13 @@ func TestPython(t *testing.T) {
 	} {
 		path := filepath.Join(t.TempDir(), "lock")
 		holder := startLines(t, python, filepath.Join("python", "pylock.py"), c.how, path)
-		holder.expect(t, "locked")
+		holder.Expect(t, "locked")
 		line := fmt.Sprintf("%-38s", c.call)
 		for _, asked := range lockkind.Kinds {
 			line += fmt.Sprintf("%-9s", lockkind.Probe(path, asked, lockkind.Write, lockkind.Range{}))
 		}
 		fmt.Fprintln(&table, strings.TrimRight(line, " "))
-		holder.enter(t)
+		holder.Send(t, "")
 	}
 	golden(t, "python", table.String())
 }
@@ -354,67 +352,9 @@ func cTry(t *testing.T, prog string, args ...string) (string, int) {
 	return string(out), 0
 }
 
-// lines is a program that prints what happens, one line at a time, and
-// reads Enter from a pipe.
-type lines struct {
-	name  string
-	stdin io.WriteCloser
-	out   chan string
-}
-
-func startLines(t *testing.T, prog string, args ...string) *lines {
+// startLines starts a program that prints what happens, one line at a
+// time, and acts on Enter (see locktest.Peer).
+func startLines(t *testing.T, prog string, args ...string) *locktest.Peer {
 	t.Helper()
-	cmd := exec.Command(prog, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	l := &lines{name: filepath.Base(prog), stdin: stdin, out: make(chan string, 8)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			l.out <- sc.Text()
-		}
-		close(l.out)
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return l
-}
-
-// promptly bounds every wait for a line: generous, since the tests check
-// what happens, not how fast.
-const promptly = 10 * time.Second
-
-func (l *lines) expect(t *testing.T, want string) {
-	t.Helper()
-	select {
-	case got, ok := <-l.out:
-		if !ok {
-			t.Fatalf("%s exited, want %q", l.name, want)
-		}
-		if got != want {
-			t.Fatalf("%s printed %q, want %q", l.name, got, want)
-		}
-	case <-time.After(promptly):
-		t.Fatalf("%s printed nothing in %v, want %q", l.name, promptly, want)
-	}
-}
-
-func (l *lines) enter(t *testing.T) {
-	t.Helper()
-	if _, err := io.WriteString(l.stdin, "\n"); err != nil {
-		t.Fatalf("%s: %v", l.name, err)
-	}
+	return locktest.StartPeer(t, exec.Command(prog, args...))
 }
