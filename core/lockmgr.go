@@ -41,6 +41,7 @@ var (
 	ErrInvalid         = backend.ErrInvalid
 	ErrBackendNotFound = backend.ErrBackendNotFound
 	ErrPluginRejected  = backend.ErrPluginRejected
+	ErrConfig          = backend.ErrConfig
 )
 
 // Error is the type of every error lockmgr returns for a lock operation:

@@ -40,6 +40,22 @@ type LockMgr interface {
 	Inspect(ctx context.Context, path string) (Status, error)
 }
 
+// Configurer is implemented by backends that take settings: a lock
+// service's endpoints and credentials, say. The host calls Configure once,
+// after the plugin starts and before any other call, with the backend's
+// [backends.NAME] table of the configuration merged with its
+// LOCKMGR_NAME_KEY environment variables, encoded as one JSON object
+// (decode it into a struct of your own with encoding/json). A backend
+// that is not a Configurer is never given settings; configuring one is an
+// error the host reports, so that a misspelt table does not go unnoticed.
+//
+// Settings may hold secrets (a password): a backend must never echo a
+// value into an error or a log. Errors should wrap ErrConfig and name the
+// key at fault.
+type Configurer interface {
+	Configure(ctx context.Context, settings []byte) error
+}
+
 // HandleID names one granted lock within the backend that granted it.
 type HandleID uint64
 
@@ -120,9 +136,15 @@ func (r Range) Valid() bool {
 
 // Request describes one lock to acquire.
 type Request struct {
-	// Path names the lock file. It is opened with O_NOFOLLOW, so a symbolic
-	// link as its last component is refused rather than followed.
+	// Path names the lock file, as an absolute path. It is opened with
+	// O_NOFOLLOW, so a symbolic link as its last component is refused
+	// rather than followed.
 	Path string
+	// Name is the lock's name as the caller wrote it, before it was made
+	// absolute against the caller's working directory. Backends that lock
+	// no local file (Capabilities.Distributed) key the lock on Name, which
+	// means the same on every host; file backends use Path.
+	Name string
 	// Mode is Exclusive or Shared.
 	Mode Mode
 	// Range is the byte range to lock; the zero Range is the whole file.

@@ -36,6 +36,10 @@ var (
 	// ErrPluginRejected means a plugin binary was found but refused: unsafe
 	// permissions, a checksum mismatch, or a failed handshake.
 	ErrPluginRejected = errors.New("backend plugin rejected")
+	// ErrConfig means a backend refused its settings (the [backends.NAME]
+	// table of the configuration, or its LOCKMGR_NAME_KEY variables): an
+	// unknown key, a value of the wrong type, an endpoint that is no URL.
+	ErrConfig = errors.New("invalid backend settings")
 )
 
 // Error reports a failed lock operation: what was done, to which file,
@@ -126,13 +130,14 @@ var Sentinels = map[string]error{
 	"invalid":           ErrInvalid,
 	"backend-not-found": ErrBackendNotFound,
 	"plugin-rejected":   ErrPluginRejected,
+	"config":            ErrConfig,
 }
 
 // SentinelName returns the name in Sentinels of the sentinel that err
 // wraps, or "" when it wraps none.
 func SentinelName(err error) string {
 	// Check the specific ones before the ones an *Error adds on unwrap.
-	for _, name := range []string{"busy", "timeout", "canceled", "not-locked", "lost", "unsupported", "invalid", "backend-not-found", "plugin-rejected"} {
+	for _, name := range []string{"busy", "timeout", "canceled", "not-locked", "lost", "unsupported", "invalid", "backend-not-found", "plugin-rejected", "config"} {
 		if errors.Is(err, Sentinels[name]) {
 			return name
 		}

@@ -86,6 +86,7 @@ var sentinelCodes = map[string]codes.Code{
 	"invalid":           codes.InvalidArgument,
 	"backend-not-found": codes.NotFound,
 	"plugin-rejected":   codes.FailedPrecondition,
+	"config":            codes.InvalidArgument,
 }
 
 // toFailure encodes a backend's error for the wire.
