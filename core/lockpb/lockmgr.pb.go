@@ -550,8 +550,10 @@ type AcquireRequest struct {
 	Handle uint64 `protobuf:"varint,9,opt,name=handle,proto3" json:"handle,omitempty"`
 	// deadline ends the wait, in Unix nanoseconds; 0 waits until canceled.
 	DeadlineUnixNano int64 `protobuf:"varint,10,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// name is the lock's name as the caller wrote it (backend.Request.Name).
+	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AcquireRequest) Reset() {
@@ -652,6 +654,13 @@ func (x *AcquireRequest) GetDeadlineUnixNano() int64 {
 		return x.DeadlineUnixNano
 	}
 	return 0
+}
+
+func (x *AcquireRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type AcquireResponse struct {
@@ -990,6 +999,87 @@ func (x *InspectResponse) GetWaiters() []*LockOwner {
 	return nil
 }
 
+// ConfigureRequest carries the backend's settings as one JSON object.
+type ConfigureRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SettingsJson  []byte                 `protobuf:"bytes,1,opt,name=settings_json,json=settingsJson,proto3" json:"settings_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigureRequest) Reset() {
+	*x = ConfigureRequest{}
+	mi := &file_lockmgr_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureRequest) ProtoMessage() {}
+
+func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
+func (*ConfigureRequest) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ConfigureRequest) GetSettingsJson() []byte {
+	if x != nil {
+		return x.SettingsJson
+	}
+	return nil
+}
+
+type ConfigureResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigureResponse) Reset() {
+	*x = ConfigureResponse{}
+	mi := &file_lockmgr_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureResponse) ProtoMessage() {}
+
+func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
+func (*ConfigureResponse) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{14}
+}
+
 type LostEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1000,7 +1090,7 @@ type LostEvent struct {
 
 func (x *LostEvent) Reset() {
 	*x = LostEvent{}
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1102,7 @@ func (x *LostEvent) String() string {
 func (*LostEvent) ProtoMessage() {}
 
 func (x *LostEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1115,7 @@ func (x *LostEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostEvent.ProtoReflect.Descriptor instead.
 func (*LostEvent) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{13}
+	return file_lockmgr_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LostEvent) GetHandle() uint64 {
@@ -1042,8 +1132,9 @@ func (x *LostEvent) GetReason() string {
 	return ""
 }
 
-// Failure travels as a gRPC status detail, so that the host rebuilds the
-// same backend.Error, sentinel and errno included, that the plugin returned.
+// Failure is a backend's error, in a session response or as a gRPC status
+// detail, so that the host rebuilds the same backend.Error, sentinel and
+// errno included, that the plugin returned.
 type Failure struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sentinel      string                 `protobuf:"bytes,1,opt,name=sentinel,proto3" json:"sentinel,omitempty"`
@@ -1058,7 +1149,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1161,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1174,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{14}
+	return file_lockmgr_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Failure) GetSentinel() string {
@@ -1162,7 +1253,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
-	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xa5\x02\n" +
+	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xb9\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.lockmgr.v1.ModeR\x04mode\x12\x14\n" +
@@ -1174,7 +1265,8 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x02fd\x18\b \x01(\x05R\x02fd\x12\x16\n" +
 	"\x06handle\x18\t \x01(\x04R\x06handle\x12,\n" +
 	"\x12deadline_unix_nano\x18\n" +
-	" \x01(\x03R\x10deadlineUnixNano\"j\n" +
+	" \x01(\x03R\x10deadlineUnixNano\x12\x12\n" +
+	"\x04name\x18\v \x01(\tR\x04name\"j\n" +
 	"\x0fAcquireResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x1a\n" +
@@ -1195,7 +1287,10 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x0fInspectResponse\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12/\n" +
 	"\aholders\x18\x02 \x03(\v2\x15.lockmgr.v1.LockOwnerR\aholders\x12/\n" +
-	"\awaiters\x18\x03 \x03(\v2\x15.lockmgr.v1.LockOwnerR\awaiters\";\n" +
+	"\awaiters\x18\x03 \x03(\v2\x15.lockmgr.v1.LockOwnerR\awaiters\"7\n" +
+	"\x10ConfigureRequest\x12#\n" +
+	"\rsettings_json\x18\x01 \x01(\fR\fsettingsJson\"\x13\n" +
+	"\x11ConfigureResponse\";\n" +
 	"\tLostEvent\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x93\x01\n" +
@@ -1208,10 +1303,11 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage*+\n" +
 	"\x04Mode\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x00\x12\x0f\n" +
-	"\vMODE_SHARED\x10\x012\xdc\x01\n" +
+	"\vMODE_SHARED\x10\x012\xa6\x02\n" +
 	"\aBackend\x12E\n" +
 	"\bDescribe\x12\x1b.lockmgr.v1.DescribeRequest\x1a\x1c.lockmgr.v1.DescribeResponse\x12B\n" +
-	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12F\n" +
+	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12H\n" +
+	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponse\x12F\n" +
 	"\aSession\x12\x1a.lockmgr.v1.SessionRequest\x1a\x1b.lockmgr.v1.SessionResponse(\x010\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
 
 var (
@@ -1227,24 +1323,26 @@ func file_lockmgr_proto_rawDescGZIP() []byte {
 }
 
 var file_lockmgr_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_lockmgr_proto_goTypes = []any{
-	(Mode)(0),                // 0: lockmgr.v1.Mode
-	(*SessionRequest)(nil),   // 1: lockmgr.v1.SessionRequest
-	(*SessionResponse)(nil),  // 2: lockmgr.v1.SessionResponse
-	(*CancelRequest)(nil),    // 3: lockmgr.v1.CancelRequest
-	(*DescribeRequest)(nil),  // 4: lockmgr.v1.DescribeRequest
-	(*Capabilities)(nil),     // 5: lockmgr.v1.Capabilities
-	(*DescribeResponse)(nil), // 6: lockmgr.v1.DescribeResponse
-	(*AcquireRequest)(nil),   // 7: lockmgr.v1.AcquireRequest
-	(*AcquireResponse)(nil),  // 8: lockmgr.v1.AcquireResponse
-	(*ReleaseRequest)(nil),   // 9: lockmgr.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),  // 10: lockmgr.v1.ReleaseResponse
-	(*InspectRequest)(nil),   // 11: lockmgr.v1.InspectRequest
-	(*LockOwner)(nil),        // 12: lockmgr.v1.LockOwner
-	(*InspectResponse)(nil),  // 13: lockmgr.v1.InspectResponse
-	(*LostEvent)(nil),        // 14: lockmgr.v1.LostEvent
-	(*Failure)(nil),          // 15: lockmgr.v1.Failure
+	(Mode)(0),                 // 0: lockmgr.v1.Mode
+	(*SessionRequest)(nil),    // 1: lockmgr.v1.SessionRequest
+	(*SessionResponse)(nil),   // 2: lockmgr.v1.SessionResponse
+	(*CancelRequest)(nil),     // 3: lockmgr.v1.CancelRequest
+	(*DescribeRequest)(nil),   // 4: lockmgr.v1.DescribeRequest
+	(*Capabilities)(nil),      // 5: lockmgr.v1.Capabilities
+	(*DescribeResponse)(nil),  // 6: lockmgr.v1.DescribeResponse
+	(*AcquireRequest)(nil),    // 7: lockmgr.v1.AcquireRequest
+	(*AcquireResponse)(nil),   // 8: lockmgr.v1.AcquireResponse
+	(*ReleaseRequest)(nil),    // 9: lockmgr.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),   // 10: lockmgr.v1.ReleaseResponse
+	(*InspectRequest)(nil),    // 11: lockmgr.v1.InspectRequest
+	(*LockOwner)(nil),         // 12: lockmgr.v1.LockOwner
+	(*InspectResponse)(nil),   // 13: lockmgr.v1.InspectResponse
+	(*ConfigureRequest)(nil),  // 14: lockmgr.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 15: lockmgr.v1.ConfigureResponse
+	(*LostEvent)(nil),         // 16: lockmgr.v1.LostEvent
+	(*Failure)(nil),           // 17: lockmgr.v1.Failure
 }
 var file_lockmgr_proto_depIdxs = []int32{
 	7,  // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
@@ -1252,8 +1350,8 @@ var file_lockmgr_proto_depIdxs = []int32{
 	3,  // 2: lockmgr.v1.SessionRequest.cancel:type_name -> lockmgr.v1.CancelRequest
 	8,  // 3: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
 	10, // 4: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
-	15, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
-	14, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
+	17, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
+	16, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
 	5,  // 7: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
 	0,  // 8: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
 	0,  // 9: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
@@ -1261,12 +1359,14 @@ var file_lockmgr_proto_depIdxs = []int32{
 	12, // 11: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
 	4,  // 12: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
 	11, // 13: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
-	1,  // 14: lockmgr.v1.Backend.Session:input_type -> lockmgr.v1.SessionRequest
-	6,  // 15: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	13, // 16: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	2,  // 17: lockmgr.v1.Backend.Session:output_type -> lockmgr.v1.SessionResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
+	14, // 14: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
+	1,  // 15: lockmgr.v1.Backend.Session:input_type -> lockmgr.v1.SessionRequest
+	6,  // 16: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
+	13, // 17: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
+	15, // 18: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
+	2,  // 19: lockmgr.v1.Backend.Session:output_type -> lockmgr.v1.SessionResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -1294,7 +1394,7 @@ func file_lockmgr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lockmgr_proto_rawDesc), len(file_lockmgr_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

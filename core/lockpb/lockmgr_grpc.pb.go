@@ -23,9 +23,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Backend_Describe_FullMethodName = "/lockmgr.v1.Backend/Describe"
-	Backend_Inspect_FullMethodName  = "/lockmgr.v1.Backend/Inspect"
-	Backend_Session_FullMethodName  = "/lockmgr.v1.Backend/Session"
+	Backend_Describe_FullMethodName  = "/lockmgr.v1.Backend/Describe"
+	Backend_Inspect_FullMethodName   = "/lockmgr.v1.Backend/Inspect"
+	Backend_Configure_FullMethodName = "/lockmgr.v1.Backend/Configure"
+	Backend_Session_FullMethodName   = "/lockmgr.v1.Backend/Session"
 )
 
 // BackendClient is the client API for Backend service.
@@ -36,6 +37,9 @@ const (
 type BackendClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	Inspect(ctx context.Context, in *InspectRequest, opts ...grpc.CallOption) (*InspectResponse, error)
+	// Configure hands the backend its settings once, right after it starts
+	// and before any other call; hosts call it only when there are any.
+	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Session carries every lock and unlock, and the backend's loss
 	// notices, over one stream that the host opens when the plugin starts.
 	// A message on an open stream costs far less than a unary call (no
@@ -73,6 +77,16 @@ func (c *backendClient) Inspect(ctx context.Context, in *InspectRequest, opts ..
 	return out, nil
 }
 
+func (c *backendClient) Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfigureResponse)
+	err := c.cc.Invoke(ctx, Backend_Configure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *backendClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[0], Backend_Session_FullMethodName, cOpts...)
@@ -94,6 +108,9 @@ type Backend_SessionClient = grpc.BidiStreamingClient[SessionRequest, SessionRes
 type BackendServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	Inspect(context.Context, *InspectRequest) (*InspectResponse, error)
+	// Configure hands the backend its settings once, right after it starts
+	// and before any other call; hosts call it only when there are any.
+	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Session carries every lock and unlock, and the backend's loss
 	// notices, over one stream that the host opens when the plugin starts.
 	// A message on an open stream costs far less than a unary call (no
@@ -116,6 +133,9 @@ func (UnimplementedBackendServer) Describe(context.Context, *DescribeRequest) (*
 }
 func (UnimplementedBackendServer) Inspect(context.Context, *InspectRequest) (*InspectResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Inspect not implemented")
+}
+func (UnimplementedBackendServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Configure not implemented")
 }
 func (UnimplementedBackendServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Session not implemented")
@@ -177,6 +197,24 @@ func _Backend_Inspect_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_Configure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Configure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Configure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Configure(ctx, req.(*ConfigureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Backend_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(BackendServer).Session(&grpc.GenericServerStream[SessionRequest, SessionResponse]{ServerStream: stream})
 }
@@ -198,6 +236,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Inspect",
 			Handler:    _Backend_Inspect_Handler,
+		},
+		{
+			MethodName: "Configure",
+			Handler:    _Backend_Configure_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

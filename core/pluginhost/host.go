@@ -11,6 +11,7 @@
 package pluginhost
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -44,6 +45,11 @@ type Options struct {
 	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
 	// passes the shell's open file to the backend.
 	ExtraFiles []*os.File
+	// Settings maps a backend name to the settings its plugin is
+	// configured with as it starts (backend.Configurer), a JSON object.
+	// A backend with none is not configured at all, which costs no round
+	// trip.
+	Settings map[string][]byte
 	// StartTimeout bounds a plugin's start; zero means 10 seconds.
 	StartTimeout time.Duration
 	// Logger receives the plugin lifecycle; nil means pluginrpc.NewLogger.
@@ -206,6 +212,14 @@ func (h *Host) start(name string) (*Plugin, error) {
 	client.SetName(name)
 	if err := client.Start(); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
+	}
+	if settings := h.opts.Settings[name]; len(settings) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+		err := client.Configure(ctx, settings)
+		cancel()
+		if err != nil {
+			return fail(err)
+		}
 	}
 	p := &Plugin{Client: client, Name: name, Path: path, host: h, gp: gp, lifeline: lifeW, socketDir: socketDir}
 	if gc, ok := proto.(*plugin.GRPCClient); ok {

@@ -159,6 +159,16 @@ func (c *Client) Describe(ctx context.Context) (backend.Info, error) {
 	return backend.Info{Name: r.GetName(), Version: r.GetVersion(), Capabilities: capsFromWire(r.GetCapabilities())}, nil
 }
 
+// Configure implements backend.Configurer: it hands the plugin its
+// settings, a JSON object. A plugin whose backend takes no settings
+// refuses them with ErrConfig.
+func (c *Client) Configure(ctx context.Context, settings []byte) error {
+	if _, err := c.rpc.Configure(ctx, &lockpb.ConfigureRequest{SettingsJson: settings}); err != nil {
+		return fromStatus(ctx, err, "configure", "", c.name)
+	}
+	return nil
+}
+
 // Acquire implements backend.LockMgr.
 func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
 	if c.isDead() {
@@ -175,6 +185,7 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	ar := &lockpb.AcquireRequest{
 		Handle:          handle,
 		Path:            req.Path,
+		Name:            req.Name,
 		Mode:            modeToWire(req.Mode),
 		Start:           req.Range.Start,
 		End:             req.Range.End,

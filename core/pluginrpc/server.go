@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -47,6 +48,19 @@ func (s *server) Inspect(ctx context.Context, r *lockpb.InspectRequest) (*lockpb
 		return nil, toStatus(err)
 	}
 	return &lockpb.InspectResponse{Path: st.Path, Holders: ownersToWire(st.Holders), Waiters: ownersToWire(st.Waiters)}, nil
+}
+
+func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lockpb.ConfigureResponse, error) {
+	c, ok := s.impl.(backend.Configurer)
+	if !ok {
+		// A settings table for a backend that reads none is most likely a
+		// typo in its name; silence would leave the user guessing.
+		return nil, toStatus(backend.Errorf("configure", "", "", fmt.Errorf("%w: this backend takes no settings; remove its [backends.NAME] table and LOCKMGR_NAME_* variables", backend.ErrConfig)))
+	}
+	if err := c.Configure(ctx, r.GetSettingsJson()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &lockpb.ConfigureResponse{}, nil
 }
 
 // session is one host's stream of calls.
@@ -121,6 +135,7 @@ func (ss *session) answer(call uint64, err error, ok *lockpb.SessionResponse) {
 func (ss *session) acquire(ctx context.Context, call uint64, r *lockpb.AcquireRequest) {
 	req := backend.Request{
 		Path:            r.GetPath(),
+		Name:            r.GetName(),
 		Mode:            modeFromWire(r.GetMode()),
 		Range:           backend.Range{Start: r.GetStart(), End: r.GetEnd()},
 		Wait:            r.GetWait(),
