@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -155,6 +157,9 @@ type Config struct {
 	// as decoded TOML (string, int64, float64, bool, time values, []any,
 	// map[string]any) for that backend to interpret.
 	Backends map[string]map[string]any
+	// BackendSources maps a backend name and a key of its settings to the
+	// layer that set it: a file, or a LOCKMGR_NAME_KEY variable.
+	BackendSources map[string]map[string]Source
 	// Sources maps KeyBackend, KeyPluginDir and KeyLockFileMode to the
 	// layer that set the value.
 	Sources map[string]Source
@@ -284,4 +289,36 @@ func (e *Error) Error() string {
 // on a missing explicit file.
 func (e *Error) Unwrap() error {
 	return e.Err
+}
+
+// BackendSettings encodes each backend's settings as the JSON object its
+// plugin is configured with (see backend.Configurer), leaving out backends
+// without settings. TOML's values all have a JSON form, so an error here
+// means a Config built by hand with a value JSON cannot carry.
+func (c *Config) BackendSettings() (map[string][]byte, error) {
+	out := make(map[string][]byte, len(c.Backends))
+	for name, settings := range c.Backends {
+		if len(settings) == 0 {
+			continue
+		}
+		js, err := json.Marshal(settings)
+		if err != nil {
+			return nil, &Error{Msg: fmt.Sprintf("[backends.%s]: %v", name, err)}
+		}
+		out[name] = js
+	}
+	return out, nil
+}
+
+// IsSecretKey reports whether a backend setting's key names a secret (a
+// password, a token), whose value lockmgr must never print: "lockmgr
+// config" shows only that it is set.
+func IsSecretKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, word := range []string{"password", "passwd", "secret", "token", "credential"} {
+		if strings.Contains(k, word) {
+			return true
+		}
+	}
+	return false
 }

@@ -521,3 +521,70 @@ func TestValidBackendName(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadBackendSettingsFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	system := writeFile(t, dir, "system.toml", systemTOML)
+	user := writeFile(t, dir, "user.toml", userTOML)
+	environ := []string{
+		"LOCKMGR_ETCD_ENDPOINTS=10.9.9.9:2379",
+		"LOCKMGR_ETCD_DIAL_TIMEOUT=3s",
+		"LOCKMGR_NEWSVC_ADDR=x:1",
+		// lockmgr's own variables are not backend settings.
+		"LOCKMGR_PLUGIN_DIR=/opt/plugins",
+		"LOCKMGR_LOCK_FILE=/run/lock/x",
+		"LOCKMGR_FENCING_TOKEN=7",
+		"LOCKMGR_LOG=debug",
+		// Not upper case: not lockmgr's spelling.
+		"LOCKMGR_Etcd_prefix=/x/",
+		"OTHER_ETCD_ENDPOINTS=nope",
+	}
+	cfg, err := Load(LoadOptions{SystemFile: system, UserFile: user, Getenv: env(nil),
+		Environ: func() []string { return environ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd := cfg.Backends["etcd"]
+	if etcd["endpoints"] != "10.9.9.9:2379" || etcd["dial_timeout"] != "3s" {
+		t.Errorf("Backends[etcd] = %v, want endpoints and dial_timeout from the environment", etcd)
+	}
+	if _, ok := etcd["prefix"]; ok {
+		t.Errorf("Backends[etcd][prefix] set from a mixed-case variable: %v", etcd)
+	}
+	if got, want := cfg.BackendSources["etcd"]["endpoints"], (Source{Kind: KindEnv, Var: "LOCKMGR_ETCD_ENDPOINTS"}); got != want {
+		t.Errorf("source of etcd endpoints = %+v, want %+v", got, want)
+	}
+	if got := cfg.BackendSources["redis"]["addr"]; got.Kind != KindSystemFile || got.File != system {
+		t.Errorf("source of redis addr = %+v, want the system file", got)
+	}
+	if cfg.Backends["newsvc"]["addr"] != "x:1" {
+		t.Errorf("Backends[newsvc] = %v, want a table made from the environment alone", cfg.Backends["newsvc"])
+	}
+	for _, reserved := range []string{"plugin", "lock", "fencing", "log"} {
+		if _, ok := cfg.Backends[reserved]; ok {
+			t.Errorf("lockmgr's own variable became settings of backend %q: %v", reserved, cfg.Backends[reserved])
+		}
+	}
+	// Without Environ, a test's Getenv is the whole environment.
+	t.Setenv("LOCKMGR_ETCD_PREFIX", "/leaked/")
+	cfg, err = Load(LoadOptions{SystemFile: system, UserFile: user, Getenv: env(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.Backends["etcd"]["prefix"]; ok {
+		t.Errorf("the process environment leaked into a Load with its own Getenv")
+	}
+}
+
+func TestBackendEnvVar(t *testing.T) {
+	for _, tt := range []struct{ name, key, want string }{
+		{"etcd", "endpoints", "LOCKMGR_ETCD_ENDPOINTS"},
+		{"etcd", "dial_timeout", "LOCKMGR_ETCD_DIAL_TIMEOUT"},
+		{"my-plugin", "addr", ""},
+		{"lock", "file", ""},
+	} {
+		if got := BackendEnvVar(tt.name, tt.key); got != tt.want {
+			t.Errorf("BackendEnvVar(%q, %q) = %q, want %q", tt.name, tt.key, got, tt.want)
+		}
+	}
+}

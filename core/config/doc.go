@@ -42,6 +42,14 @@
 // whole, so that a pinned checksum or a backend's settings are never a mix
 // of two files.
 //
+// # Backend settings from the environment
+//
+// A variable LOCKMGR_NAME_KEY sets key "key" of backend "name"'s settings
+// (LOCKMGR_ETCD_ENDPOINTS sets [backends.etcd] endpoints), one key at a
+// time over the files' table, as a string the backend parses. Backends
+// whose names contain "-" or "_", or begin lockmgr's own variables (plugin,
+// lock, fencing, log, lifeline, config, backend), cannot be set this way.
+//
 // # Errors
 //
 // Every problem in a file is an *Error that names the file and, where it

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // LoadOptions says where Load looks. The zero value loads the usual files
@@ -26,6 +28,11 @@ type LoadOptions struct {
 	Backend string
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(key string) string
+	// Environ lists the environment as KEY=value strings, for the
+	// LOCKMGR_NAME_KEY backend settings; nil means os.Environ when Getenv
+	// is nil too, and no variables at all when only Getenv is given, so
+	// that a test's Getenv is the whole environment it sees.
+	Environ func() []string
 }
 
 // UserFile returns the user configuration file that XDG's base directory
@@ -65,10 +72,11 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	cfg := &Config{
-		Backend:      DefaultBackend,
-		LockFileMode: DefaultLockFileMode,
-		Plugins:      make(map[string]Plugin),
-		Backends:     make(map[string]map[string]any),
+		Backend:        DefaultBackend,
+		LockFileMode:   DefaultLockFileMode,
+		Plugins:        make(map[string]Plugin),
+		Backends:       make(map[string]map[string]any),
+		BackendSources: make(map[string]map[string]Source),
 		Sources: map[string]Source{
 			KeyBackend:      {Kind: KindDefault},
 			KeyPluginDir:    {Kind: KindDefault},
@@ -90,6 +98,14 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 		cfg.Files = append(cfg.Files, l.path)
 		cfg.apply(f, l.kind)
+	}
+
+	environ := opts.Environ
+	if environ == nil && opts.Getenv == nil {
+		environ = os.Environ
+	}
+	if environ != nil {
+		cfg.applyBackendEnv(environ())
 	}
 
 	if name := getenv(EnvBackend); name != "" {
@@ -173,6 +189,11 @@ func (c *Config) apply(f *File, kind string) {
 	}
 	for name, settings := range f.Backends {
 		c.Backends[name] = settings
+		srcs := make(map[string]Source, len(settings))
+		for key := range settings {
+			srcs[key] = Source{Kind: kind, File: f.Name}
+		}
+		c.BackendSources[name] = srcs
 	}
 	// Files come lowest precedence first, and BackendFor lets the earlier
 	// of two equally long rules win, so a higher layer's rules go first.
@@ -182,4 +203,61 @@ func (c *Config) apply(f *File, kind string) {
 		rules = append(rules, r)
 	}
 	c.Rules = append(rules, c.Rules...)
+}
+
+// reservedEnvNames are the first words of lockmgr's own LOCKMGR_ variables
+// (LOCKMGR_PLUGIN_DIR, LOCKMGR_LOCK_FILE, LOCKMGR_FENCING_TOKEN,
+// LOCKMGR_LOG, LOCKMGR_LIFELINE_FD), which are not backend settings.
+var reservedEnvNames = map[string]bool{
+	"plugin": true, "lock": true, "fencing": true, "log": true, "lifeline": true,
+	"config": true, "backend": true,
+}
+
+// BackendEnvVar returns the environment variable that sets key of
+// backend name's settings, LOCKMGR_NAME_KEY, or "" when name cannot be
+// configured from the environment (it has a "-", or is reserved).
+func BackendEnvVar(name, key string) string {
+	if strings.ContainsAny(name, "-_") || reservedEnvNames[name] || !ValidBackendName(name) {
+		return ""
+	}
+	return "LOCKMGR_" + strings.ToUpper(name) + "_" + strings.ToUpper(key)
+}
+
+// applyBackendEnv sets backend settings from LOCKMGR_NAME_KEY variables,
+// key by key over the files' tables, so that one endpoint list can be
+// overridden for one run (LOCKMGR_ETCD_ENDPOINTS) without restating the
+// rest of the table. The value is always a string; the backend parses it.
+func (c *Config) applyBackendEnv(environ []string) {
+	for _, kv := range environ {
+		rest, ok := strings.CutPrefix(kv, "LOCKMGR_")
+		if !ok {
+			continue
+		}
+		rest, value, ok := strings.Cut(rest, "=")
+		if !ok || value == "" {
+			// Empty is unset, as for LOCKMGR_BACKEND: `env VAR=` in a
+			// script or unit file is how one turns a setting off.
+			continue
+		}
+		upperName, upperKey, ok := strings.Cut(rest, "_")
+		if !ok || upperKey == "" {
+			continue
+		}
+		name, key := strings.ToLower(upperName), strings.ToLower(upperKey)
+		v := BackendEnvVar(name, key)
+		if v != "LOCKMGR_"+rest {
+			continue // reserved, or not upper case as written
+		}
+		if c.Backends[name] == nil {
+			c.Backends[name] = make(map[string]any)
+		} else {
+			// Copy before writing: the table may be shared with a File.
+			c.Backends[name] = maps.Clone(c.Backends[name])
+		}
+		c.Backends[name][key] = value
+		if c.BackendSources[name] == nil {
+			c.BackendSources[name] = make(map[string]Source)
+		}
+		c.BackendSources[name][key] = Source{Kind: KindEnv, Var: v}
+	}
 }
