@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 )
 
@@ -32,8 +33,9 @@ var ErrClosed = fmt.Errorf("%w: handle is closed", backend.ErrInvalid)
 // at a time; two Handles on the same file exclude each other exactly as
 // two processes would, whatever the backend.
 type Handle struct {
-	path string
-	opts options
+	path  string
+	given string // the path as the caller wrote it, for Request.Name
+	opts  options
 
 	mu        sync.Mutex
 	state     state
@@ -51,7 +53,7 @@ type Handle struct {
 // file or start a plugin: that happens at the first lock, and errors in
 // the configuration or the backend show there.
 func New(path string, opts ...Option) *Handle {
-	h := &Handle{path: path}
+	h := &Handle{path: path, given: path}
 	if abs, err := filepath.Abs(path); err == nil {
 		// The plugin resolves paths, and a person reads them in errors.
 		h.path = abs
@@ -148,7 +150,7 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	h.stopWait = stop
 	mgr, err := h.backendLocked(ctx)
 	req := backend.Request{
-		Path: h.path, Mode: mode, Range: h.opts.rng, Wait: wait,
+		Path: h.path, Name: h.given, Mode: mode, Range: h.opts.rng, Wait: wait,
 		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove,
 	}
 	h.mu.Unlock()
@@ -212,7 +214,10 @@ func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
 	}
 	host := h.opts.host
 	if host == nil {
-		host = sharedHost(cfg, h.opts.pluginDir)
+		var err error
+		if host, err = sharedHost(cfg, h.opts.pluginDir); err != nil {
+			return nil, err
+		}
 	}
 	p, err := host.Get(h.name)
 	if err != nil {
@@ -320,11 +325,34 @@ func (h *Handle) Status(ctx context.Context) (backend.Status, error) {
 	if err != nil {
 		return backend.Status{}, h.errorf("inspect", err)
 	}
-	st, err := mgr.Inspect(ctx, h.path)
+	st, err := mgr.Inspect(ctx, h.LockName(ctx))
 	if err != nil {
 		return backend.Status{}, h.errorf("inspect", err)
 	}
 	return st, nil
+}
+
+// LockName returns what the backend locks: for a distributed backend
+// (one that locks names, such as etcd) the name as it was given to New,
+// which means the same on every host; for a file backend, Path. Before
+// the backend is known, and if it cannot be asked, it is Path.
+func (h *Handle) LockName(ctx context.Context) string {
+	h.mu.Lock()
+	name, mgr := h.name, h.mgr
+	h.mu.Unlock()
+	switch name {
+	case "", config.BackendFlock, config.BackendPOSIX, config.BackendOFD:
+		// Known not to be distributed: no need to ask.
+		return h.path
+	}
+	if mgr == nil {
+		return h.path
+	}
+	info, err := mgr.Describe(ctx)
+	if err != nil || !info.Capabilities.Distributed {
+		return h.path
+	}
+	return h.given
 }
 
 func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {

@@ -1,7 +1,9 @@
 package lockmgr
 
 import (
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -80,24 +82,33 @@ func loadDefaultConfig() (*config.Config, error) {
 }
 
 // sharedHost returns the process's host for a plugin search path, so that
-// every Handle of a backend shares one plugin process.
-func sharedHost(cfg *config.Config, pluginDir string) *pluginhost.Host {
+// every Handle of a backend shares one plugin process. Hosts are keyed by
+// everything a plugin is started with (search path, pins, settings), so
+// that two configurations never share a plugin configured for only one.
+func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) {
 	dirs := pluginhost.SearchPath(pluginDir, cfg.PluginDir)
 	sums := map[string]string{}
+	settings, err := cfg.BackendSettings()
+	if err != nil {
+		return nil, err
+	}
 	var key strings.Builder
 	key.WriteString(strings.Join(dirs, ":"))
-	for name, p := range cfg.Plugins {
-		sums[name] = p.SHA256
-		key.WriteString("|" + name + "=" + p.SHA256)
+	for _, name := range slices.Sorted(maps.Keys(cfg.Plugins)) {
+		sums[name] = cfg.Plugins[name].SHA256
+		key.WriteString("|" + name + "=" + sums[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		key.WriteString("|" + name + ":" + string(settings[name]))
 	}
 	hostsMu.Lock()
 	defer hostsMu.Unlock()
 	h := hosts[key.String()]
 	if h == nil {
-		h = pluginhost.New(pluginhost.Options{Dirs: dirs, Checksums: sums})
+		h = pluginhost.New(pluginhost.Options{Dirs: dirs, Checksums: sums, Settings: settings})
 		hosts[key.String()] = h
 	}
-	return h
+	return h, nil
 }
 
 // resolveBackend picks the backend for path: the option, else the
