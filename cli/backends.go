@@ -78,7 +78,10 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 	if err != nil {
 		return err
 	}
-	host := newHost(cfg, pluginhost.Options{StartTimeout: 5 * time.Second})
+	host, err := newHost(cfg, pluginhost.Options{StartTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
 	dirs := pluginhost.SearchPath("", cfg.PluginDir)
 	found := pluginhost.List(dirs)
 	results := make([]backendJSON, len(found))

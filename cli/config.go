@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -78,16 +80,26 @@ type pinJSON struct {
 	Source string `json:"source"`
 }
 
+// settingJSON is one key of a backend's settings with its source. A
+// secret's value is never shown, only that it is set.
+type settingJSON struct {
+	Value  any    `json:"value"`
+	Source string `json:"source"`
+}
+
+// redacted stands in for a secret's value.
+const redacted = "(set, not shown)"
+
 // configJSON is the whole of config --json.
 type configJSON struct {
-	Backend          valueJSON                 `json:"backend"`
-	PluginDir        valueJSON                 `json:"plugin_dir"`
-	LockFileMode     valueJSON                 `json:"lock_file_mode"`
-	Files            []string                  `json:"files"`
-	Rules            []ruleJSON                `json:"rules"`
-	Plugins          map[string]pinJSON        `json:"plugins"`
-	Backends         map[string]map[string]any `json:"backends"`
-	PluginSearchPath []string                  `json:"plugin_search_path"`
+	Backend          valueJSON                         `json:"backend"`
+	PluginDir        valueJSON                         `json:"plugin_dir"`
+	LockFileMode     valueJSON                         `json:"lock_file_mode"`
+	Files            []string                          `json:"files"`
+	Rules            []ruleJSON                        `json:"rules"`
+	Plugins          map[string]pinJSON                `json:"plugins"`
+	Backends         map[string]map[string]settingJSON `json:"backends"`
+	PluginSearchPath []string                          `json:"plugin_search_path"`
 }
 
 func configView(cfg *config.Config) configJSON {
@@ -102,7 +114,7 @@ func configView(cfg *config.Config) configJSON {
 		Files:            append([]string{}, cfg.Files...),
 		Rules:            []ruleJSON{},
 		Plugins:          map[string]pinJSON{},
-		Backends:         cfg.Backends,
+		Backends:         map[string]map[string]settingJSON{},
 		PluginSearchPath: pluginhost.SearchPath("", cfg.PluginDir),
 	}
 	for _, r := range cfg.Rules {
@@ -111,8 +123,15 @@ func configView(cfg *config.Config) configJSON {
 	for name, p := range cfg.Plugins {
 		out.Plugins[name] = pinJSON{SHA256: p.SHA256, Source: p.Source.String()}
 	}
-	if out.Backends == nil {
-		out.Backends = map[string]map[string]any{}
+	for name, settings := range cfg.Backends {
+		view := make(map[string]settingJSON, len(settings))
+		for key, value := range settings {
+			if config.IsSecretKey(key) {
+				value = redacted
+			}
+			view[key] = settingJSON{Value: value, Source: cfg.BackendSources[name][key].String()}
+		}
+		out.Backends[name] = view
 	}
 	return out
 }
@@ -168,16 +187,31 @@ func printConfig(w io.Writer, cfg *config.Config) error {
 		tw.Flush()
 	}
 	if len(v.Backends) > 0 {
-		names := make([]string, 0, len(v.Backends))
-		for name := range v.Backends {
-			names = append(names, name)
+		fmt.Fprintln(w, "\nbackend settings:")
+		for _, name := range slices.Sorted(maps.Keys(v.Backends)) {
+			settings := v.Backends[name]
+			for _, key := range slices.Sorted(maps.Keys(settings)) {
+				fmt.Fprintf(tw, "  %s.%s\t%s\t%s\n", name, key, settingText(settings[key].Value), settings[key].Source)
+			}
 		}
-		sort.Strings(names)
-		fmt.Fprintf(w, "\nbackend settings for: %s\n", strings.Join(names, ", "))
+		tw.Flush()
 	}
 	fmt.Fprintf(w, "\nplugin search path:\n")
 	for _, d := range v.PluginSearchPath {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
 	return nil
+}
+
+// settingText shows a setting's value on one line: strings as they are,
+// anything else as JSON.
+func settingText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

@@ -82,7 +82,8 @@ func exitCode(err error) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &cfgErr):
+	case errors.As(err, &cfgErr), errors.Is(err, lockmgr.ErrConfig):
+		// A config file, or a backend refusing its settings table.
 		return exitConfig
 	case errors.Is(err, lockmgr.ErrBackendNotFound), errors.Is(err, lockmgr.ErrPluginRejected):
 		return exitUnavailable

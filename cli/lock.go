@@ -153,7 +153,10 @@ func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost
 		return nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
 	}
 	f := os.NewFile(uintptr(fd), path)
-	host := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
+	host, err := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
+	if err != nil {
+		return nil, err
+	}
 	return host.Get(name)
 }
 

@@ -194,7 +194,10 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 		return err
 	}
 
-	host := newHost(cfg, pluginhost.Options{ShareLifeline: !o.close})
+	host, err := newHost(cfg, pluginhost.Options{ShareLifeline: !o.close})
+	if err != nil {
+		return err
+	}
 	opts := []lockmgr.Option{lockmgr.WithConfig(cfg), lockmgr.WithHost(host)}
 	if o.backend != "" {
 		// Above the config's path rules too: the flag is the user's
@@ -360,7 +363,8 @@ func childEnv(h *lockmgr.Handle) []string {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, envLockFile+"="+h.Path(), envBackend+"="+h.Backend())
+	// For a distributed backend the lock is a name, not a file here.
+	env = append(env, envLockFile+"="+h.LockName(context.Background()), envBackend+"="+h.Backend())
 	if t := h.FencingToken(); t != 0 {
 		env = append(env, envFencingToken+"="+strconv.FormatUint(t, 10))
 	}

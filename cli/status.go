@@ -84,7 +84,13 @@ link), 69 when the --backend cannot be used.`,
 }
 
 // inspector reports the locks on one lock file.
-type inspector func(ctx context.Context, path string) (backend.Status, error)
+type inspector struct {
+	inspect func(ctx context.Context, path string) (backend.Status, error)
+	// byName is set for a distributed backend: its locks are names that
+	// mean the same on every host, not files here, so they are passed on
+	// as written, and the pids they report are not this host's to look up.
+	byName bool
+}
 
 // statusInspector picks how to inspect lock files for backend name, and
 // returns what to call when done.
@@ -110,21 +116,30 @@ func statusInspector(g *globals, name string) (inspector, func(), error) {
 	}
 	cfg, err := g.loadConfig(name)
 	if err != nil {
-		return nil, nil, err
+		return inspector{}, nil, err
 	}
-	p, err := newHost(cfg, pluginhost.Options{}).Get(name)
+	host, err := newHost(cfg, pluginhost.Options{})
 	if err != nil {
-		return nil, nil, err
+		return inspector{}, nil, err
 	}
-	return func(ctx context.Context, path string) (backend.Status, error) {
-		return p.Inspect(ctx, path)
-	}, p.Done, nil
+	p, err := host.Get(name)
+	if err != nil {
+		return inspector{}, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := p.Describe(ctx)
+	if err != nil {
+		p.Done()
+		return inspector{}, nil, err
+	}
+	return inspector{inspect: p.Inspect, byName: info.Capabilities.Distributed}, p.Done, nil
 }
 
 // kernelInspector reads the kernel's lock tables in-process, keeping only
 // the kinds of lock that kinds returns for a path (all, when nil).
 func kernelInspector(kinds func(path string) []string) inspector {
-	return func(_ context.Context, path string) (backend.Status, error) {
+	return inspector{inspect: func(_ context.Context, path string) (backend.Status, error) {
 		st, err := proclocks.ForFile(path)
 		if err != nil || kinds == nil {
 			return st, err
@@ -143,7 +158,7 @@ func kernelInspector(kinds func(path string) []string) inspector {
 		}
 		st.Holders, st.Waiters = filter(st.Holders), filter(st.Waiters)
 		return st, nil
-	}
+	}}
 }
 
 // fileStatus is one FILE's answer.
@@ -170,7 +185,9 @@ func status(stdout, stderr io.Writer, files []string, inspect inspector, jsonOut
 			}
 			continue
 		}
-		fst.Status = attribute(fst.Status)
+		if !inspect.byName {
+			fst.Status = attribute(fst.Status)
+		}
 		held = held || fst.Locked()
 		if jsonOut {
 			results = append(results, fst)
@@ -198,6 +215,16 @@ func status(stdout, stderr io.Writer, files []string, inspect inspector, jsonOut
 // error, as it is for `lockmgr run`. A symbolic link is refused, as
 // lockmgr refuses to lock through one.
 func inspectFile(inspect inspector, file string) (fileStatus, error) {
+	if inspect.byName {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := inspect.inspect(ctx, file)
+		if err != nil {
+			return fileStatus{}, fmt.Errorf("status %s: %w", file, err)
+		}
+		st.Path = file
+		return fileStatus{Status: st}, nil
+	}
 	path, err := filepath.Abs(file)
 	if err != nil {
 		return fileStatus{}, withCode(exitNoInput, fmt.Errorf("status %s: %w", file, err))
@@ -217,7 +244,7 @@ func inspectFile(inspect inspector, file string) (fileStatus, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := inspect(ctx, path)
+	st, err := inspect.inspect(ctx, path)
 	if err != nil {
 		return fileStatus{}, fmt.Errorf("status %s: %w", path, err)
 	}
