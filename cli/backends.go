@@ -18,6 +18,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -82,8 +83,8 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 	if err != nil {
 		return err
 	}
-	dirs := pluginhost.SearchPath("", cfg.PluginDir)
-	found := pluginhost.List(dirs)
+	dirs := pluginproc.SearchPath("", cfg.PluginDir)
+	found := pluginproc.List(dirs)
 	results := make([]backendJSON, len(found))
 	// Each check starts a process; side by side they take as long as the
 	// slowest, not the sum.
@@ -129,7 +130,7 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 }
 
 // checkBackend starts one plugin and asks it to describe itself.
-func checkBackend(host *pluginhost.Host, f pluginhost.Found) backendJSON {
+func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
 	r := backendJSON{Name: f.Name, Path: f.Path}
 	fail := func(err error) backendJSON {
 		var be *backend.Error
@@ -140,7 +141,7 @@ func checkBackend(host *pluginhost.Host, f pluginhost.Found) backendJSON {
 		return r
 	}
 	// Verify first, for its own words; Get would verify too.
-	if err := pluginhost.Verify(f.Path); err != nil {
+	if err := pluginproc.Verify(f.Path); err != nil {
 		return fail(err)
 	}
 	p, err := host.Get(f.Name)

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -115,7 +115,7 @@ func configView(cfg *config.Config) configJSON {
 		Rules:            []ruleJSON{},
 		Plugins:          map[string]pinJSON{},
 		Backends:         map[string]map[string]settingJSON{},
-		PluginSearchPath: pluginhost.SearchPath("", cfg.PluginDir),
+		PluginSearchPath: pluginproc.SearchPath("", cfg.PluginDir),
 	}
 	for _, r := range cfg.Rules {
 		out.Rules = append(out.Rules, ruleJSON{Path: r.Path, Backend: r.Backend, Source: r.Source.String()})

@@ -26,7 +26,7 @@ import (
 	"strings"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
@@ -101,7 +101,7 @@ func pluginName(pid int) string {
 		return pluginComm
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginhost.BinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginproc.BinaryPrefix) {
 		return name
 	}
 	return pluginComm

@@ -11,6 +11,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
 
 // Option configures a Handle.
@@ -86,7 +87,7 @@ func loadDefaultConfig() (*config.Config, error) {
 // everything a plugin is started with (search path, pins, settings), so
 // that two configurations never share a plugin configured for only one.
 func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) {
-	dirs := pluginhost.SearchPath(pluginDir, cfg.PluginDir)
+	dirs := pluginproc.SearchPath(pluginDir, cfg.PluginDir)
 	sums := map[string]string{}
 	settings, err := cfg.BackendSettings()
 	if err != nil {
@@ -114,15 +115,5 @@ func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) 
 // resolveBackend picks the backend for path: the option, else the
 // config's rules and default, with "auto" decided by the filesystem.
 func resolveBackend(o *options, cfg *config.Config, path string) string {
-	if o.backendName != "" && o.backendName != config.BackendAuto {
-		return o.backendName
-	}
-	if o.backendName == config.BackendAuto {
-		if lockfile.PathOnNetworkFS(path) {
-			return config.BackendPOSIX
-		}
-		return config.BackendFlock
-	}
-	name, _ := cfg.BackendFor(path, lockfile.PathOnNetworkFS)
-	return name
+	return cfg.Resolve(o.backendName, path, lockfile.PathOnNetworkFS)
 }

@@ -322,3 +322,14 @@ func IsSecretKey(key string) bool {
 	}
 	return false
 }
+
+// Resolve picks the backend that locks path: explicit (a --backend flag,
+// a library's WithBackend) when given, above every rule, with "auto"
+// decided by isNetwork as BackendFor decides it; else BackendFor's choice.
+func (c *Config) Resolve(explicit, path string, isNetwork func(path string) bool) string {
+	if explicit != "" {
+		c = &Config{Backend: explicit} // no rules: the caller's choice stands
+	}
+	name, _ := c.BackendFor(path, isNetwork)
+	return name
+}

@@ -27,6 +27,7 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
 
 // Environment variables that turn the test binary into a helper process.
@@ -68,7 +69,7 @@ func Main(m *testing.M, name string, impl func() backend.LockMgr) {
 
 // BuildPlugin builds the main package in pkgDir as dir/lockmgr-backend-NAME.
 func BuildPlugin(pkgDir, name, dir string) error {
-	out := filepath.Join(dir, pluginhost.BinaryPrefix+name)
+	out := filepath.Join(dir, pluginproc.BinaryPrefix+name)
 	cmd := exec.Command("go", "build", "-o", out, ".")
 	cmd.Dir = pkgDir
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -18,14 +18,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 )
 
@@ -82,13 +84,12 @@ type Plugin struct {
 	Name string
 	Path string
 
-	host      *Host
-	refs      int
-	gp        *plugin.Client
-	conn      interface{ Close() error }
-	lifeline  *os.File
-	socketDir string
-	stopped   bool
+	host    *Host
+	refs    int
+	gp      *plugin.Client
+	conn    interface{ Close() error }
+	proc    *pluginproc.Proc
+	stopped bool
 }
 
 // Get returns the running plugin for backend name, starting it if need
@@ -129,71 +130,72 @@ func rejected(name string, format string, args ...any) error {
 }
 
 func (h *Host) start(name string) (*Plugin, error) {
-	path, err := Find(name, h.opts.Dirs)
+	path, err := pluginproc.Find(name, h.opts.Dirs)
 	if err != nil {
 		return nil, err
 	}
-	if err := Verify(path); err != nil {
+	if err := pluginproc.Verify(path); err != nil {
 		return nil, rejected(name, "%v", err)
 	}
-	var secure *plugin.SecureConfig
-	if sum := h.opts.Checksums[name]; sum != "" {
-		want, err := hex.DecodeString(sum)
-		if err != nil || len(want) != sha256.Size {
+	sum := h.opts.Checksums[name]
+	if sum != "" {
+		if want, err := hex.DecodeString(sum); err != nil || len(want) != sha256.Size {
 			return nil, rejected(name, "pinned sha256 %q is not 64 hex digits", sum)
 		}
-		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+		sum = strings.ToLower(sum)
 	}
+	spec := pluginproc.Spec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
-	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-")
-	if err != nil {
-		return nil, backend.Errorf("start", "", name, fmt.Errorf("socket directory: %w", err))
-	}
-	lifeR, lifeW, err := os.Pipe()
-	if err != nil {
-		os.RemoveAll(socketDir)
-		return nil, backend.Errorf("start", "", name, fmt.Errorf("lifeline: %w", err))
-	}
-	defer lifeR.Close() // the plugin has its own copy
-
-	cmd := exec.Command(path)
-	cmd.ExtraFiles = append([]*os.File{lifeR}, h.opts.ExtraFiles...)
-	// Only what the plugin needs: its lifeline, a private socket
-	// directory, and the log level. go-plugin adds its handshake.
-	cmd.Env = []string{pluginrpc.LifelineEnv + "=3", "PLUGIN_UNIX_SOCKET_DIR=" + socketDir}
-	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
-		cmd.Env = append(cmd.Env, pluginrpc.LogEnv+"="+lvl)
-	}
-	// A process group of its own keeps the terminal's signals (Ctrl-C,
-	// Ctrl-\, hangup), which are meant for the command lockmgr runs, from
-	// killing the plugin and with it the lock that guards that command.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if !h.opts.ShareLifeline {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	}
-
+	// go-plugin reads the handshake from a process of ours (pluginproc),
+	// so that the lockmgr command can have started it before gRPC's
+	// packages had initialized (pluginproc.Prestart). go-plugin's own
+	// environment comes in through the runner function: a prestarted
+	// process is used only if it was started with exactly that.
+	var proc *pluginproc.Proc
+	var procErr error
 	gp := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  pluginrpc.Handshake,
-		Plugins:          pluginrpc.PluginSet(nil),
-		Cmd:              cmd,
+		HandshakeConfig: pluginrpc.Handshake,
+		Plugins:         pluginrpc.PluginSet(nil),
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, goPluginDir string) (runner.Runner, error) {
+			// go-plugin made a socket directory of its own; each process
+			// of ours has one already.
+			os.Remove(goPluginDir)
+			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
+				return strings.HasPrefix(kv, pluginproc.SocketDirEnv+"=")
+			})...)
+			if proc = pluginproc.Take(spec); proc != nil {
+				h.opts.Logger.Debug("using the prestarted plugin process", "backend", name, "pid", proc.PID())
+				return proc, nil
+			}
+			proc, procErr = pluginproc.Start(spec)
+			if procErr != nil {
+				return nil, procErr
+			}
+			return proc, nil
+		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		MinPort:          pluginproc.MinPort,
+		MaxPort:          pluginproc.MaxPort,
 		SkipHostEnv:      true,
-		SecureConfig:     secure,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),
 		GRPCDialOptions:  pluginrpc.DialOptions(),
 	})
 	fail := func(err error) (*Plugin, error) {
-		lifeW.Close()
 		gp.Kill()
-		os.RemoveAll(socketDir)
+		if proc != nil {
+			proc.Abandon()
+		}
 		return nil, err
 	}
 	h.opts.Logger.Debug("starting plugin", "backend", name, "path", path)
 	proto, err := gp.Client()
 	if err != nil {
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		switch {
+		case errors.Is(procErr, pluginproc.ErrChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
+		case procErr != nil:
+			return fail(backend.Errorf("start", "", name, procErr))
 		}
 		return fail(rejected(name, "%s failed its handshake: %s", path, firstLine(err.Error())))
 	}
@@ -208,7 +210,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// The connection is up: the socket's name is no longer needed, and
 	// removing it now leaves nothing behind even if host and plugin are
 	// both killed.
-	defer os.RemoveAll(socketDir)
+	defer os.RemoveAll(proc.SocketDir)
 	client.SetName(name)
 	if err := client.Start(); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
@@ -221,7 +223,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 			return fail(err)
 		}
 	}
-	p := &Plugin{Client: client, Name: name, Path: path, host: h, gp: gp, lifeline: lifeW, socketDir: socketDir}
+	p := &Plugin{Client: client, Name: name, Path: path, host: h, gp: gp, proc: proc}
 	if gc, ok := proto.(*plugin.GRPCClient); ok {
 		p.conn = gc.Conn
 	}
@@ -255,46 +257,21 @@ func (p *Plugin) stop() {
 	p.MarkDead()
 	// Closing our end of the lifeline is the plugin's signal to exit; if
 	// the lifeline was handed on, the plugin stays as long as the copies.
-	p.lifeline.Close()
+	p.proc.Lifeline.Close()
 	if p.conn != nil {
 		p.conn.Close()
 	}
-	os.RemoveAll(p.socketDir)
+	os.RemoveAll(p.proc.SocketDir)
 }
 
 // Lifeline returns the write end of p's lifeline. With
 // Options.ShareLifeline, a command that inherits a copy keeps the plugin,
 // and every lock it holds, alive until that command and everything that
 // inherited it have exited.
-func (p *Plugin) Lifeline() *os.File { return p.lifeline }
+func (p *Plugin) Lifeline() *os.File { return p.proc.Lifeline }
 
 // PID returns the plugin process's pid, or 0 if unknown.
-func (p *Plugin) PID() int {
-	if rc := p.gp.ReattachConfig(); rc != nil {
-		return rc.Pid
-	}
-	return 0
-}
-
-// maxSocketDir bounds the directory the plugin's socket goes in: a Unix
-// socket's path must fit in sun_path's 108 bytes, and beyond it the
-// plugin fails to listen and the handshake fails with no useful message.
-// go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
-const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
-
-func runtimeDir() string {
-	// $XDG_RUNTIME_DIR is private to the user and emptied at logout; the
-	// host removes the directory once connected in any case.
-	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), os.TempDir()} {
-		if d == "" || len(d) > maxSocketDir {
-			continue
-		}
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
-		}
-	}
-	return "/tmp"
-}
+func (p *Plugin) PID() int { return p.proc.PID() }
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -21,6 +21,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ func quickRaceExit() string {
 	return "GORACE=" + os.Getenv("GORACE") + " atexit_sleep_ms=0"
 }
 
-func pluginPath() string { return filepath.Join(pluginDir, pluginhost.BinaryPrefix+"flock") }
+func pluginPath() string { return filepath.Join(pluginDir, pluginproc.BinaryPrefix+"flock") }
 
 // privateDir returns a fresh directory that only its owner may write, as
 // Verify insists for a plugin directory.
@@ -87,7 +88,7 @@ func copyPlugin(t *testing.T, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, pluginhost.BinaryPrefix+name)
+	p := filepath.Join(dir, pluginproc.BinaryPrefix+name)
 	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -97,154 +98,10 @@ func copyPlugin(t *testing.T, dir, name string) string {
 	return p
 }
 
-func TestSearchPath(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exeDir := filepath.Dir(exe)
-	t.Setenv(pluginhost.DirEnv, "/env/plugins/")
-	got := pluginhost.SearchPath("/explicit", "/config/dir")
-	want := []string{
-		"/explicit",
-		"/env/plugins",
-		"/config/dir",
-		exeDir,
-		filepath.Join(exeDir, "..", "lib", "lockmgr"),
-		pluginhost.SystemDir,
-	}
-	if strings.Join(got, ":") != strings.Join(want, ":") {
-		t.Fatalf("SearchPath = %q,\nwant %q", got, want)
-	}
-
-	// Empty entries are skipped, and each directory appears once, at its
-	// first place, however it is spelled.
-	t.Setenv(pluginhost.DirEnv, "")
-	got = pluginhost.SearchPath("", "")
-	want = []string{exeDir, filepath.Join(exeDir, "..", "lib", "lockmgr"), pluginhost.SystemDir}
-	if strings.Join(got, ":") != strings.Join(want, ":") {
-		t.Fatalf("SearchPath with nothing set = %q, want %q", got, want)
-	}
-	t.Setenv(pluginhost.DirEnv, pluginhost.SystemDir+"/")
-	got = pluginhost.SearchPath("/a/b/../b", "/a/b/.")
-	want = []string{"/a/b", pluginhost.SystemDir, exeDir, filepath.Join(exeDir, "..", "lib", "lockmgr")}
-	if strings.Join(got, ":") != strings.Join(want, ":") {
-		t.Fatalf("SearchPath with duplicates = %q, want %q", got, want)
-	}
-}
-
-func TestFind(t *testing.T) {
-	empty, first, second := privateDir(t), privateDir(t), privateDir(t)
-	p1 := copyPlugin(t, first, "flock")
-	copyPlugin(t, second, "flock")
-	got, err := pluginhost.Find("flock", []string{empty, first, second})
-	if err != nil || got != p1 {
-		t.Fatalf("Find = %q, %v; want the first on the path, %q", got, err, p1)
-	}
-
-	_, err = pluginhost.Find("nope", []string{empty, first})
-	if !errors.Is(err, backend.ErrBackendNotFound) {
-		t.Fatalf("Find(missing): %v, want ErrBackendNotFound", err)
-	}
-	for _, want := range []string{empty, first, pluginhost.BinaryPrefix + "nope", "(nope)"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Find(missing): %q does not say %q", err, want)
-		}
-	}
-}
-
-func TestFindRefusesInvalidNames(t *testing.T) {
-	dir := privateDir(t)
-	// A file a name with a slash would reach, had it been accepted.
-	if err := os.Mkdir(filepath.Join(dir, pluginhost.BinaryPrefix+".."), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyPlugin(t, dir, "x")
-	if err := os.Rename(filepath.Join(dir, pluginhost.BinaryPrefix+"x"), filepath.Join(dir, pluginhost.BinaryPrefix+"..", "x")); err != nil {
-		t.Fatal(err)
-	}
-	long := strings.Repeat("a", 65)
-	for _, name := range []string{"../x", "", "Flock", "a/b", "-x", ".x", "x y", "x\n", long} {
-		p, err := pluginhost.Find(name, []string{dir})
-		if err == nil {
-			t.Errorf("Find(%q) = %q, want a refusal", name, p)
-			continue
-		}
-		if !errors.Is(err, backend.ErrBackendNotFound) || !strings.Contains(err.Error(), "invalid backend name") {
-			t.Errorf("Find(%q): %v, want ErrBackendNotFound for an invalid name", name, err)
-		}
-	}
-	_, err := pluginhost.New(pluginhost.Options{Dirs: []string{dir}}).Get("../x")
+func TestGetRefusesInvalidNames(t *testing.T) {
+	_, err := pluginhost.New(pluginhost.Options{Dirs: []string{privateDir(t)}}).Get("../x")
 	if !errors.Is(err, backend.ErrBackendNotFound) {
 		t.Fatalf("Get(\"../x\"): %v, want ErrBackendNotFound", err)
-	}
-}
-
-func TestVerify(t *testing.T) {
-	if err := pluginhost.Verify(pluginPath()); err != nil {
-		t.Fatalf("Verify(the normal build): %v", err)
-	}
-
-	dir := privateDir(t)
-	p := copyPlugin(t, dir, "flock")
-	link := filepath.Join(privateDir(t), pluginhost.BinaryPrefix+"flock")
-	if err := os.Symlink(p, link); err != nil {
-		t.Fatal(err)
-	}
-	if err := pluginhost.Verify(link); err != nil {
-		t.Fatalf("Verify(a link to a safe plugin): %v", err)
-	}
-
-	unsafe := func(what string, wantInMsg string) {
-		t.Helper()
-		err := pluginhost.Verify(p)
-		if !errors.Is(err, pluginhost.ErrUnsafe) {
-			t.Fatalf("Verify(%s): %v, want ErrUnsafe", what, err)
-		}
-		if !strings.Contains(err.Error(), wantInMsg) {
-			t.Fatalf("Verify(%s): %q does not name %s", what, err, wantInMsg)
-		}
-	}
-	chmod := func(path string, mode os.FileMode) {
-		t.Helper()
-		if err := os.Chmod(path, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	chmod(p, 0o775)
-	unsafe("a group-writable binary", p)
-	chmod(p, 0o757)
-	unsafe("a world-writable binary", p)
-	chmod(p, 0o644)
-	unsafe("a non-executable file", p)
-	chmod(p, 0o755)
-	chmod(dir, 0o777)
-	unsafe("a binary in a world-writable directory", dir)
-	chmod(dir, 0o775)
-	unsafe("a binary in a group-writable directory", dir)
-	chmod(dir, 0o755)
-	if err := pluginhost.Verify(p); err != nil {
-		t.Fatalf("Verify after the permissions were put right: %v", err)
-	}
-
-	// Through a link, the checks apply to the file and the directory the
-	// link leads to.
-	chmod(dir, 0o777)
-	if err := pluginhost.Verify(link); !errors.Is(err, pluginhost.ErrUnsafe) {
-		t.Fatalf("Verify(a link into a world-writable directory): %v, want ErrUnsafe", err)
-	}
-	chmod(dir, 0o755)
-
-	sub := filepath.Join(dir, pluginhost.BinaryPrefix+"dir")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := pluginhost.Verify(sub); !errors.Is(err, pluginhost.ErrUnsafe) {
-		t.Fatalf("Verify(a directory): %v, want ErrUnsafe", err)
-	}
-	if err := pluginhost.Verify(filepath.Join(dir, "missing")); err == nil {
-		t.Fatal("Verify(a missing file) = nil")
 	}
 }
 
@@ -302,14 +159,14 @@ func TestChecksumPin(t *testing.T) {
 
 func TestRejectsNonPlugin(t *testing.T) {
 	dir := privateDir(t)
-	script := filepath.Join(dir, pluginhost.BinaryPrefix+"bogus")
+	script := filepath.Join(dir, pluginproc.BinaryPrefix+"bogus")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := pluginhost.Verify(script); err != nil {
+	if err := pluginproc.Verify(script); err != nil {
 		t.Fatalf("Verify(the script): %v; the test needs it to pass Verify and fail later", err)
 	}
 	h := pluginhost.New(pluginhost.Options{Dirs: []string{dir}, StartTimeout: promptly})
@@ -583,7 +440,7 @@ func runHost(share bool) int {
 
 func TestRejectsOtherProtocolVersion(t *testing.T) {
 	dir := privateDir(t)
-	bin := filepath.Join(dir, pluginhost.BinaryPrefix+"other")
+	bin := filepath.Join(dir, pluginproc.BinaryPrefix+"other")
 	build := exec.Command("go", "build", "-o", bin, "./testdata/otherprotocol")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the other-protocol plugin: %v\n%s", err, out)

@@ -13,33 +13,28 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"google.golang.org/grpc"
 )
 
-// Handshake is shared by lockmgr and every backend plugin. The cookie
-// keeps a person who runs a plugin binary by hand from waiting on a
-// silent process, and the protocol version must change whenever
-// lockpb's service changes incompatibly, so that a mismatched pair fails
-// at start with a clear error instead of mid-lock.
+// Handshake is shared by lockmgr and every backend plugin; its values,
+// and why they matter, are in pluginproc.
 var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
-	MagicCookieKey:   "LOCKMGR_PLUGIN",
-	MagicCookieValue: "8f7d1c2e-lockmgr-backend",
+	ProtocolVersion:  pluginproc.ProtocolVersion,
+	MagicCookieKey:   pluginproc.MagicCookieKey,
+	MagicCookieValue: pluginproc.MagicCookieValue,
 }
 
 // PluginName is the single plugin every backend binary serves.
 const PluginName = "backend"
 
 // LifelineEnv names the environment variable that tells a plugin which
-// descriptor is its lifeline: the read end of a pipe whose write ends
-// the host (and whatever the host hands them to) keep open. The plugin
-// exits as soon as every write end is closed, which is how a plugin
-// dies with its host even when the host is killed with SIGKILL.
-const LifelineEnv = "LOCKMGR_LIFELINE_FD"
+// descriptor is its lifeline (see pluginproc.LifelineEnv).
+const LifelineEnv = pluginproc.LifelineEnv
 
 // LogEnv names the environment variable that sets the log level of
 // lockmgr and its plugins ("debug", "trace", ...); unset means silent.
-const LogEnv = "LOCKMGR_LOG"
+const LogEnv = pluginproc.LogEnv
 
 // GRPCPlugin is the go-plugin Plugin for a backend: Impl is set on the
 // plugin side and nil on the host side.

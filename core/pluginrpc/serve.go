@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"google.golang.org/grpc"
 )
 
@@ -49,7 +50,7 @@ func watchLifeline() {
 	// while it is still shutting down; SIGKILL still works.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	lifeline := os.NewFile(uintptr(fd), "lifeline")
-	socketDir := os.Getenv("PLUGIN_UNIX_SOCKET_DIR")
+	socketDir := os.Getenv(pluginproc.SocketDirEnv)
 	go func() {
 		_, _ = io.Copy(io.Discard, lifeline)
 		// The host may be gone for good: the socket directory it made is

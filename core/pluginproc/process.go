@@ -1,0 +1,350 @@
+package pluginproc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+)
+
+// The go-plugin handshake every lockmgr plugin expects. The cookie keeps a
+// person who runs a plugin binary by hand from waiting on a silent
+// process, and the protocol version must change whenever the gRPC service
+// changes incompatibly, so that a mismatched pair fails at start with a
+// clear error instead of mid-lock. core/pluginrpc builds go-plugin's
+// HandshakeConfig from these.
+const (
+	MagicCookieKey   = "LOCKMGR_PLUGIN"
+	MagicCookieValue = "8f7d1c2e-lockmgr-backend"
+	ProtocolVersion  = 1
+)
+
+// The TCP port range go-plugin tells a plugin about. lockmgr's plugins
+// listen on Unix sockets and never use it, but it is part of the
+// environment a Spec compares, so the host sets it explicitly rather than
+// rely on go-plugin's defaults.
+const (
+	MinPort = 10000
+	MaxPort = 25000
+)
+
+// Environment variables a host sets for its plugin.
+const (
+	// LifelineEnv tells a plugin which descriptor is its lifeline: the
+	// read end of a pipe whose write ends the host (and whatever the host
+	// hands them to) keep open. The plugin exits as soon as every write
+	// end is closed, which is how a plugin dies with its host even when
+	// the host is killed with SIGKILL.
+	LifelineEnv = "LOCKMGR_LIFELINE_FD"
+	// LogEnv sets the log level of lockmgr and its plugins ("debug",
+	// "trace", ...); unset means silent.
+	LogEnv = "LOCKMGR_LOG"
+	// SocketDirEnv is go-plugin's variable for the directory its Unix
+	// socket goes in.
+	SocketDirEnv = "PLUGIN_UNIX_SOCKET_DIR"
+)
+
+// ErrChecksum means a plugin binary does not have its pinned SHA-256.
+var ErrChecksum = errors.New("does not match its pinned sha256")
+
+// BaseEnv is lockmgr's part of a plugin's environment: the lifeline on
+// descriptor 3, one P (a plugin's work is a few syscalls per call, and on
+// one P handing a message between goroutines is a run-queue switch rather
+// than a thread wake-up: a lock round trip measured 20% faster; set here
+// rather than by runtime.GOMAXPROCS, whose stop-the-world cost half a
+// millisecond of every start), and the log level. Nothing of the host's
+// own environment leaks in.
+func BaseEnv() []string {
+	env := []string{LifelineEnv + "=3", "GOMAXPROCS=1"}
+	if lvl := os.Getenv(LogEnv); lvl != "" {
+		env = append(env, LogEnv+"="+lvl)
+	}
+	return env
+}
+
+// HandshakeEnv is the part of a plugin's environment that go-plugin's
+// client adds for the handshake, as go-plugin v1.8 writes it. Prestart
+// needs it because it starts the process before there is a go-plugin
+// client; if go-plugin ever writes it differently, Take sees a different
+// Spec and starts afresh, so a mismatch costs time, never correctness.
+func HandshakeEnv() []string {
+	return []string{
+		MagicCookieKey + "=" + MagicCookieValue,
+		"PLUGIN_MIN_PORT=" + strconv.Itoa(MinPort),
+		"PLUGIN_MAX_PORT=" + strconv.Itoa(MaxPort),
+		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(ProtocolVersion),
+	}
+}
+
+// Spec says how to start one plugin process. Processes started from
+// equal Specs cannot be told apart, which is what lets Take hand over a
+// process Prestart started early.
+type Spec struct {
+	// Path is the plugin binary, already found and verified.
+	Path string
+	// SHA256 is the hex digest Path must have, or "" when not pinned.
+	SHA256 string
+	// Env is the whole environment but for the socket directory, which
+	// every start makes afresh.
+	Env []string
+	// ShareLifeline leaves out Pdeathsig, so that whoever is handed a copy
+	// of the lifeline keeps the plugin, and its locks, alive after the
+	// host has gone (lockmgr run's command does).
+	ShareLifeline bool
+	// ExtraFiles become descriptors 4, 5, ... of the plugin (3 is the
+	// lifeline): how `lockmgr lock --fd` hands over the shell's file.
+	ExtraFiles []*os.File
+}
+
+// PrestartSpec is the Spec a host that shares the lifeline or not, and
+// hands over no descriptors, starts the plugin at path (pinned to sum,
+// "" when not pinned) with: what Prestart is given so that the host's
+// Take finds an equal Spec.
+func PrestartSpec(path, sum string, shareLifeline bool) Spec {
+	return Spec{Path: path, SHA256: sum, Env: append(BaseEnv(), HandshakeEnv()...), ShareLifeline: shareLifeline}
+}
+
+func (s Spec) equal(o Spec) bool {
+	return s.Path == o.Path && s.SHA256 == o.SHA256 && s.ShareLifeline == o.ShareLifeline &&
+		slices.Equal(slices.Sorted(slices.Values(s.Env)), slices.Sorted(slices.Values(o.Env))) &&
+		slices.Equal(s.ExtraFiles, o.ExtraFiles)
+}
+
+// Proc is a started plugin process. It satisfies go-plugin's
+// runner.Runner, so that go-plugin reads the handshake from a process
+// that core/pluginhost, or Prestart, started.
+type Proc struct {
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	stderr io.ReadCloser
+	// Lifeline is the write end of the plugin's lifeline.
+	Lifeline *os.File
+	// SocketDir is the private directory the plugin's socket goes in.
+	SocketDir string
+}
+
+// Start starts the plugin process spec describes, with a fresh private
+// socket directory: the binary checked against its pin, if any, then
+// run with its lifeline, in a process group of its own (so that the
+// terminal's signals, meant for the command lockmgr runs, do not reach it),
+// with Pdeathsig unless the lifeline is to be shared.
+func Start(spec Spec) (*Proc, error) {
+	if spec.SHA256 != "" {
+		if err := checkSum(spec.Path, spec.SHA256); err != nil {
+			return nil, err
+		}
+	}
+	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-")
+	if err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	p := &Proc{SocketDir: socketDir}
+	fail := func(err error) (*Proc, error) {
+		p.Discard()
+		return nil, err
+	}
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Errorf("lifeline: %w", err))
+	}
+	defer lifeR.Close() // the plugin has its own copy
+	p.Lifeline = lifeW
+
+	cmd := exec.Command(spec.Path)
+	cmd.Env = append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir)
+	cmd.ExtraFiles = append([]*os.File{lifeR}, spec.ExtraFiles...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !spec.ShareLifeline {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
+	if p.stdout, err = cmd.StdoutPipe(); err != nil {
+		return fail(err)
+	}
+	if p.stderr, err = cmd.StderrPipe(); err != nil {
+		return fail(err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	p.cmd = cmd
+	return p, nil
+}
+
+func checkSum(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != want {
+		return fmt.Errorf("%s %w", path, ErrChecksum)
+	}
+	return nil
+}
+
+// PID returns the plugin's process id, or 0 before it started.
+func (p *Proc) PID() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Discard ends a process no host will use: it kills the plugin, reaps
+// it without waiting, and Abandons it.
+func (p *Proc) Discard() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		go func() { _ = p.cmd.Wait() }()
+	}
+	p.Abandon()
+}
+
+// Abandon closes the lifeline, which ends the plugin unless a copy was
+// handed on, and removes the socket directory, leaving the process to
+// whoever waits for it (go-plugin, once it has been given the process).
+func (p *Proc) Abandon() {
+	if p.Lifeline != nil {
+		p.Lifeline.Close()
+	}
+	if p.SocketDir != "" {
+		os.RemoveAll(p.SocketDir)
+	}
+}
+
+// Start is go-plugin's runner.Runner Start: the process is already
+// running.
+func (p *Proc) Start(context.Context) error { return nil }
+
+// Wait waits for the process to exit, for go-plugin's runner.Runner.
+func (p *Proc) Wait(context.Context) error { return p.cmd.Wait() }
+
+// Kill kills the process, for go-plugin's runner.Runner.
+func (p *Proc) Kill(context.Context) error {
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
+}
+
+// Stdout is the plugin's standard output, where go-plugin reads its
+// handshake.
+func (p *Proc) Stdout() io.ReadCloser { return p.stdout }
+
+// Stderr is the plugin's standard error, which go-plugin relays to the
+// host's log.
+func (p *Proc) Stderr() io.ReadCloser { return p.stderr }
+
+// Name is the plugin binary's path, for go-plugin's log lines.
+func (p *Proc) Name() string { return p.cmd.Path }
+
+// ID is the plugin's pid, as go-plugin's runner.Runner reports it.
+func (p *Proc) ID() string { return strconv.Itoa(p.PID()) }
+
+// Diagnose adds nothing to go-plugin's error messages.
+func (p *Proc) Diagnose(context.Context) string { return "" }
+
+// PluginToHost returns the plugin's address as it is: host and plugin
+// share the file system.
+func (p *Proc) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// HostToPlugin returns the host's address as it is.
+func (p *Proc) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+// early is the one process Prestart started, until Take or
+// DiscardPrestarted.
+var early struct {
+	mu   sync.Mutex
+	spec Spec
+	proc *Proc
+}
+
+// Prestart starts the plugin process spec describes now, for a Take with
+// an equal Spec to collect. It exists for the lockmgr command, whose
+// start-up is two Go programs' start-ups in a row: its own package
+// initialization (gRPC and protobuf, about 2 ms) and then the plugin's.
+// Called from a package initializer that runs before gRPC's, it lets the
+// two overlap. At most one process is prestarted; a second call discards
+// the first.
+func Prestart(spec Spec) error {
+	p, err := Start(spec)
+	if err != nil {
+		return err
+	}
+	early.mu.Lock()
+	old := early.proc
+	early.spec, early.proc = spec, p
+	early.mu.Unlock()
+	if old != nil {
+		old.Discard()
+	}
+	return nil
+}
+
+// Take returns the prestarted process if it was started from a Spec equal
+// to spec, and nil otherwise; a prestarted process of a different Spec
+// is discarded, since nothing else will want it.
+func Take(spec Spec) *Proc {
+	early.mu.Lock()
+	p, started := early.proc, early.spec
+	early.proc, early.spec = nil, Spec{}
+	early.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if !started.equal(spec) {
+		p.Discard()
+		return nil
+	}
+	return p
+}
+
+// DiscardPrestarted discards a prestarted process that no Take collected,
+// as the lockmgr command exits (after a usage error, say). Were it not
+// called, the plugin would still exit once its lifeline closed with the
+// command, and remove its socket directory itself.
+func DiscardPrestarted() {
+	early.mu.Lock()
+	p := early.proc
+	early.proc, early.spec = nil, Spec{}
+	early.mu.Unlock()
+	if p != nil {
+		p.Discard()
+	}
+}
+
+// maxSocketDir bounds the directory the plugin's socket goes in: a Unix
+// socket's path must fit in sun_path's 108 bytes, and beyond it the
+// plugin fails to listen and the handshake fails with no useful message.
+// go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
+const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
+
+func runtimeDir() string {
+	// $XDG_RUNTIME_DIR is private to the user and emptied at logout; the
+	// host removes the directory once connected in any case.
+	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), os.TempDir()} {
+		if d == "" || len(d) > maxSocketDir {
+			continue
+		}
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d
+		}
+	}
+	return "/tmp"
+}
