@@ -8,7 +8,13 @@
 // exit codes scripts rely on.
 package main
 
-import "os"
+import (
+	"os"
+
+	// Starts run's plugin while lockmgr's own packages initialize; see
+	// its documentation.
+	_ "github.com/lockmgr/lockmgr/cli/internal/prestart"
+)
 
 func main() {
 	os.Exit(execute(os.Args[1:]))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +31,7 @@ func (g *globals) loadConfig(backendFlag string) (*config.Config, error) {
 // lifeline (ShareLifeline) and `lock --fd` hands the plugin a descriptor
 // (ExtraFiles).
 func newHost(cfg *config.Config, opts pluginhost.Options) (*pluginhost.Host, error) {
-	opts.Dirs = pluginhost.SearchPath("", cfg.PluginDir)
+	opts.Dirs = pluginproc.SearchPath("", cfg.PluginDir)
 	opts.Checksums = make(map[string]string, len(cfg.Plugins))
 	for name, p := range cfg.Plugins {
 		opts.Checksums[name] = p.SHA256
@@ -153,6 +154,9 @@ func newHelpCmd() *cobra.Command {
 // happens, the user sees at most one line on stderr from lockmgr itself:
 // even a bug shows as a line, not a Go stack trace.
 func execute(args []string) (code int) {
+	// A plugin started ahead (cli/internal/prestart) that this command
+	// did not use ends with it.
+	defer pluginproc.DiscardPrestarted()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintln(os.Stderr, "lockmgr: internal error:", oneLine(fmt.Sprint(r)))
