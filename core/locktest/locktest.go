@@ -15,6 +15,7 @@ package locktest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
@@ -47,6 +49,14 @@ var suite struct {
 // in a temporary directory, unless the test binary was started as a
 // helper process, in which case it runs the helper and exits.
 func Main(m *testing.M, name string, impl func() backend.LockMgr) {
+	os.Exit(RunMain(m, name, impl))
+}
+
+// RunMain is Main for a TestMain that has work of its own to do after the
+// tests, such as stopping a lock service it started for them: it returns
+// the code to exit with instead of exiting. In a helper process it runs
+// the helper and exits, as Main does.
+func RunMain(m *testing.M, name string, impl func() backend.LockMgr) int {
 	suite.name, suite.impl = name, impl
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(child(mode))
@@ -54,18 +64,22 @@ func Main(m *testing.M, name string, impl func() backend.LockMgr) {
 	dir, err := os.MkdirTemp("", "locktest-plugin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "locktest:", err)
-		os.Exit(2)
+		return 2
 	}
+	defer os.RemoveAll(dir)
 	if err := BuildPlugin(".", name, dir); err != nil {
 		fmt.Fprintln(os.Stderr, "locktest:", err)
-		os.RemoveAll(dir)
-		os.Exit(2)
+		return 2
 	}
 	suite.pluginDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
+
+// IsChild reports whether the test binary was started as the suite's
+// helper process. A TestMain that starts a lock service for its tests
+// checks it first: the helper reaches the parent's service through the
+// environment it inherits, and must not start one of its own.
+func IsChild() bool { return os.Getenv(childEnv) != "" }
 
 // BuildPlugin builds the main package in pkgDir as dir/lockmgr-backend-NAME.
 func BuildPlugin(pkgDir, name, dir string) error {
@@ -137,10 +151,20 @@ func RunTarget(t *testing.T, tgt Target) {
 	t.Run("DoubleUnlock", s.doubleUnlock)
 	t.Run("OtherProcessExcluded", s.otherProcess)
 	t.Run("ByteRanges", s.byteRanges)
-	t.Run("RemoveOnRelease", s.removeOnRelease)
-	t.Run("RefusesSymlink", s.refusesSymlink)
-	t.Run("MissingDirectory", s.missingDirectory)
-	t.Run("NewFileMode", s.newFileMode)
+	// A distributed backend locks a name, not a file: it creates, opens and
+	// removes nothing, so the file's own rules do not apply to it.
+	fileOnly := func(name string, f func(*testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			if s.info.Capabilities.Distributed {
+				t.Skip("a distributed backend locks a name, not a file")
+			}
+			f(t)
+		})
+	}
+	fileOnly("RemoveOnRelease", s.removeOnRelease)
+	fileOnly("RefusesSymlink", s.refusesSymlink)
+	fileOnly("MissingDirectory", s.missingDirectory)
+	fileOnly("NewFileMode", s.newFileMode)
 	if tgt.Name == "plugin" {
 		t.Run("HostKilledFreesLock", s.hostKilled)
 		t.Run("PluginKilledIsLost", s.pluginKilled)
@@ -172,7 +196,17 @@ func (s *suiteRun) describe(t *testing.T) backend.Info {
 	return info
 }
 
-func lockPath(t *testing.T) string { return filepath.Join(t.TempDir(), "lock") }
+// lockPath returns a lock for one test: a file in a directory of its own,
+// or, for a distributed backend, a relative name of its own. A name means
+// the same on every host and lives in the lock service, not in a temporary
+// directory; a random part keeps it apart from the same test's locks in
+// earlier runs against the same service.
+func (s *suiteRun) lockPath(t *testing.T) string {
+	if s.info.Capabilities.Distributed {
+		return "locktest/" + t.Name() + "/" + rand.Text()
+	}
+	return filepath.Join(t.TempDir(), "lock")
+}
 
 func mustTry(t *testing.T, what string, ok bool, err error, want bool) {
 	t.Helper()
@@ -185,7 +219,7 @@ func mustTry(t *testing.T, what string, ok bool, err error, want bool) {
 }
 
 func (s *suiteRun) exclusiveExcludesExclusive(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	ok, err := a.TryLock()
 	mustTry(t, "a.TryLock", ok, err, true)
@@ -203,7 +237,7 @@ func (s *suiteRun) exclusiveExcludesExclusive(t *testing.T) {
 }
 
 func (s *suiteRun) sharedLocks(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b, c := s.handle(t, p), s.handle(t, p), s.handle(t, p)
 	if !s.info.Capabilities.Shared {
 		_, err := a.TryRLock()
@@ -227,7 +261,7 @@ func (s *suiteRun) sharedLocks(t *testing.T) {
 }
 
 func (s *suiteRun) tryLockBusy(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -247,7 +281,7 @@ func canceledContext() context.Context {
 }
 
 func (s *suiteRun) waiterAcquires(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -277,7 +311,7 @@ func (s *suiteRun) waiterAcquires(t *testing.T) {
 }
 
 func (s *suiteRun) timeout(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -311,7 +345,7 @@ func checkNamed(t *testing.T, err error, path, backendName string) {
 }
 
 func (s *suiteRun) cancel(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -330,7 +364,7 @@ func (s *suiteRun) cancel(t *testing.T) {
 }
 
 func (s *suiteRun) closeCancelsWait(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a, b := s.handle(t, p), s.handle(t, p)
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -353,7 +387,7 @@ func (s *suiteRun) closeCancelsWait(t *testing.T) {
 }
 
 func (s *suiteRun) doubleUnlock(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a := s.handle(t, p)
 	if err := a.Unlock(); !errorsIs(err, lockmgr.ErrNotLocked) {
 		t.Fatalf("Unlock before Lock: %v, want ErrNotLocked", err)
@@ -372,7 +406,7 @@ func (s *suiteRun) doubleUnlock(t *testing.T) {
 }
 
 func (s *suiteRun) otherProcess(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	modes := []string{"exclusive"}
 	if s.info.Capabilities.Shared {
 		modes = append(modes, "shared")
@@ -408,7 +442,7 @@ func timeoutContext(t *testing.T, d time.Duration) context.Context {
 }
 
 func (s *suiteRun) byteRanges(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	if !s.info.Capabilities.ByteRanges {
 		_, err := s.handle(t, p, lockmgr.WithRange(0, 10)).TryLock()
 		if !errorsIs(err, lockmgr.ErrUnsupported) {
@@ -448,7 +482,7 @@ func (s *suiteRun) byteRanges(t *testing.T) {
 }
 
 func (s *suiteRun) removeOnRelease(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	a := s.handle(t, p, lockmgr.WithRemoveOnRelease())
 	if err := a.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -506,7 +540,7 @@ func (s *suiteRun) missingDirectory(t *testing.T) {
 }
 
 func (s *suiteRun) newFileMode(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	h := s.handle(t, p, lockmgr.WithFileMode(0o640))
@@ -525,7 +559,7 @@ func (s *suiteRun) newFileMode(t *testing.T) {
 // hostKilled: a host SIGKILLed while holding a lock must not leave the
 // lock, or its plugin, behind.
 func (s *suiteRun) hostKilled(t *testing.T) {
-	p := lockPath(t)
+	p := s.lockPath(t)
 	c := startChild(t, s.tgt.Name, p, "exclusive")
 	c.Expect(t, "locked")
 	plugins := PluginProcesses(c.Cmd.Process.Pid)
@@ -545,8 +579,18 @@ func (s *suiteRun) hostKilled(t *testing.T) {
 }
 
 func (s *suiteRun) pluginKilled(t *testing.T) {
-	p := lockPath(t)
-	host := pluginhost.New(pluginhost.Options{Dirs: []string{suite.pluginDir}})
+	p := s.lockPath(t)
+	// A host of its own, configured as the shared one would be: a backend
+	// that needs settings (a lock service's endpoints) gets them.
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := cfg.BackendSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{suite.pluginDir}, Settings: settings})
 	h := s.handle(t, p, lockmgr.WithHost(host))
 	if err := h.Lock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -556,7 +600,7 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 	// the newest.
 	var ours []int
 	for _, pid := range PluginProcesses(os.Getpid()) {
-		if processExe(pid) == filepath.Join(suite.pluginDir, pluginhost.BinaryPrefix+suite.name) {
+		if processExe(pid) == filepath.Join(suite.pluginDir, pluginproc.BinaryPrefix+suite.name) {
 			ours = append(ours, pid)
 		}
 	}
