@@ -1,0 +1,808 @@
+package main
+
+// An etcd lock is a key attached to a lease, and it lasts exactly as long
+// as the lease: etcd deletes the key when the lease is revoked or expires.
+// Each lock gets a lease of its own (one concurrency.Session), so that
+// releasing it is one Revoke, a lock that fails half-way is cleaned up the
+// same way, and losing one lease loses one lock, not every lock the
+// process holds. The Mutex on top is etcd's own concurrency.Mutex, the
+// one etcdctl uses, so the two interoperate (see the package comment for
+// the key layout).
+//
+// The lease is kept alive by the client library, and a lock is only as
+// good as that: if etcd cannot be reached, the server expires the lease
+// one TTL after the last keep-alive it answered, and another process may
+// then take the lock. The library's own verdict comes late for that: it
+// gives a lease up one TTL after it *received* the last answer, checked
+// once a second, which is after the server may already have let the lease
+// go. So each lock watches the keep-alive answers itself and declares the
+// lock lost a safety margin before the lease can have expired on the
+// server (see safetyMargin), and the lost channel fires then. It fires
+// too if the lock's key is deleted under a live lease (`etcdctl del`),
+// which hands the lock to the next waiter without any lease expiring.
+//
+// Shared locks are not offered. etcd's reader/writer recipe
+// (client/v3/experimental/recipes.RWMutex) cannot be used as it is: its
+// waits watch with context.Background, so nothing can cancel them or give
+// them a deadline (not even revoking our lease, since they watch the key
+// ahead of ours, not our own); it has no try-lock; it orders keys by mod
+// revision, which the holder record below would upset; and its readers
+// wait only for keys under PREFIX/write, so a reader would be granted
+// beside a concurrency.Mutex holder (etcdctl's, or our own exclusive
+// lock) on the same name. A
+// correct reader protocol over the Mutex layout is possible (readers that
+// mark their keys and wait only for earlier unmarked ones), but it would
+// be lockmgr's own invention rather than etcd's, so Capabilities.Shared is
+// false and Request.Validate refuses shared locks with ErrUnsupported.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+const backendName = "etcd"
+
+// capabilities are what an etcd lock can promise: it excludes every
+// process on every host that reaches the cluster, it belongs to a lease
+// (a session), and its key's create revision is a fencing token. It has
+// no file, so nothing about files applies.
+var capabilities = backend.Capabilities{
+	Shared:        false, // see the comment at the top of this file
+	ByteRanges:    false,
+	Owner:         backend.OwnerSession,
+	Distributed:   true,
+	FencingTokens: true,
+}
+
+// Backend is the etcd backend: one etcd client, shared by every lock of
+// the process, and one lease per lock. Its methods are safe for
+// concurrent use.
+type Backend struct {
+	owner ownerRecord // what the holder writes on its key
+
+	// dialMu serializes making the client, which may talk to etcd (to
+	// authenticate), so that it is not done under mu.
+	dialMu sync.Mutex
+
+	mu     sync.Mutex
+	cfg    settings
+	cli    *clientv3.Client
+	nextID backend.HandleID
+	locks  map[backend.HandleID]*lock
+}
+
+// ownerRecord is the value a holder puts on its key, for Inspect.
+type ownerRecord struct {
+	Host    string `json:"host"`
+	PID     int    `json:"pid"`
+	Command string `json:"command,omitempty"`
+}
+
+// newBackend returns a backend with the default settings whose locks are
+// recorded as held by process hostPID: the plugin's parent when it runs
+// as a plugin, the process itself when embedded.
+func newBackend(hostPID int) *Backend {
+	host, _ := os.Hostname()
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", hostPID))
+	return &Backend{
+		owner: ownerRecord{Host: host, PID: hostPID, Command: strings.TrimSpace(string(comm))},
+		cfg:   defaultSettings(),
+		locks: map[backend.HandleID]*lock{},
+	}
+}
+
+// Describe implements backend.LockMgr. It says nothing about the
+// settings: they may hold a password.
+func (b *Backend) Describe(context.Context) (backend.Info, error) {
+	return backend.Info{Name: backendName, Version: version, Capabilities: capabilities}, nil
+}
+
+// Configure implements backend.Configurer: settings is the [backends.etcd]
+// table merged with the LOCKMGR_ETCD_* environment, as one JSON object.
+// It must come before the first lock, since the client is made then.
+func (b *Backend) Configure(_ context.Context, raw []byte) error {
+	cfg, err := parseSettings(raw)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cli != nil {
+		return &backend.Error{Op: "configure", Backend: backendName,
+			Err: fmt.Errorf("%w: the backend is already connected to etcd; configure it before the first lock", backend.ErrConfig)}
+	}
+	b.cfg = cfg
+	return nil
+}
+
+// client returns the etcd client, making it on first use, and the
+// settings it was made with.
+func (b *Backend) client() (*clientv3.Client, settings, error) {
+	b.dialMu.Lock()
+	defer b.dialMu.Unlock()
+	b.mu.Lock()
+	cli, cfg := b.cli, b.cfg
+	b.mu.Unlock()
+	if cli != nil {
+		return cli, cfg, nil
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.endpoints,
+		DialTimeout: cfg.dialTimeout,
+		TLS:         cfg.tls,
+		Username:    cfg.username,
+		Password:    cfg.password,
+		// The plugin's stderr is relayed into lockmgr's own output, and
+		// the client logs every reconnection: keep it quiet.
+		Logger: zap.NewNop(),
+		// gRPC's default reconnection backoff grows to two minutes. A lock
+		// client must be back within its lease's TTL of etcd's return, or
+		// a lock that survived a brief outage on the server is lost for
+		// want of a keep-alive, and waiters sit idle behind a free lock.
+		// Trying every second or so while etcd is away costs nothing.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: cfg.dialTimeout,
+		})},
+	})
+	if err != nil {
+		// The client's errors name no password; it is not ours to add.
+		return nil, cfg, fmt.Errorf("connecting to etcd at %s: %w", cfg.endpointList(), err)
+	}
+	b.mu.Lock()
+	b.cli = cli
+	b.mu.Unlock()
+	return cli, cfg, nil
+}
+
+// Close gives up every lock the backend holds, revoking their leases, and
+// closes its connection to etcd. An embedding program calls it before it
+// exits, so that its locks free at once instead of when their leases
+// expire.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	locks := b.locks
+	b.locks = map[backend.HandleID]*lock{}
+	cli := b.cli
+	b.cli = nil
+	b.mu.Unlock()
+	for _, l := range locks {
+		_ = l.end()
+	}
+	if cli == nil {
+		return nil
+	}
+	return cli.Close()
+}
+
+// lockName is the name a request's lock is keyed on: the name as the
+// user wrote it, which means the same on every host.
+func lockName(req backend.Request) string {
+	if req.Name != "" {
+		return req.Name
+	}
+	return req.Path
+}
+
+// keyPrefix returns the etcd key prefix of the lock name under prefix,
+// without doubling the slash between a prefix such as "/lockmgr/" and an
+// absolute name.
+func keyPrefix(prefix, name string) string {
+	if strings.HasSuffix(prefix, "/") && strings.HasPrefix(name, "/") {
+		name = name[1:]
+	}
+	return prefix + name
+}
+
+// Acquire implements backend.LockMgr.
+func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
+	name := lockName(req)
+	fail := func(err error) (backend.Held, error) {
+		return backend.Held{}, backend.Errorf("lock", name, backendName, err)
+	}
+	if err := req.Validate(capabilities); err != nil {
+		return fail(err)
+	}
+	if ctx.Err() != nil {
+		return fail(backend.WaitError(ctx))
+	}
+	cli, cfg, err := b.client()
+	if err != nil {
+		return fail(err)
+	}
+	l, err := grant(ctx, cli, cfg, name)
+	if err != nil {
+		return fail(cfg.cause(ctx, "granting a lease", err))
+	}
+	err = l.acquire(ctx, req.Wait)
+	if err == nil {
+		err = l.claim(ctx, b.owner)
+	}
+	if err != nil {
+		// Revoking the lease deletes our key, whether we were waiting
+		// behind it or had just been granted the lock: nothing is left.
+		_ = l.end()
+		return fail(cfg.cause(ctx, "locking "+l.mutexPrefix(), err))
+	}
+	b.mu.Lock()
+	b.nextID++
+	id := b.nextID
+	b.locks[id] = l
+	b.mu.Unlock()
+	return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+}
+
+// Release implements backend.LockMgr: it revokes the lock's lease, which
+// deletes its key at once, so the next waiter need not wait for a TTL.
+func (b *Backend) Release(_ context.Context, id backend.HandleID) error {
+	b.mu.Lock()
+	l := b.locks[id]
+	delete(b.locks, id)
+	b.mu.Unlock()
+	if l == nil {
+		return backend.Errorf("unlock", "", backendName, backend.ErrNotLocked)
+	}
+	wasLost := isClosed(l.lost)
+	err := l.end()
+	switch {
+	case wasLost:
+		return backend.Errorf("unlock", l.name, backendName, backend.ErrLost)
+	case err != nil:
+		return backend.Errorf("unlock", l.name, backendName, err)
+	}
+	return nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Inspect implements backend.LockMgr. path is the lock's name. Every key
+// under the lock's prefix is a holder or a waiter: the one created first
+// holds the lock, exactly as concurrency.Mutex decides it.
+func (b *Backend) Inspect(ctx context.Context, path string) (backend.Status, error) {
+	st := backend.Status{Path: path}
+	fail := func(err error) (backend.Status, error) {
+		return st, backend.Errorf("inspect", path, backendName, err)
+	}
+	cli, cfg, err := b.client()
+	if err != nil {
+		return fail(err)
+	}
+	pfx := keyPrefix(cfg.prefix, path) + "/"
+	gctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	defer cancel()
+	resp, err := cli.Get(gctx, pfx, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
+	if err != nil {
+		return fail(cfg.cause(ctx, "reading "+pfx, err))
+	}
+	for i, kv := range resp.Kvs {
+		o := backend.LockOwner{PID: -1, Kind: backendName, Mode: backend.Exclusive, Range: backend.WholeFile}
+		detail := fmt.Sprintf("lease %x, key %s, revision %d", kv.Lease, kv.Key, kv.CreateRevision)
+		// A lockmgr holder says who it is; etcdctl's keys, and waiters',
+		// are empty.
+		var rec ownerRecord
+		if len(kv.Value) > 0 && json.Unmarshal(kv.Value, &rec) == nil {
+			if rec.PID > 0 {
+				o.PID = rec.PID
+			}
+			o.Command = rec.Command
+			if rec.Host != "" {
+				detail += ", host " + rec.Host
+			}
+		}
+		o.Detail = detail
+		if i == 0 {
+			st.Holders = append(st.Holders, o)
+		} else {
+			st.Waiters = append(st.Waiters, o)
+		}
+	}
+	return st, nil
+}
+
+// errLeaseGone is why a lock could not be granted, or was lost: its lease
+// expired, or may have, because etcd did not answer its keep-alives.
+var errLeaseGone = errors.New("the lock's lease expired, or etcd did not renew it in time")
+
+// lock is one lock, from its lease's grant to its revocation.
+type lock struct {
+	name   string
+	cli    *clientv3.Client
+	cfg    settings
+	sess   *concurrency.Session
+	mutex  *concurrency.Mutex
+	rev    int64              // the holder key's create revision, once held
+	ctx    context.Context    // the lock's watches live as long as it
+	cancel context.CancelFunc // ends them, in end
+
+	lost     chan struct{} // closed by lose
+	loseOnce sync.Once
+	released chan struct{} // closed by end, before anything else it does
+	endOnce  sync.Once
+	endErr   error
+}
+
+// safetyMargin is how long before a lease's expected expiry on the server
+// a lock is declared lost. The server counts the TTL from when it handled
+// the keep-alive, which is a network trip before its answer reaches us;
+// a tenth of the TTL (at least 100ms, at most a second) covers that trip
+// on any network a lock service should be used over. It must stay well
+// under two thirds of the TTL, since the client renews every third of it.
+func safetyMargin(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, 100*time.Millisecond), time.Second)
+}
+
+// grant starts the lock's session: a lease of cfg.ttl, kept alive, and
+// watched for its loss.
+func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
+	gctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	defer cancel()
+	asked := time.Now() // the server's clock for the TTL starts after this
+	resp, err := cli.Grant(gctx, int64(cfg.ttl/time.Second))
+	if err != nil {
+		return nil, err
+	}
+	// The server may raise the TTL to its own minimum; it keeps its word.
+	ttl := time.Duration(resp.TTL) * time.Second
+	lctx, cancelLock := context.WithCancel(cli.Ctx())
+	ka, err := cli.KeepAlive(lctx, resp.ID)
+	if err == nil {
+		var sess *concurrency.Session
+		sess, err = concurrency.NewSession(cli, concurrency.WithLease(resp.ID), concurrency.WithTTL(int(resp.TTL)))
+		if err == nil {
+			l := &lock{
+				name: name, cli: cli, cfg: cfg, sess: sess, ctx: lctx, cancel: cancelLock,
+				mutex:    concurrency.NewMutex(sess, keyPrefix(cfg.prefix, name)),
+				lost:     make(chan struct{}),
+				released: make(chan struct{}),
+			}
+			go l.watch(ka, asked.Add(ttl-safetyMargin(ttl)), safetyMargin(ttl))
+			return l, nil
+		}
+	}
+	cancelLock()
+	rctx, rcancel := context.WithTimeout(cli.Ctx(), cfg.dialTimeout)
+	defer rcancel()
+	_, _ = cli.Revoke(rctx, resp.ID)
+	return nil, err
+}
+
+// mutexPrefix is the key prefix the lock's Mutex puts its key under.
+func (l *lock) mutexPrefix() string { return keyPrefix(l.cfg.prefix, l.name) + "/" }
+
+// watch follows the keep-alive answers for the lock's lease and declares
+// the lock lost when the client gives the lease up, or when no answer has
+// come by deadline, margin before the lease may expire on the server.
+func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, deadline time.Time, margin time.Duration) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case <-l.released:
+			return
+		case resp, ok := <-ka:
+			if !ok {
+				// The lease expired (the server said so), or the client
+				// has heard nothing for a whole TTL, or the client closed.
+				l.lose()
+				return
+			}
+			// The server counts this TTL from before we got its answer.
+			timer.Reset(time.Duration(resp.TTL)*time.Second - margin)
+		case <-timer.C:
+			l.lose()
+			return
+		}
+	}
+}
+
+// lose marks the lock lost, unless it was released, and gives up its
+// lease in the background: should the lease still live (etcd answered
+// late), revoking it frees the lock for others now rather than at expiry.
+func (l *lock) lose() {
+	l.loseOnce.Do(func() {
+		// end closes released before it stops the watches, so a watch
+		// that ends after a Release is seen as the Release it is.
+		if isClosed(l.released) {
+			return
+		}
+		close(l.lost)
+		go l.end()
+	})
+}
+
+// watchKey declares the lock lost if its key is deleted, from revision
+// on, by anyone but our own Release: `etcdctl del` by an operator, say,
+// which hands the lock to the next waiter while our lease lives on, and
+// which no keep-alive would notice.
+func (l *lock) watchKey(revision int64) {
+	for resp := range l.cli.Watch(l.ctx, l.mutex.Key(), clientv3.WithRev(revision), clientv3.WithFilterPut()) {
+		for _, ev := range resp.Events {
+			if ev.Type == mvccpb.DELETE {
+				l.lose()
+				return
+			}
+		}
+	}
+	// The watch ended: the lock was released, or the client closed
+	// (which ends the keep-alives too, and watch declares the loss), or
+	// the revision was compacted away, which leaves watch on guard.
+}
+
+// acquire takes the Mutex, waiting for it if wait is set, until ctx ends
+// or the lease is lost.
+func (l *lock) acquire(ctx context.Context, wait bool) error {
+	if !wait {
+		tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+		defer cancel()
+		err := l.mutex.TryLock(tctx)
+		if errors.Is(err, concurrency.ErrLocked) {
+			return backend.ErrBusy
+		}
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	// Mutex.Lock cleans up after a canceled wait with a Delete that waits
+	// for etcd however long it takes; the lease's revocation does the same
+	// cleaning, so the caller is answered at once and Lock finishes alone.
+	go func() { got <- l.mutex.Lock(wctx) }()
+	select {
+	case err := <-got:
+		if err == nil && isClosed(l.lost) {
+			return errLeaseGone
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.lost:
+		return errLeaseGone
+	}
+}
+
+// claim confirms that the lock is still ours, writes who holds it on its
+// key, and records the key's create revision as the fencing token. The
+// write is guarded by that revision, so it cannot land on a key that has
+// since been deleted and made again by someone else.
+func (l *lock) claim(ctx context.Context, owner ownerRecord) error {
+	owns := l.mutex.IsOwner()
+	rev := owns.GetCompare().GetCreateRevision()
+	value, err := json.Marshal(owner)
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+	defer cancel()
+	resp, err := l.cli.Txn(tctx).If(owns).
+		Then(clientv3.OpPut(l.mutex.Key(), string(value), clientv3.WithLease(l.sess.Lease()))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded || isClosed(l.lost) {
+		return errLeaseGone
+	}
+	l.rev = rev
+	go l.watchKey(resp.Header.Revision + 1)
+	return nil
+}
+
+// end stops the lease's keep-alives and revokes it, which deletes the
+// lock's key. It is safe to call more than once and from any goroutine;
+// the first call does the work and every call returns its result.
+func (l *lock) end() error {
+	l.endOnce.Do(func() {
+		close(l.released)
+		l.cancel()
+		l.sess.Orphan()
+		// If etcd cannot be reached, the lease expires within its TTL
+		// anyway; do not hold the caller longer than a dial for it.
+		ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
+		defer cancel()
+		_, err := l.cli.Revoke(ctx, l.sess.Lease())
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			// Expired already: the key is gone, which is all we wanted.
+		case err != nil:
+			l.endErr = fmt.Errorf("revoking lease %x at %s (the lock frees when it expires, within %v): %w",
+				int64(l.sess.Lease()), l.cfg.endpointList(), l.cfg.ttl, err)
+		}
+	})
+	return l.endErr
+}
+
+// settings are the backend's configuration, decoded and checked.
+type settings struct {
+	endpoints   []string
+	prefix      string
+	ttl         time.Duration
+	dialTimeout time.Duration
+	tls         *tls.Config
+	username    string
+	password    string
+}
+
+// defaultSettings are what an unconfigured backend uses: a local etcd,
+// on the port and with the dial timeout etcdctl would use, and a TTL
+// short enough that a crashed holder's lock frees within seconds.
+func defaultSettings() settings {
+	return settings{
+		endpoints:   []string{"127.0.0.1:2379"},
+		prefix:      "/lockmgr/",
+		ttl:         10 * time.Second,
+		dialTimeout: 5 * time.Second,
+	}
+}
+
+func (s settings) endpointList() string { return strings.Join(s.endpoints, ",") }
+
+// errUnreachable is why a lock failed when etcd did not answer in time.
+// It stands in for the context.DeadlineExceeded of the bounded call, which
+// must not reach the caller: that would read as the caller's own wait
+// timing out (backend.ErrTimeout), which it did not.
+var errUnreachable = errors.New("etcd did not answer")
+
+// cause turns an error from etcd, met while doing what, into the error
+// Acquire or Inspect reports: the caller's own deadline or cancel as
+// backend.ErrTimeout or backend.ErrCanceled, and anything else with the
+// endpoints it came from.
+func (s settings) cause(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return backend.WaitError(ctx)
+	case errors.Is(err, backend.ErrBusy):
+		return err
+	case errors.Is(err, errLeaseGone):
+		return fmt.Errorf("%s at %s: %w", what, s.endpointList(), err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout)
+	}
+	return fmt.Errorf("%s at %s: %w", what, s.endpointList(), err)
+}
+
+// settingKeys are the keys of [backends.etcd], each with its decoder.
+var settingKeys = map[string]func(*settings, json.RawMessage) error{
+	"endpoints":    decodeEndpoints,
+	"prefix":       func(s *settings, v json.RawMessage) error { return decodeString(v, &s.prefix) },
+	"ttl":          decodeTTL,
+	"dial_timeout": decodeDialTimeout,
+	"tls_ca":       nil, // read together with tls_cert and tls_key
+	"tls_cert":     nil,
+	"tls_key":      nil,
+	"username":     func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
+	"password":     decodePassword,
+}
+
+// configError is a setting refused, naming the key but never its value,
+// which may be a secret, unless the caller put it in why.
+func configError(key, why string) error {
+	return &backend.Error{Op: "configure", Backend: backendName,
+		Err: fmt.Errorf("%w: %s: %s", backend.ErrConfig, key, why)}
+}
+
+// parseSettings decodes the JSON object the host sends to Configure.
+func parseSettings(raw []byte) (settings, error) {
+	s := defaultSettings()
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return s, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		// The decoder's message may quote the text, and with it a password.
+		return s, &backend.Error{Op: "configure", Backend: backendName,
+			Err: fmt.Errorf("%w: the settings are not one JSON object", backend.ErrConfig)}
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // report the same first error every time
+	for _, k := range keys {
+		decode, known := settingKeys[k]
+		if !known {
+			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key, username, password)")
+		}
+		if decode == nil || string(fields[k]) == "null" {
+			continue
+		}
+		if err := decode(&s, fields[k]); err != nil {
+			return s, configError(k, err.Error())
+		}
+	}
+	if err := decodeTLS(&s, fields); err != nil {
+		return s, err
+	}
+	switch {
+	case s.password != "" && s.username == "":
+		return s, configError("password", "given without a username")
+	case s.username != "" && s.password == "":
+		return s, configError("username", "given without a password")
+	}
+	return s, nil
+}
+
+func decodeString(v json.RawMessage, into *string) error {
+	if err := json.Unmarshal(v, into); err != nil {
+		return errors.New("want a string")
+	}
+	return nil
+}
+
+func decodePassword(s *settings, v json.RawMessage) error {
+	if err := json.Unmarshal(v, &s.password); err != nil {
+		return errors.New("want a string") // and not a word of what it was
+	}
+	return nil
+}
+
+// decodeEndpoints takes a comma-separated string, as an environment
+// variable gives it, or an array of strings, as TOML does.
+func decodeEndpoints(s *settings, v json.RawMessage) error {
+	var list []string
+	var one string
+	if err := json.Unmarshal(v, &one); err == nil {
+		list = strings.Split(one, ",")
+	} else if err := json.Unmarshal(v, &list); err != nil {
+		return errors.New(`want a string ("host:port,host:port") or an array of strings`)
+	}
+	var eps []string
+	for _, ep := range list {
+		ep = strings.TrimSpace(ep)
+		if ep == "" {
+			continue
+		}
+		if err := checkEndpoint(ep); err != nil {
+			return err
+		}
+		eps = append(eps, ep)
+	}
+	if len(eps) == 0 {
+		return errors.New("no endpoint given")
+	}
+	s.endpoints = eps
+	return nil
+}
+
+// checkEndpoint accepts what etcdctl's --endpoints does: host:port, or a
+// URL with the http, https, unix or unixs scheme.
+func checkEndpoint(ep string) error {
+	if strings.Contains(ep, "://") {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return fmt.Errorf("endpoint %q is not a URL", ep)
+		}
+		switch u.Scheme {
+		case "http", "https", "unix", "unixs":
+			return nil
+		}
+		return fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", ep, u.Scheme)
+	}
+	if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
+		return fmt.Errorf("endpoint %q is not host:port or a URL", ep)
+	}
+	return nil
+}
+
+// decodeDuration takes a JSON number of seconds, or a string: a number of
+// seconds ("5", as an environment variable gives it) or a Go duration
+// ("1500ms").
+func decodeDuration(v json.RawMessage) (time.Duration, error) {
+	var text string
+	if err := json.Unmarshal(v, &text); err != nil {
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return 0, errors.New(`want seconds (5) or a duration ("5s")`)
+		}
+		text = n.String()
+	}
+	text = strings.TrimSpace(text)
+	if secs, err := strconv.ParseFloat(text, 64); err == nil {
+		if secs > float64(1<<31) || secs < -float64(1<<31) {
+			return 0, fmt.Errorf("%q seconds is out of range", text)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return 0, fmt.Errorf(`%q is neither seconds (5) nor a duration ("5s")`, text)
+	}
+	return d, nil
+}
+
+// decodeTTL takes the lease TTL, which etcd counts in whole seconds.
+func decodeTTL(s *settings, v json.RawMessage) error {
+	d, err := decodeDuration(v)
+	switch {
+	case err != nil:
+		return err
+	case d < time.Second:
+		return fmt.Errorf("%v is under the minimum of 1s", d)
+	case d%time.Second != 0:
+		return fmt.Errorf("%v is not a whole number of seconds, which is what an etcd lease counts in", d)
+	}
+	s.ttl = d
+	return nil
+}
+
+func decodeDialTimeout(s *settings, v json.RawMessage) error {
+	d, err := decodeDuration(v)
+	switch {
+	case err != nil:
+		return err
+	case d <= 0:
+		return fmt.Errorf("%v is not positive", d)
+	}
+	s.dialTimeout = d
+	return nil
+}
+
+// decodeTLS reads the certificate files the tls_* keys name, now, so that
+// a wrong path is an error of the configuration rather than of a lock.
+func decodeTLS(s *settings, fields map[string]json.RawMessage) error {
+	var ca, cert, key string
+	for k, into := range map[string]*string{"tls_ca": &ca, "tls_cert": &cert, "tls_key": &key} {
+		if v, ok := fields[k]; ok && string(v) != "null" {
+			if err := decodeString(v, into); err != nil {
+				return configError(k, err.Error())
+			}
+		}
+	}
+	if ca == "" && cert == "" && key == "" {
+		return nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return configError("tls_ca", err.Error())
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return configError("tls_ca", fmt.Sprintf("no PEM certificate in %s", ca))
+		}
+	}
+	switch {
+	case cert != "" && key == "":
+		return configError("tls_key", "tls_cert is given, but not the key that goes with it")
+	case key != "" && cert == "":
+		return configError("tls_cert", "tls_key is given, but not the certificate that goes with it")
+	case cert != "":
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return configError("tls_cert", fmt.Sprintf("%s with key %s: %v", cert, key, err))
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	s.tls = conf
+	return nil
+}

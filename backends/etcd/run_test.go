@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/locktest"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestLockmgrRun runs the real `lockmgr run` with this backend, as a user
+// would: the fencing token reaches the command, a second run is refused
+// while the first holds, and when etcd goes away the command is stopped
+// (--on-lost term) and lockmgr says the lock was lost. The CLI is built
+// here rather than tested in the cli module, which must not depend on
+// etcd.
+func TestLockmgrRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the lockmgr command")
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "lockmgr"), "github.com/lockmgr/lockmgr/cli")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building lockmgr: %v\n%s", err, out)
+	}
+	// lockmgr looks for its plugins beside itself first.
+	if err := locktest.BuildPlugin(".", backendName, bin); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startEtcd(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	env := []string{
+		"LOCKMGR_ETCD_ENDPOINTS=" + srv.Endpoint(), "LOCKMGR_ETCD_TTL=2", "LOCKMGR_ETCD_DIAL_TIMEOUT=1",
+		"XDG_CONFIG_HOME=" + t.TempDir(), // no user configuration of the machine's
+	}
+	name := uniqueName("run")
+	lockmgrCmd := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(bin, "lockmgr"), args...)
+		cmd.Env = append(cmd.Environ(), env...)
+		return cmd
+	}
+
+	run := lockmgrCmd("run", "--backend", "etcd", "--on-lost", "term", name, "--", "sh", "-c",
+		`echo "token=$LOCKMGR_FENCING_TOKEN"; trap 'echo terminated; exit 0' TERM; while :; do sleep 0.1; done`)
+	var stderr syncBuffer
+	run.Stderr = &stderr
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		run.Process.Kill()
+		run.Wait()
+		if t.Failed() {
+			t.Logf("lockmgr run's stderr:\n%s", stderr.String())
+		}
+	}()
+	lines := make(chan string, 4)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	next := func(d time.Duration) string {
+		t.Helper()
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("lockmgr run's command said nothing more; stderr:\n%s", stderr.String())
+			}
+			return line
+		case <-time.After(d):
+			t.Fatalf("lockmgr run's command said nothing in %v; stderr:\n%s", d, stderr.String())
+		}
+		return ""
+	}
+
+	line := next(30 * time.Second)
+	token, err := strconv.ParseInt(strings.TrimPrefix(line, "token="), 10, 64)
+	if err != nil || token <= 0 {
+		t.Fatalf("the command said %q, want token=N with the fencing token", line)
+	}
+	cli := rawClient(t, srv.Endpoint())
+	resp, err := cli.Get(context.Background(), keyPrefix("/lockmgr/", name)+"/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != token {
+		t.Fatalf("token %d, but the lock's keys are %v (%v): want one, created at revision %d", token, resp, err, token)
+	}
+
+	// A second run is refused while the first holds.
+	second := lockmgrCmd("run", "--backend", "etcd", "-n", name, "--", "true")
+	out, err := second.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("second lockmgr run -n while the first holds: %v, want exit status 1\n%s", err, out)
+	}
+
+	stopped := time.Now()
+	srv.Stop()
+	if line := next(20 * time.Second); line != "terminated" {
+		t.Fatalf("after etcd stopped the command said %q, want terminated (SIGTERM from --on-lost term)", line)
+	}
+	t.Logf("the command was sent SIGTERM %v after etcd stopped (TTL 2s)", time.Since(stopped))
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	select {
+	case err := <-done:
+		if !errors.As(err, &exit) || exit.ExitCode() != 75 {
+			t.Fatalf("lockmgr run after the loss: %v, want exit status 75 (lock lost)\n%s", err, stderr.String())
+		}
+		t.Logf("lockmgr run said: %s", strings.TrimSpace(stderr.String()))
+	case <-time.After(20 * time.Second):
+		t.Fatal("lockmgr run still running 20s after its command was terminated")
+	}
+}
