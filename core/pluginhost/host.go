@@ -259,7 +259,9 @@ func (p *Plugin) stop() {
 	// the lifeline was handed on, the plugin stays as long as the copies.
 	p.proc.Lifeline.Close()
 	if p.conn != nil {
-		p.conn.Close()
+		// gRPC's Close waits for its resolver and balancer goroutines to
+		// finish; nothing here needs to wait for that.
+		go p.conn.Close()
 	}
 	os.RemoveAll(p.proc.SocketDir)
 }
