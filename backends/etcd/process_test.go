@@ -434,3 +434,26 @@ func TestRestartNeverTwoHolders(t *testing.T) {
 	}
 	t.Logf("%d hosts: %d critical sections, %d after the restart; %d failed attempts while etcd was away, %d locks lost", hosts, ok, after, failed, lost)
 }
+
+// TestKilledHostFreesPromptly: when only the host is SIGKILLed, its
+// plugin sees the lifeline close and revokes its leases before it exits,
+// so the lock frees at once rather than a TTL later.
+func TestKilledHostFreesPromptly(t *testing.T) {
+	name := uniqueName("host-killed")
+	a := startHost(t, "hold", name)
+	a.locked(t, 20*time.Second)
+	plugins := locktest.PluginProcesses(a.cmd.Process.Pid)
+	if len(plugins) == 0 {
+		t.Fatal("found no plugin process under the helper host")
+	}
+	a.cmd.Process.Kill()
+	killed := time.Now()
+	h := lockmgr.New(name, lockmgr.WithLockMgr(inprocBackend()))
+	defer h.Close()
+	// Well under the TTL: generous for a loaded machine, yet only a
+	// revoked lease, not an expired one, can meet it.
+	if err := h.Lock(timeoutContext(t, testTTL*3/4)); err != nil {
+		t.Fatalf("lock still held %v after its host was killed (TTL %v): %v", testTTL*3/4, testTTL, err)
+	}
+	t.Logf("lock free %v after its host was SIGKILLed (TTL %v)", time.Since(killed), testTTL)
+}

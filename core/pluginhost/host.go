@@ -1,4 +1,5 @@
-// Package pluginhost finds, verifies, starts and stops backend plugins:
+// Package pluginhost starts and stops backend plugins, found and run by
+// core/pluginproc and spoken to through go-plugin:
 // one process per backend per host process, shared by every lock of that
 // backend, started on first use and stopped when the last user is done.
 //
@@ -41,7 +42,7 @@ type Options struct {
 	// ShareLifeline keeps the lifeline's write end open for the host to
 	// hand on (Plugin.Lifeline), so that the plugin, and its locks, live as
 	// long as whoever holds a copy; it turns off Pdeathsig, which would
-	// kill the plugin with the host regardless.
+	// end the plugin with the host regardless.
 	ShareLifeline bool
 	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
 	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`

@@ -341,7 +341,8 @@ func lockHeld(t *testing.T, path string) bool {
 }
 
 // TestHostKilled: a host killed with SIGKILL takes its plugin with it
-// through Pdeathsig, even while a copy of the lifeline lives on in another
+// through Pdeathsig (pluginproc.HostDeathSignal, which the plugin answers
+// by exiting), even while a copy of the lifeline lives on in another
 // process; with ShareLifeline there is no Pdeathsig, and the plugin lives
 // as long as the copy.
 func TestHostKilled(t *testing.T) {

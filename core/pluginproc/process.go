@@ -52,6 +52,14 @@ const (
 	SocketDirEnv = "PLUGIN_UNIX_SOCKET_DIR"
 )
 
+// HostDeathSignal is the Pdeathsig of a plugin whose lifeline is not
+// shared: the kernel sends it when the host dies, even if a copy of the
+// lifeline leaked to another process. Not SIGKILL, so that the plugin can
+// give back locks that outlive it (etcd leases) before it exits; not one
+// of the signals a terminal or a service manager sends a whole group,
+// which the plugin ignores.
+const HostDeathSignal = syscall.SIGUSR2
+
 // ErrChecksum means a plugin binary does not have its pinned SHA-256.
 var ErrChecksum = errors.New("does not match its pinned sha256")
 
@@ -95,9 +103,9 @@ type Spec struct {
 	// Env is the whole environment but for the socket directory, which
 	// every start makes afresh.
 	Env []string
-	// ShareLifeline leaves out Pdeathsig, so that whoever is handed a copy
-	// of the lifeline keeps the plugin, and its locks, alive after the
-	// host has gone (lockmgr run's command does).
+	// ShareLifeline leaves out Pdeathsig (HostDeathSignal), so that
+	// whoever is handed a copy of the lifeline keeps the plugin, and its
+	// locks, alive after the host has gone (lockmgr run's command does).
 	ShareLifeline bool
 	// ExtraFiles become descriptors 4, 5, ... of the plugin (3 is the
 	// lifeline): how `lockmgr lock --fd` hands over the shell's file.
@@ -135,7 +143,7 @@ type Proc struct {
 // socket directory: the binary checked against its pin, if any, then
 // run with its lifeline, in a process group of its own (so that the
 // terminal's signals, meant for the command lockmgr runs, do not reach it),
-// with Pdeathsig unless the lifeline is to be shared.
+// with HostDeathSignal as Pdeathsig unless the lifeline is to be shared.
 func Start(spec Spec) (*Proc, error) {
 	if spec.SHA256 != "" {
 		if err := checkSum(spec.Path, spec.SHA256); err != nil {
@@ -163,7 +171,7 @@ func Start(spec Spec) (*Proc, error) {
 	cmd.ExtraFiles = append([]*os.File{lifeR}, spec.ExtraFiles...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if !spec.ShareLifeline {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		cmd.SysProcAttr.Pdeathsig = HostDeathSignal
 	}
 	if p.stdout, err = cmd.StdoutPipe(); err != nil {
 		return fail(err)

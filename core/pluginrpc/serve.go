@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -19,7 +20,7 @@ import (
 // returns only when the plugin is told to stop, and it exits the process
 // as soon as the host's lifeline closes.
 func Serve(impl backend.LockMgr) {
-	watchLifeline()
+	watchLifeline(impl)
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin's work is a few syscalls per call; what costs is handing
 		// each message between goroutines, and on one P that hand-off is a
@@ -35,11 +36,21 @@ func Serve(impl backend.LockMgr) {
 	})
 }
 
-// watchLifeline exits the process once every write end of the lifeline
-// pipe is closed. go-plugin has no parent-death detection of its own: a
-// plugin whose host was SIGKILLed would live on under PID 1, holding its
-// locks for no one. Exiting makes the kernel release them all at once.
-func watchLifeline() {
+// closeGrace bounds how long a plugin whose host is gone spends in its
+// backend's Close before it exits regardless.
+const closeGrace = time.Second
+
+// watchLifeline ends the plugin once its host is gone: when every write
+// end of the lifeline pipe is closed, or when the kernel delivers the
+// host-death signal (pluginproc.HostDeathSignal, the Pdeathsig of a
+// plugin whose lifeline is not shared). go-plugin has no parent-death
+// detection of its own: a plugin whose host was SIGKILLed would live on
+// under PID 1, holding its locks for no one. Exiting makes the kernel
+// release every file lock at once; a backend whose locks live elsewhere
+// (leases in a lock service) is an io.Closer, and is closed first, for at
+// most closeGrace, so that its locks are given back now rather than when
+// their leases expire.
+func watchLifeline(impl backend.LockMgr) {
 	fd, err := strconv.Atoi(os.Getenv(LifelineEnv))
 	if err != nil || fd < 3 {
 		return
@@ -49,10 +60,31 @@ func watchLifeline() {
 	// the whole cgroup) must not drop the lock that guards that command
 	// while it is still shutting down; SIGKILL still works.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
+	hostDied := make(chan os.Signal, 1)
+	signal.Notify(hostDied, pluginproc.HostDeathSignal)
 	lifeline := os.NewFile(uintptr(fd), "lifeline")
-	socketDir := os.Getenv(pluginproc.SocketDirEnv)
+	cut := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, lifeline)
+		close(cut)
+	}()
+	socketDir := os.Getenv(pluginproc.SocketDirEnv)
+	go func() {
+		select {
+		case <-cut:
+		case <-hostDied:
+		}
+		if c, ok := impl.(io.Closer); ok {
+			closed := make(chan struct{})
+			go func() {
+				_ = c.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(closeGrace):
+			}
+		}
 		// The host may be gone for good: the socket directory it made is
 		// ours to remove.
 		if socketDir != "" {
