@@ -14,7 +14,8 @@ package main
 // until the command and its heirs have exited, and never lets the command
 // run on while another process takes the lock. With -o the command gets
 // no copy, and the plugin also has Pdeathsig, so the lock ends with
-// lockmgr, as -o's lock ends with flock(1).
+// lockmgr, as -o's lock ends with flock(1). Either way a plugin whose
+// locks outlive it (etcd leases) gives them back before it exits.
 //
 // If the plugin dies while the command runs, the lock is gone and the
 // command is running unguarded: --on-lost says what to do about it.
@@ -264,7 +265,7 @@ func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path st
 	lost := h.Lost()
 	select {
 	case <-lost:
-		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: its backend plugin exited", h.Path(), h.Backend(), argv[0]))
+		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), argv[0], lossCause(p)))
 	default:
 	}
 
@@ -299,7 +300,7 @@ wait:
 			forward(cmd.Process, s.(syscall.Signal))
 		case <-lost:
 			lost = nil
-			stopped = o.lockLost(h, cmd, argv[0])
+			stopped = o.lockLost(h, p, cmd, argv[0])
 			if stopped && o.onLost == onLostTerm {
 				killAt = time.After(o.grace)
 			}
@@ -336,8 +337,8 @@ wait:
 
 // lockLost acts on --on-lost, and reports whether the command is being
 // stopped.
-func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) bool {
-	what := fmt.Sprintf("lost the lock on %s (%s): its backend plugin exited", h.Path(), h.Backend())
+func (o *runOptions) lockLost(h *lockmgr.Handle, p *pluginhost.Plugin, cmd *exec.Cmd, name string) bool {
+	what := fmt.Sprintf("lost the lock on %s (%s): %s", h.LockName(context.Background()), h.Backend(), lossCause(p))
 	switch o.onLost {
 	case onLostIgnore:
 		fmt.Fprintf(os.Stderr, "lockmgr: warning: %s; %s (pid %d) runs on without it (--on-lost ignore)\n", what, name, cmd.Process.Pid)
@@ -432,4 +433,16 @@ func commandError(name string, err error) error {
 		err = pe.Err
 	}
 	return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: %v", name, err))
+}
+
+// lossCause says why a lock was lost: its plugin died, or the plugin, still
+// running, reported the loss (an etcd lease that expired while the lock
+// service was out of reach).
+func lossCause(p *pluginhost.Plugin) string {
+	select {
+	case <-p.Dead():
+		return "its backend plugin exited"
+	default:
+		return "the backend lost it (a lease that expired, or a lock service out of reach)"
+	}
 }

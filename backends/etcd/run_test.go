@@ -122,7 +122,11 @@ func TestLockmgrRun(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 75 {
 			t.Fatalf("lockmgr run after the loss: %v, want exit status 75 (lock lost)\n%s", err, stderr.String())
 		}
-		t.Logf("lockmgr run said: %s", strings.TrimSpace(stderr.String()))
+		said := strings.TrimSpace(stderr.String())
+		want := "lockmgr: lost the lock on " + name + " (etcd): the backend lost it"
+		if !strings.HasPrefix(said, want) || strings.Count(said, "\n") != 0 {
+			t.Errorf("lockmgr run said %q, want one line starting %q", said, want)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("lockmgr run still running 20s after its command was terminated")
 	}
