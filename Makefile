@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 BIN       ?= bin
 PREFIX    ?= /usr
 DESTDIR   ?=
-BACKENDS  := flock posix ofd
+BACKENDS  := flock posix ofd etcd
 MODULES   := core $(addprefix backends/,$(BACKENDS)) cli examples
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)

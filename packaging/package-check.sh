@@ -101,7 +101,8 @@ tarball=dist/lockmgr_${version}_linux_${goarch}.tar.gz
 [ -f "$tarball" ] || fail "no $tarball in dist/"
 {
 	printf '%s\n' /etc/lockmgr/config.toml /usr/bin/lockmgr \
-		/usr/lib/lockmgr/lockmgr-backend-flock /usr/lib/lockmgr/lockmgr-backend-ofd /usr/lib/lockmgr/lockmgr-backend-posix \
+		/usr/lib/lockmgr/lockmgr-backend-etcd /usr/lib/lockmgr/lockmgr-backend-flock \
+		/usr/lib/lockmgr/lockmgr-backend-ofd /usr/lib/lockmgr/lockmgr-backend-posix \
 		/usr/share/bash-completion/completions/lockmgr /usr/share/fish/vendor_completions.d/lockmgr.fish \
 		/usr/share/licenses/lockmgr/LICENSE /usr/share/zsh/site-functions/_lockmgr
 	tar -tzf "$tarball" | sed -n 's|^[^/]*/share/man/|/usr/share/man/|p' | grep -v '/$'

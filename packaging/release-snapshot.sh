@@ -123,7 +123,8 @@ expected_tree() {
 	local top=$1
 	{
 		printf '%s\n' README.rst LICENSE bin/lockmgr etc/lockmgr/config.toml \
-			lib/lockmgr/lockmgr-backend-flock lib/lockmgr/lockmgr-backend-ofd lib/lockmgr/lockmgr-backend-posix \
+			lib/lockmgr/lockmgr-backend-etcd lib/lockmgr/lockmgr-backend-flock \
+			lib/lockmgr/lockmgr-backend-ofd lib/lockmgr/lockmgr-backend-posix \
 			share/bash-completion/completions/lockmgr share/zsh/site-functions/_lockmgr \
 			share/fish/vendor_completions.d/lockmgr.fish
 		sed 's|^|share/man/|' <<<"$mans"
@@ -141,7 +142,7 @@ for arch in amd64 arm64; do
 	mkdir -p "$scratch/unpack-$arch"
 	tar -xzf "$tarball" -C "$scratch/unpack-$arch"
 	case $arch in amd64) want='x86-64' ;; arm64) want='ARM aarch64' ;; esac
-	for bin in bin/lockmgr lib/lockmgr/lockmgr-backend-{flock,posix,ofd}; do
+	for bin in bin/lockmgr lib/lockmgr/lockmgr-backend-{flock,posix,ofd,etcd}; do
 		f=$scratch/unpack-$arch/$top/$bin
 		file -b "$f" | grep -q "ELF 64-bit .*$want.*statically linked" ||
 			fail "$tarball: $bin is not a static $want ELF: $(file -b "$f")"

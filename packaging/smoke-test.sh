@@ -52,7 +52,7 @@ json=$("$lockmgr" backends --json) || {
 	fail "lockmgr backends exited non-zero"
 }
 want=$(jq -cn --arg dir "$plugin_dir" --arg v "$version" \
-	'[("flock","ofd","posix") | {name: ., dir: $dir, version: $v, ok: true}]')
+	'[("etcd","flock","ofd","posix") | {name: ., dir: $dir, version: $v, ok: true}]')
 got=$(jq -c 'map({name, dir: (.path | sub("/[^/]*$"; "")), version, ok})' <<<"$json")
 if [ "$got" != "$want" ]; then
 	"$lockmgr" backends >&2 || true
