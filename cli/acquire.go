@@ -143,8 +143,10 @@ func (f *lockFlags) waits() bool {
 
 // locker is one lock to take.
 type locker struct {
-	// path names the lock file in messages.
-	path string
+	// name names the lock in messages: a file, or a distributed
+	// backend's lock name, which is known once the backend is (after the
+	// first try).
+	name func() string
 	// try takes the lock if it is free: false, and no error, if it is held.
 	try func() (bool, error)
 	// wait takes the lock, waiting until it is free or ctx ends.
@@ -212,27 +214,27 @@ func (f *lockFlags) acquire(ctx context.Context, l locker, stderr *os.File) erro
 	if !ok {
 		held := holdersText(ctx, l)
 		if !f.waits() {
-			fmt.Fprintf(stderr, "lockmgr: %s is %s\n", l.path, held)
+			fmt.Fprintf(stderr, "lockmgr: %s is %s\n", l.name(), held)
 			return f.conflictError(nil)
 		}
 		var live *liveLine
 		if isTerminal(stderr) {
-			live = startLiveLine(stderr, start, f.timeout, f.timeoutSet, l.path, held)
+			live = startLiveLine(stderr, start, f.timeout, f.timeoutSet, l.name(), held)
 		} else {
-			fmt.Fprintf(stderr, "lockmgr: waiting for %s (%s)\n", l.path, held)
+			fmt.Fprintf(stderr, "lockmgr: waiting for %s (%s)\n", l.name(), held)
 		}
 		wctx, cancel := f.deadline(ctx, start)
 		err = l.wait(wctx)
 		cancel()
 		live.stop()
 		if errors.Is(err, lockmgr.ErrTimeout) {
-			fmt.Fprintf(stderr, "lockmgr: timed out after %s waiting for %s\n", seconds(time.Since(start)), l.path)
+			fmt.Fprintf(stderr, "lockmgr: timed out after %s waiting for %s\n", seconds(time.Since(start)), l.name())
 		}
 		if err != nil {
 			return f.conflictErr(err)
 		}
 	}
-	fmt.Fprintf(stderr, "lockmgr: acquired %s after %s\n", l.path, seconds(time.Since(start)))
+	fmt.Fprintf(stderr, "lockmgr: acquired %s after %s\n", l.name(), seconds(time.Since(start)))
 	return nil
 }
 

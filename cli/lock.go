@@ -183,7 +183,7 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 
 	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
 	l := locker{
-		path: path,
+		name: func() string { return path },
 		try: func() (bool, error) {
 			_, err := p.Acquire(context.Background(), req)
 			if errors.Is(err, lockmgr.ErrBusy) {

@@ -228,7 +228,7 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 	ctx, stop := cancelOnSignal(sigs)
 	l := locker{
-		path: h.Path(),
+		name: func() string { return h.LockName(context.Background()) },
 		try: func() (bool, error) {
 			if o.mode == lockmgr.Shared {
 				return h.TryRLock()
