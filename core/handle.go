@@ -122,6 +122,11 @@ func (h *Handle) AcquireLock(wait bool, timeout time.Duration) (bool, error) {
 func (h *Handle) ReleaseLock() error { return h.Unlock() }
 
 func (h *Handle) errorf(op string, err error) error {
+	if errors.Is(err, backend.ErrConfig) {
+		// The backend's settings are wrong, whatever the lock: naming the
+		// lock (a path made absolute, for an etcd name) would mislead.
+		return backend.Errorf(op, "", h.name, err)
+	}
 	return backend.Errorf(op, h.path, h.name, err)
 }
 
