@@ -69,13 +69,15 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run a command while holding a lock on FILE",
 		Long: `Take a lock on FILE, run COMMAND, and release the lock when COMMAND ends,
 as flock(1) does. FILE is created if it does not exist (never through a
-symbolic link); a directory may be locked with the flock backend.
+symbolic link); a directory may be locked with the flock backend. With a
+backend whose locks live in a lock service (etcd), FILE is the lock's
+name, the same on every host, and no file is made.
 
 With -c, COMMAND-LINE is run by $SHELL -c (/bin/sh when SHELL is unset).
 Flags go before FILE; whatever follows FILE is the command.
 
 The command inherits stdin, stdout and stderr, and gets in its environment
-LOCKMGR_LOCK_FILE (FILE's absolute path), LOCKMGR_BACKEND (the backend
+LOCKMGR_LOCK_FILE (FILE's absolute path, or the etcd lock's name), LOCKMGR_BACKEND (the backend
 that holds the lock) and, from backends that give one, LOCKMGR_FENCING_TOKEN.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
 from the terminal reach it directly, and are not sent twice), and the lock
