@@ -334,10 +334,13 @@ func TestKilledHolderFreesAfterTTL(t *testing.T) {
 	if len(plugins) == 0 {
 		t.Fatal("found no plugin process under the helper host")
 	}
-	a.cmd.Process.Kill()
+	// The plugins first: a plugin that outlived its host by a moment
+	// would revoke its lease (TestKilledHostFreesPromptly), and this test
+	// is about a holder that vanishes at once, as with a crashed machine.
 	for _, pid := range plugins {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	a.cmd.Process.Kill()
 	killed := time.Now()
 	h := lockmgr.New(name, lockmgr.WithLockMgr(inprocBackend()))
 	defer h.Close()
