@@ -70,7 +70,9 @@ for round in $(seq "$rounds"); do
 done
 
 # The CLI beside flock(1), as whole commands. Each hyperfine run becomes
-# one result line, so that benchstat sums these up like the rest.
+# one result line, so that benchstat sums these up like the rest. The two
+# env- rows measure what starting the plugin ahead saves (LOCKMGR_PRESTART),
+# both paying for env(1)'s exec alike.
 if [ -z "$cli" ] || [ ! -x "$cli" ]; then
 	say "skipping 'lockmgr run FILE true' vs 'flock FILE true': the CLI is not built (make build)"
 elif ! command -v hyperfine >/dev/null || ! command -v python3 >/dev/null; then
@@ -81,7 +83,9 @@ else
 	trap 'rm -f "$lock"' EXIT
 	hyperfine -N --warmup 20 --style none \
 		--export-markdown "$out/hyperfine.md" --export-json "$out/hyperfine.json" \
-		-n lockmgr-run "$cli run $lock true" -n flock-cmd "flock $lock true" >"$out/hyperfine.log" 2>&1
+		-n lockmgr-run "$cli run $lock true" -n flock-cmd "flock $lock true" \
+		-n env-prestart-on "env LOCKMGR_PRESTART=1 $cli run $lock true" \
+		-n env-prestart-off "env LOCKMGR_PRESTART=0 $cli run $lock true" >"$out/hyperfine.log" 2>&1
 	python3 - "$out/hyperfine.json" >>"$results" <<-'EOF'
 		import json, sys
 		for r in json.load(open(sys.argv[1]))["results"]:
