@@ -354,11 +354,11 @@ func TestPasswordNeverShown(t *testing.T) {
 	a := startHost(t, "try", uniqueName("auth-plugin"), "LOCKMGR_LOG=trace",
 		"LOCKMGR_ETCD_ENDPOINTS="+srv.Endpoint(), "LOCKMGR_ETCD_USERNAME=root",
 		"LOCKMGR_ETCD_PASSWORD="+secret, "LOCKMGR_ETCD_DIAL_TIMEOUT=3")
-	line := a.next(t, 20*time.Second)
+	line := a.Next(t, 20*time.Second)
 	if !strings.HasPrefix(line, "error:") {
 		t.Fatalf("host with the wrong password said %q, want an error", line)
 	}
-	a.wait(t)
+	a.Wait(t)
 	if out := line + a.stderr.String(); strings.Contains(out, secret) {
 		t.Errorf("the password shows in the host's output:\n%s", out)
 	}

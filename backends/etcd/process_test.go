@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -150,11 +149,10 @@ func helperLoop(h *lockmgr.Handle) int {
 	return 0
 }
 
-// hostProc is a helper process seen from the test.
+// hostProc is a helper host process seen from the test: a locktest.Peer
+// whose stderr is kept, to show when the test fails.
 type hostProc struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string
+	*locktest.Peer
 	stderr *syncBuffer
 }
 
@@ -182,106 +180,27 @@ func startHost(t *testing.T, mode, name string, env ...string) *hostProc {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperName+"="+name, helperPluginDir+"="+locktest.PluginDir())
 	cmd.Env = append(cmd.Env, env...)
-	p := &hostProc{cmd: cmd, lines: make(chan string, 16), stderr: &syncBuffer{}}
+	p := &hostProc{stderr: &syncBuffer{}}
 	cmd.Stderr = p.stderr
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			p.lines <- s.Text()
-		}
-		close(p.lines)
-	}()
 	t.Cleanup(func() {
-		p.stdin.Close()
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
 		if t.Failed() && p.stderr.String() != "" {
 			t.Logf("%s helper's stderr:\n%s", mode, p.stderr)
 		}
 	})
+	p.Peer = locktest.StartPeer(t, cmd)
 	return p
-}
-
-// next returns the helper's next line, failing the test if none comes
-// within d.
-func (p *hostProc) next(t *testing.T, d time.Duration) string {
-	t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			t.Fatalf("helper exited without a word; stderr:\n%s", p.stderr)
-		}
-		return line
-	case <-time.After(d):
-		t.Fatalf("helper said nothing in %v", d)
-	}
-	return ""
 }
 
 // locked waits for "locked TOKEN" and returns the token.
 func (p *hostProc) locked(t *testing.T, d time.Duration) uint64 {
 	t.Helper()
-	line := p.next(t, d)
+	line := p.Next(t, d)
 	tok, ok := strings.CutPrefix(line, "locked ")
 	n, err := strconv.ParseUint(tok, 10, 64)
 	if !ok || err != nil || n == 0 {
 		t.Fatalf("helper said %q, want \"locked TOKEN\"", line)
 	}
 	return n
-}
-
-// silent fails the test if the helper says anything within d.
-func (p *hostProc) silent(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case line := <-p.lines:
-		t.Fatalf("helper said %q, want silence (still waiting)", line)
-	case <-time.After(d):
-	}
-}
-
-// wait closes the helper's stdin and waits for it to exit however it
-// does, so that everything it wrote has been read.
-func (p *hostProc) wait(t *testing.T) error {
-	t.Helper()
-	p.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("helper still running 10s after its stdin closed")
-	}
-	return nil
-}
-
-// release closes the helper's stdin, which makes it let go, and waits for
-// it to exit cleanly.
-func (p *hostProc) release(t *testing.T) {
-	t.Helper()
-	p.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("helper: %v; stderr:\n%s", err, p.stderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("helper still running 10s after its stdin closed")
-	}
 }
 
 // TestTwoHostsExclude: two host processes, each with its own plugin and
@@ -292,10 +211,10 @@ func TestTwoHostsExclude(t *testing.T) {
 	a := startHost(t, "hold", name)
 	tokenA := a.locked(t, 20*time.Second)
 	b := startHost(t, "try", name)
-	if line := b.next(t, 20*time.Second); line != "busy" {
+	if line := b.Next(t, 20*time.Second); line != "busy" {
 		t.Fatalf("second host's try while the first holds: %q, want busy", line)
 	}
-	b.release(t)
+	b.Release(t)
 	c := startHost(t, "hold", name)
 	// Wait until c's waiter key is there, so that what follows measures
 	// the hand-over and not c's start.
@@ -311,16 +230,16 @@ func TestTwoHostsExclude(t *testing.T) {
 			t.Fatalf("the third host is not waiting 20s after it started: %+v", st)
 		}
 	}
-	c.silent(t, 300*time.Millisecond)
+	c.Silent(t, 300*time.Millisecond)
 	released := time.Now()
-	a.stdin.Close() // let go; its exit is waited for below
+	a.LetGo() // its exit is waited for below
 	tokenC := c.locked(t, 10*time.Second)
 	t.Logf("waiting host granted the lock %v after the holder was told to let go", time.Since(released))
-	a.release(t)
+	a.Release(t)
 	if tokenC <= tokenA {
 		t.Fatalf("second holder's token %d is not above the first's %d", tokenC, tokenA)
 	}
-	c.release(t)
+	c.Release(t)
 }
 
 // TestKilledHolderFreesAfterTTL: a holder whose host and plugin are both
@@ -330,7 +249,7 @@ func TestKilledHolderFreesAfterTTL(t *testing.T) {
 	name := uniqueName("killed")
 	a := startHost(t, "hold", name)
 	a.locked(t, 20*time.Second)
-	plugins := locktest.PluginProcesses(a.cmd.Process.Pid)
+	plugins := locktest.PluginProcesses(a.Cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("found no plugin process under the helper host")
 	}
@@ -340,7 +259,7 @@ func TestKilledHolderFreesAfterTTL(t *testing.T) {
 	for _, pid := range plugins {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	a.cmd.Process.Kill()
+	a.Cmd.Process.Kill()
 	killed := time.Now()
 	h := lockmgr.New(name, lockmgr.WithLockMgr(inprocBackend()))
 	defer h.Close()
@@ -365,10 +284,10 @@ func TestLostViaPlugin(t *testing.T) {
 	a := startHost(t, "hold", uniqueName("lost-plugin"),
 		"LOCKMGR_ETCD_ENDPOINTS="+srv.Endpoint(), "LOCKMGR_ETCD_DIAL_TIMEOUT=1")
 	a.locked(t, 20*time.Second)
-	a.silent(t, 3*time.Second/2)
+	a.Silent(t, 3*time.Second/2)
 	stopped := time.Now()
 	srv.Stop()
-	if line := a.next(t, 15*time.Second); line != "lost" {
+	if line := a.Next(t, 15*time.Second); line != "lost" {
 		t.Fatalf("holder said %q after etcd stopped, want lost", line)
 	}
 	t.Logf("the host heard of the loss %v after etcd stopped (TTL %v)", time.Since(stopped), testTTL)
@@ -378,7 +297,7 @@ func TestLostViaPlugin(t *testing.T) {
 // plugin, and a bad one is an ErrConfig naming its key.
 func TestConfigOverTheWire(t *testing.T) {
 	a := startHost(t, "try", uniqueName("config"), "LOCKMGR_ETCD_TTL=soon")
-	line := a.next(t, 20*time.Second)
+	line := a.Next(t, 20*time.Second)
 	if !strings.HasPrefix(line, "error:") || !strings.Contains(line, "ttl") || !strings.Contains(line, "invalid backend settings") {
 		t.Fatalf("host with LOCKMGR_ETCD_TTL=soon said %q, want a settings error naming ttl", line)
 	}
@@ -414,7 +333,7 @@ func TestRestartNeverTwoHolders(t *testing.T) {
 	}
 	var ok, after, lost, failed int
 	for i, p := range procs {
-		line := p.next(t, 30*time.Second)
+		line := p.Next(t, 30*time.Second)
 		var o, f, l, v, a int
 		if _, err := fmt.Sscanf(line, "done ok=%d failed=%d lost=%d violations=%d after=%d", &o, &f, &l, &v, &a); err != nil {
 			t.Fatalf("host %d said %q: %v", i, line, err)
@@ -423,7 +342,7 @@ func TestRestartNeverTwoHolders(t *testing.T) {
 			t.Errorf("host %d saw %d violations of mutual exclusion; stderr:\n%s", i, v, p.stderr)
 		}
 		ok, after, lost, failed = ok+o, after+a, lost+l, failed+f
-		p.release(t)
+		p.Release(t)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "counter"))
 	if err != nil {
@@ -445,11 +364,11 @@ func TestKilledHostFreesPromptly(t *testing.T) {
 	name := uniqueName("host-killed")
 	a := startHost(t, "hold", name)
 	a.locked(t, 20*time.Second)
-	plugins := locktest.PluginProcesses(a.cmd.Process.Pid)
+	plugins := locktest.PluginProcesses(a.Cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("found no plugin process under the helper host")
 	}
-	a.cmd.Process.Kill()
+	a.Cmd.Process.Kill()
 	killed := time.Now()
 	h := lockmgr.New(name, lockmgr.WithLockMgr(inprocBackend()))
 	defer h.Close()

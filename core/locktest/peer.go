@@ -71,6 +71,37 @@ func (p *Peer) Expect(t *testing.T, want string) {
 	}
 }
 
+// Next returns the peer's next line, for a line that carries a value (a
+// fencing token), failing the test if the peer exits first or says
+// nothing within d.
+func (p *Peer) Next(t *testing.T, d time.Duration) string {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("%q exited without a word", p.Cmd.Args)
+		}
+		return line
+	case <-time.After(d):
+		t.Fatalf("%q said nothing in %v", p.Cmd.Args, d)
+	}
+	return ""
+}
+
+// Silent fails the test if the peer says anything within d: it is to be
+// still waiting for the lock.
+func (p *Peer) Silent(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case line, ok := <-p.lines:
+		if ok {
+			t.Fatalf("%q said %q, want silence (still waiting)", p.Cmd.Args, line)
+		}
+		t.Fatalf("%q exited, want it still waiting", p.Cmd.Args)
+	case <-time.After(d):
+	}
+}
+
 // Send writes line to the peer's stdin, for a peer that acts on input
 // (the seed's C programs let go when Enter is pressed).
 func (p *Peer) Send(t *testing.T, line string) {
@@ -80,20 +111,32 @@ func (p *Peer) Send(t *testing.T, line string) {
 	}
 }
 
-// Release closes the peer's stdin, which makes it let go and exit, and
-// waits for it to exit cleanly.
-func (p *Peer) Release(t *testing.T) {
+// LetGo closes the peer's stdin, which makes it let go and exit, without
+// waiting for it: for a test that measures what another process sees
+// meanwhile. Wait or Release then collects it.
+func (p *Peer) LetGo() { p.stdin.Close() }
+
+// Wait lets the peer go and returns how it exited, whichever way that
+// was, failing the test if it is still running 2*promptly later.
+func (p *Peer) Wait(t *testing.T) error {
 	t.Helper()
-	p.stdin.Close()
+	p.LetGo()
 	done := make(chan error, 1)
 	go func() { done <- p.Cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("%q: %v", p.Cmd.Args, err)
-		}
+		return err
 	case <-time.After(2 * promptly):
 		t.Fatalf("%q still running %v after its stdin closed", p.Cmd.Args, 2*promptly)
+	}
+	return nil
+}
+
+// Release lets the peer go and waits for it to exit cleanly.
+func (p *Peer) Release(t *testing.T) {
+	t.Helper()
+	if err := p.Wait(t); err != nil {
+		t.Fatalf("%q: %v", p.Cmd.Args, err)
 	}
 }
 
