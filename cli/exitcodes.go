@@ -28,7 +28,8 @@ const (
 	exitNoInput = 66
 	// exitUnavailable (EX_UNAVAILABLE) is a backend that cannot serve: no
 	// plugin by that name, a plugin refused (unsafe permissions, checksum
-	// mismatch) or one that failed its handshake or died.
+	// mismatch) or one that failed its handshake or died, or a lock
+	// service (etcd) that cannot be reached.
 	exitUnavailable = 69
 	// exitSoftware (EX_SOFTWARE) is a failure lockmgr has no better word
 	// for; it should not happen.
@@ -60,11 +61,13 @@ const exitCodesHelp = `Exit status:
   66       the lock file cannot be opened or created (missing directory,
            no permission, read-only filesystem, symbolic link)
   69       the backend is unavailable: no such plugin, plugin rejected
-           (unsafe permissions, sha256 mismatch), handshake failed
+           (unsafe permissions, sha256 mismatch), handshake failed, or
+           its lock service (etcd) cannot be reached
   70       internal error
   75       the lock was lost while the command ran, and the command was
            stopped for it (--on-lost)
-  78       configuration error (config file, LOCKMGR_BACKEND)
+  78       configuration error (config file, LOCKMGR_BACKEND, a
+           backend's settings or credentials)
   126      the command cannot be executed
   127      the command was not found`
 
@@ -85,7 +88,8 @@ func exitCode(err error) int {
 	case errors.As(err, &cfgErr), errors.Is(err, lockmgr.ErrConfig):
 		// A config file, or a backend refusing its settings table.
 		return exitConfig
-	case errors.Is(err, lockmgr.ErrBackendNotFound), errors.Is(err, lockmgr.ErrPluginRejected):
+	case errors.Is(err, lockmgr.ErrBackendNotFound), errors.Is(err, lockmgr.ErrPluginRejected),
+		errors.Is(err, lockmgr.ErrUnavailable):
 		return exitUnavailable
 	case errors.As(err, &be) && be.Op == "start":
 		// The plugin could not be started at all (no socket directory,

@@ -25,6 +25,8 @@ func TestExitCode(t *testing.T) {
 		{wrap(backend.ErrPluginRejected), exitUnavailable},
 		{backend.Errorf("start", "", "x", errors.New("socket directory: permission denied")), exitUnavailable},
 		{wrap(backend.ErrLost), exitUnavailable},
+		{wrap(fmt.Errorf("granting a lease: %w: etcd did not answer", backend.ErrUnavailable)), exitUnavailable},
+		{wrap(fmt.Errorf("%w: ttl: want seconds", backend.ErrConfig)), exitConfig},
 		{wrap(backend.Unsupportedf("byte ranges")), exitUsage},
 		{wrap(backend.Invalidf("mode")), exitUsage},
 		{&config.Error{File: "/etc/lockmgr/config.toml", Line: 3, Msg: "bad"}, exitConfig},

@@ -42,6 +42,7 @@ var (
 	ErrBackendNotFound = backend.ErrBackendNotFound
 	ErrPluginRejected  = backend.ErrPluginRejected
 	ErrConfig          = backend.ErrConfig
+	ErrUnavailable     = backend.ErrUnavailable
 )
 
 // Error is the type of every error lockmgr returns for a lock operation:

@@ -169,7 +169,11 @@ func (b *Backend) client() (*clientv3.Client, settings, error) {
 	})
 	if err != nil {
 		// The client's errors name no password; it is not ours to add.
-		return nil, cfg, fmt.Errorf("connecting to etcd at %s: %w", cfg.endpointList(), err)
+		kind := backend.ErrUnavailable
+		if isAuthError(err) {
+			kind = backend.ErrConfig
+		}
+		return nil, cfg, fmt.Errorf("connecting to etcd at %s: %w: %w", cfg.endpointList(), kind, err)
 	}
 	b.mu.Lock()
 	b.cli = cli
@@ -570,7 +574,7 @@ func (s settings) endpointList() string { return strings.Join(s.endpoints, ",") 
 // It stands in for the context.DeadlineExceeded of the bounded call, which
 // must not reach the caller: that would read as the caller's own wait
 // timing out (backend.ErrTimeout), which it did not.
-var errUnreachable = errors.New("etcd did not answer")
+var errUnreachable = fmt.Errorf("%w: etcd did not answer", backend.ErrUnavailable)
 
 // cause turns an error from etcd, met while doing what, into the error
 // Acquire or Inspect reports: the caller's own deadline or cancel as
@@ -586,8 +590,24 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s at %s: %w", what, s.endpointList(), err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout)
+	case isAuthError(err):
+		// The settings' username and password, or the user's rights: a
+		// matter for the configuration, not for trying again.
+		return fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrConfig, err)
 	}
-	return fmt.Errorf("%s at %s: %w", what, s.endpointList(), err)
+	// Anything else etcd says is the service failing to serve.
+	return fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err)
+}
+
+// isAuthError reports whether etcd refused the settings' username and
+// password, or the user's rights.
+func isAuthError(err error) bool {
+	for _, auth := range []error{rpctypes.ErrAuthFailed, rpctypes.ErrPermissionDenied, rpctypes.ErrInvalidAuthToken, rpctypes.ErrUserEmpty} {
+		if errors.Is(err, auth) {
+			return true
+		}
+	}
+	return false
 }
 
 // settingKeys are the keys of [backends.etcd], each with its decoder.

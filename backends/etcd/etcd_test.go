@@ -335,6 +335,8 @@ func TestPasswordNeverShown(t *testing.T) {
 			t.Error("locked with the wrong password")
 		case pw == secret && strings.Contains(err.Error(), pw):
 			t.Errorf("error shows the password: %v", err)
+		case pw == secret && !errors.Is(err, backend.ErrConfig):
+			t.Errorf("wrong password: %v, want ErrConfig (a matter for the settings, exit 78)", err)
 		case pw == secret:
 			t.Logf("wrong password: %v", err)
 		case err != nil:
@@ -536,6 +538,10 @@ func TestWaitEndsWhenEtcdStops(t *testing.T) {
 	_, err = waiter.Acquire(context.Background(), request(name, false))
 	if err == nil || errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrTimeout) || time.Since(start) > 5*time.Second {
 		t.Fatalf("try with etcd gone: %v after %v, want a prompt error that is neither busy nor a timeout", err, time.Since(start))
+	}
+	// Which is the service being unavailable (lockmgr exits 69).
+	if !errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("try with etcd gone: %v, want ErrUnavailable", err)
 	}
 }
 

@@ -40,6 +40,9 @@ var (
 	// table of the configuration, or its LOCKMGR_NAME_KEY variables): an
 	// unknown key, a value of the wrong type, an endpoint that is no URL.
 	ErrConfig = errors.New("invalid backend settings")
+	// ErrUnavailable means the backend's lock service (an etcd cluster)
+	// cannot be reached or will not serve; trying again later may work.
+	ErrUnavailable = errors.New("lock service unavailable")
 )
 
 // Error reports a failed lock operation: what was done, to which file,
@@ -131,13 +134,14 @@ var Sentinels = map[string]error{
 	"backend-not-found": ErrBackendNotFound,
 	"plugin-rejected":   ErrPluginRejected,
 	"config":            ErrConfig,
+	"unavailable":       ErrUnavailable,
 }
 
 // SentinelName returns the name in Sentinels of the sentinel that err
 // wraps, or "" when it wraps none.
 func SentinelName(err error) string {
 	// Check the specific ones before the ones an *Error adds on unwrap.
-	for _, name := range []string{"busy", "timeout", "canceled", "not-locked", "lost", "unsupported", "invalid", "backend-not-found", "plugin-rejected", "config"} {
+	for _, name := range []string{"busy", "timeout", "canceled", "not-locked", "lost", "unsupported", "invalid", "backend-not-found", "plugin-rejected", "config", "unavailable"} {
 		if errors.Is(err, Sentinels[name]) {
 			return name
 		}

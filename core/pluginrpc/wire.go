@@ -87,6 +87,7 @@ var sentinelCodes = map[string]codes.Code{
 	"backend-not-found": codes.NotFound,
 	"plugin-rejected":   codes.FailedPrecondition,
 	"config":            codes.InvalidArgument,
+	"unavailable":       codes.Unavailable,
 }
 
 // toFailure encodes a backend's error for the wire.
