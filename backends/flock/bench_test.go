@@ -40,7 +40,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -242,7 +241,7 @@ func BenchmarkHandoff(b *testing.B) {
 			hold := rand.New(rand.NewPCG(1, 2))
 			lat := make([]float64, 0, b.N)
 			for range b.N {
-				w.send(b, "wait")
+				w.Send(b, "wait")
 				w.expect(b, "waiting")
 				// Hold on long enough for the waiter to be well into its
 				// wait, and for varying times, so that releases fall at
@@ -316,7 +315,7 @@ func contendRound(b *testing.B, impl, python string) (time.Duration, int) {
 	}
 	start := time.Now()
 	for _, h := range hs {
-		h.send(b, "go")
+		h.Send(b, "go")
 	}
 	for _, h := range hs {
 		h.expect(b, "done")
@@ -378,7 +377,7 @@ func BenchmarkDeadHolder(b *testing.B) {
 				}()
 				time.Sleep(5 * time.Millisecond) // into its wait
 				killed := monotonicNow()
-				h.kill()
+				h.Cmd.Process.Kill()
 				var r result
 				select {
 				case r = <-got:
@@ -393,7 +392,7 @@ func BenchmarkDeadHolder(b *testing.B) {
 					within++
 				}
 				mustOK(b, "unlock", waiter.Unlock())
-				h.stop()
+				h.Stop()
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(quantile(lat, 0.50), "p50-ms")
@@ -611,14 +610,9 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// benchProc is another process of a benchmark. It speaks in lines: it is
+// benchProc is another process of a benchmark, a locktest.Peer: it is
 // told what to do on stdin and says what happened on stdout.
-type benchProc struct {
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	lines    chan string
-	stopOnce sync.Once
-}
+type benchProc struct{ *locktest.Peer }
 
 // procPatience bounds every wait for a helper's answer: a hung helper
 // fails the benchmark instead of hanging it.
@@ -637,72 +631,24 @@ func startBenchProc(b *testing.B, role, impl, path string, env ...string) *bench
 
 func startProc(b *testing.B, cmd *exec.Cmd) *benchProc {
 	b.Helper()
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	mustOK(b, "helper stdin", err)
-	stdout, err := cmd.StdoutPipe()
-	mustOK(b, "helper stdout", err)
-	mustOK(b, "starting a helper", cmd.Start())
-	h := &benchProc{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			h.lines <- sc.Text()
-		}
-		close(h.lines)
-	}()
-	b.Cleanup(h.stop)
-	return h
-}
-
-func (h *benchProc) line(b *testing.B) string {
-	b.Helper()
-	select {
-	case line, ok := <-h.lines:
-		if !ok {
-			b.Fatalf("helper %v exited without answering", h.cmd.Args)
-		}
-		return line
-	case <-time.After(procPatience):
-		b.Fatalf("helper %v said nothing for %v", h.cmd.Args, procPatience)
-	}
-	return ""
+	return &benchProc{locktest.StartPeer(b, cmd)}
 }
 
 func (h *benchProc) expect(b *testing.B, want string) {
 	b.Helper()
-	if got := h.line(b); got != want {
+	if got := h.Next(b, procPatience); got != want {
 		b.Fatalf("helper said %q, want %q", got, want)
 	}
 }
 
 func (h *benchProc) clockReading(b *testing.B) int64 {
 	b.Helper()
-	s := h.line(b)
+	s := h.Next(b, procPatience)
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		b.Fatalf("helper said %q, want a clock reading", s)
 	}
 	return n
-}
-
-func (h *benchProc) send(b *testing.B, line string) {
-	b.Helper()
-	if _, err := io.WriteString(h.stdin, line+"\n"); err != nil {
-		b.Fatalf("telling the helper %q: %v", line, err)
-	}
-}
-
-func (h *benchProc) kill() { h.cmd.Process.Kill() }
-
-// stop ends the helper: closing stdin lets a well-behaved one exit, and
-// the kill makes sure.
-func (h *benchProc) stop() {
-	h.stopOnce.Do(func() {
-		h.stdin.Close()
-		h.cmd.Process.Kill()
-		h.cmd.Wait()
-	})
 }
 
 // benchHelper is a helper process's whole life: it locks the file at

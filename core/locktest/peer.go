@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,14 +17,15 @@ import (
 // any of them against lockmgr the same way.
 type Peer struct {
 	// Cmd is the running process.
-	Cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
+	Cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	lines    chan string
+	stopOnce sync.Once
 }
 
 // StartPeer starts cmd as a Peer; the test's cleanup kills it if it is
 // still running.
-func StartPeer(t *testing.T, cmd *exec.Cmd) *Peer {
+func StartPeer(t testing.TB, cmd *exec.Cmd) *Peer {
 	t.Helper()
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
@@ -47,16 +49,22 @@ func StartPeer(t *testing.T, cmd *exec.Cmd) *Peer {
 		}
 		close(p.lines)
 	}()
-	t.Cleanup(func() {
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Stop ends the peer at once, whatever it is doing, and reaps it; the
+// test's cleanup calls it too, and calls after the first do nothing.
+func (p *Peer) Stop() {
+	p.stopOnce.Do(func() {
 		p.stdin.Close()
 		p.Cmd.Process.Kill()
 		p.Cmd.Wait()
 	})
-	return p
 }
 
 // Expect fails the test unless the peer's next line is want.
-func (p *Peer) Expect(t *testing.T, want string) {
+func (p *Peer) Expect(t testing.TB, want string) {
 	t.Helper()
 	select {
 	case line, ok := <-p.lines:
@@ -74,7 +82,7 @@ func (p *Peer) Expect(t *testing.T, want string) {
 // Next returns the peer's next line, for a line that carries a value (a
 // fencing token), failing the test if the peer exits first or says
 // nothing within d.
-func (p *Peer) Next(t *testing.T, d time.Duration) string {
+func (p *Peer) Next(t testing.TB, d time.Duration) string {
 	t.Helper()
 	select {
 	case line, ok := <-p.lines:
@@ -90,7 +98,7 @@ func (p *Peer) Next(t *testing.T, d time.Duration) string {
 
 // Silent fails the test if the peer says anything within d: it is to be
 // still waiting for the lock.
-func (p *Peer) Silent(t *testing.T, d time.Duration) {
+func (p *Peer) Silent(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case line, ok := <-p.lines:
@@ -104,7 +112,7 @@ func (p *Peer) Silent(t *testing.T, d time.Duration) {
 
 // Send writes line to the peer's stdin, for a peer that acts on input
 // (the seed's C programs let go when Enter is pressed).
-func (p *Peer) Send(t *testing.T, line string) {
+func (p *Peer) Send(t testing.TB, line string) {
 	t.Helper()
 	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
 		t.Fatalf("%q: %v", p.Cmd.Args, err)
@@ -118,7 +126,7 @@ func (p *Peer) LetGo() { p.stdin.Close() }
 
 // Wait lets the peer go and returns how it exited, whichever way that
 // was, failing the test if it is still running 2*promptly later.
-func (p *Peer) Wait(t *testing.T) error {
+func (p *Peer) Wait(t testing.TB) error {
 	t.Helper()
 	p.LetGo()
 	done := make(chan error, 1)
@@ -133,7 +141,7 @@ func (p *Peer) Wait(t *testing.T) error {
 }
 
 // Release lets the peer go and waits for it to exit cleanly.
-func (p *Peer) Release(t *testing.T) {
+func (p *Peer) Release(t testing.TB) {
 	t.Helper()
 	if err := p.Wait(t); err != nil {
 		t.Fatalf("%q: %v", p.Cmd.Args, err)
@@ -142,7 +150,7 @@ func (p *Peer) Release(t *testing.T) {
 
 // Said checks that the peer said want, then releases it, so that whatever
 // it got is let go before the test goes on.
-func (p *Peer) Said(t *testing.T, want string) {
+func (p *Peer) Said(t testing.TB, want string) {
 	t.Helper()
 	p.Expect(t, want)
 	p.Release(t)
