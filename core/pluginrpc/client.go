@@ -18,8 +18,6 @@ type Client struct {
 	rpc  lockpb.BackendClient
 	name string
 
-	nextID atomic.Uint64 // handles and calls share one sequence
-
 	sendMu sync.Mutex
 	stream lockpb.Backend_SessionClient
 
@@ -31,6 +29,12 @@ type Client struct {
 }
 
 var _ backend.LockMgr = (*Client)(nil)
+
+// nextID numbers every handle and call of every Client in the process,
+// so that an id is never valid on two plugin instances: a host's lock
+// handed out by a plugin that has since died and been started afresh
+// can never name a lock that the new plugin granted to someone else.
+var nextID atomic.Uint64
 
 // NewClient returns a Client on conn, a connection to a backend plugin.
 // Call Start before locking.
@@ -113,7 +117,7 @@ func (c *Client) isDead() bool {
 // the call and still waits for the answer, so that a grant that raced
 // with the cancel is known, and released, rather than left held for no one.
 func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest) (*lockpb.SessionResponse, error) {
-	id := c.nextID.Add(1)
+	id := nextID.Add(1)
 	req.Call = id
 	answer := make(chan *lockpb.SessionResponse, 1)
 	c.mu.Lock()
@@ -177,7 +181,7 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	if err := ctx.Err(); err != nil {
 		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, backend.WaitError(ctx))
 	}
-	handle := c.nextID.Add(1)
+	handle := nextID.Add(1)
 	lost := make(chan struct{})
 	c.mu.Lock()
 	c.lost[handle] = lost // before the call: a loss notice may follow the grant at once
@@ -225,16 +229,23 @@ func (c *Client) forget(handle uint64) {
 	c.mu.Unlock()
 }
 
-// Release implements backend.LockMgr.
+// Release implements backend.LockMgr. The lock's Lost channel is settled
+// by the answer, not before: if the plugin dies before it confirms the
+// release, the lock was lost while still held, and Lost fires.
 func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
-	c.forget(uint64(id))
 	if c.isDead() {
+		c.forget(uint64(id))
 		return backend.Errorf("unlock", "", c.name, ErrPluginExited)
 	}
 	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Release{Release: &lockpb.ReleaseRequest{Handle: uint64(id)}}})
 	if err != nil {
+		if errors.Is(err, ErrPluginExited) {
+			c.die()
+		}
+		c.forget(uint64(id))
 		return backend.Errorf("unlock", "", c.name, err)
 	}
+	c.forget(uint64(id))
 	if f := r.GetFailure(); f != nil {
 		return fromFailure(f, "unlock", "", c.name)
 	}

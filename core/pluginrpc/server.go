@@ -2,7 +2,6 @@ package pluginrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,23 +14,10 @@ import (
 type server struct {
 	lockpb.UnimplementedBackendServer
 	impl backend.LockMgr
-
-	mu   sync.Mutex
-	held map[uint64]*serverHandle // by the host's handle
-	lost chan *lockpb.LostEvent
-}
-
-type serverHandle struct {
-	id       backend.HandleID
-	released chan struct{}
 }
 
 func newServer(impl backend.LockMgr) *server {
-	return &server{
-		impl: impl,
-		held: make(map[uint64]*serverHandle),
-		lost: make(chan *lockpb.LostEvent, 64),
-	}
+	return &server{impl: impl}
 }
 
 func (s *server) Describe(ctx context.Context, _ *lockpb.DescribeRequest) (*lockpb.DescribeResponse, error) {
@@ -63,14 +49,27 @@ func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lo
 	return &lockpb.ConfigureResponse{}, nil
 }
 
-// session is one host's stream of calls.
+// session is one host's stream of calls, and everything that host holds:
+// a handle id names a lock only within the session that granted it, and
+// a loss is told only to the host whose lock it was. When the session
+// ends its host is gone, and nothing it held may stay held for no one.
 type session struct {
-	s      *server
+	impl   backend.LockMgr
+	ctx    context.Context // ends with the stream
 	stream lockpb.Backend_SessionServer
 
 	sendMu sync.Mutex
-	mu     sync.Mutex
-	waits  map[uint64]context.CancelFunc // by call
+
+	mu      sync.Mutex
+	pending map[uint64]context.CancelFunc // calls in progress, by call id
+	held    map[uint64]*grant             // granted locks, by the host's handle id
+	ended   bool
+}
+
+// grant is one lock the backend granted to the session's host.
+type grant struct {
+	id       backend.HandleID
+	released chan struct{} // closed by release, so loss forwarding stops
 }
 
 func (ss *session) send(r *lockpb.SessionResponse) {
@@ -80,28 +79,18 @@ func (ss *session) send(r *lockpb.SessionResponse) {
 	_ = ss.stream.Send(r)
 }
 
-// Session serves the host's calls. A call that can be answered at once
-// is answered on this goroutine; only a wait gets a goroutine of its own.
+// Session serves one host's calls. Each call runs on a goroutine of its
+// own, under a context that carries its deadline and that its cancel ends,
+// from its first instruction: a backend may block in any step (a lock
+// service that does not answer a dial), and one slow call must hold up
+// neither the cancel meant for it nor any other call.
 func (s *server) Session(stream lockpb.Backend_SessionServer) error {
-	ss := &session{s: s, stream: stream, waits: make(map[uint64]context.CancelFunc)}
-	ctx := stream.Context()
-	go func() {
-		for {
-			select {
-			case ev := <-s.lost:
-				ss.send(&lockpb.SessionResponse{Result: &lockpb.SessionResponse_Lost{Lost: ev}})
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	defer func() {
-		ss.mu.Lock()
-		for _, cancel := range ss.waits {
-			cancel()
-		}
-		ss.mu.Unlock()
-	}()
+	ss := &session{
+		impl: s.impl, ctx: stream.Context(), stream: stream,
+		pending: make(map[uint64]context.CancelFunc),
+		held:    make(map[uint64]*grant),
+	}
+	defer ss.end()
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -110,12 +99,16 @@ func (s *server) Session(stream lockpb.Backend_SessionServer) error {
 		call := req.GetCall()
 		switch op := req.GetOp().(type) {
 		case *lockpb.SessionRequest_Acquire:
-			ss.acquire(ctx, call, op.Acquire)
+			ss.start(call, op.Acquire.GetDeadlineUnixNano(), func(ctx context.Context) *lockpb.SessionResponse {
+				return ss.acquire(ctx, op.Acquire)
+			})
 		case *lockpb.SessionRequest_Release:
-			ss.answer(call, s.release(ctx, op.Release.GetHandle()), &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}})
+			ss.start(call, 0, func(ctx context.Context) *lockpb.SessionResponse {
+				return answer(ss.release(ctx, op.Release.GetHandle()), &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}})
+			})
 		case *lockpb.SessionRequest_Cancel:
 			ss.mu.Lock()
-			if cancel := ss.waits[call]; cancel != nil {
+			if cancel := ss.pending[call]; cancel != nil {
 				cancel()
 			}
 			ss.mu.Unlock()
@@ -123,16 +116,39 @@ func (s *server) Session(stream lockpb.Backend_SessionServer) error {
 	}
 }
 
-func (ss *session) answer(call uint64, err error, ok *lockpb.SessionResponse) {
-	if err != nil {
-		ss.send(&lockpb.SessionResponse{Call: call, Result: &lockpb.SessionResponse_Failure{Failure: toFailure(err)}})
-		return
+// start runs one call on a goroutine of its own, registered for its
+// cancel before this returns, so that a cancel read next finds it.
+func (ss *session) start(call uint64, deadline int64, run func(context.Context) *lockpb.SessionResponse) {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if deadline != 0 {
+		ctx, cancel = context.WithDeadline(ss.ctx, time.Unix(0, deadline))
+	} else {
+		ctx, cancel = context.WithCancel(ss.ctx)
 	}
-	ok.Call = call
-	ss.send(ok)
+	ss.mu.Lock()
+	ss.pending[call] = cancel
+	ss.mu.Unlock()
+	go func() {
+		r := run(ctx)
+		ss.mu.Lock()
+		delete(ss.pending, call)
+		ss.mu.Unlock()
+		cancel()
+		r.Call = call
+		ss.send(r)
+	}()
 }
 
-func (ss *session) acquire(ctx context.Context, call uint64, r *lockpb.AcquireRequest) {
+func answer(err error, ok *lockpb.SessionResponse) *lockpb.SessionResponse {
+	if err != nil {
+		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Failure{Failure: toFailure(err)}}
+	}
+	return ok
+}
+
+// acquire takes a lock for the host's handle r.Handle.
+func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest) *lockpb.SessionResponse {
 	req := backend.Request{
 		Path:            r.GetPath(),
 		Name:            r.GetName(),
@@ -143,72 +159,70 @@ func (ss *session) acquire(ctx context.Context, call uint64, r *lockpb.AcquireRe
 		RemoveOnRelease: r.GetRemoveOnRelease(),
 		FD:              int(r.GetFd()),
 	}
-	// Try without waiting first, here: the uncontended lock is answered
-	// without starting a goroutine.
-	try := req
-	try.Wait = false
-	resp, err := ss.s.acquire(ctx, r.GetHandle(), try)
-	if err == nil || !req.Wait || !errors.Is(err, backend.ErrBusy) {
-		ss.answer(call, err, resp)
-		return
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	if d := r.GetDeadlineUnixNano(); d != 0 {
-		wctx, cancel = context.WithDeadline(ctx, time.Unix(0, d))
-	}
+	handle := r.GetHandle()
 	ss.mu.Lock()
-	ss.waits[call] = cancel
+	_, inUse := ss.held[handle]
 	ss.mu.Unlock()
-	go func() {
-		resp, err := ss.s.acquire(wctx, r.GetHandle(), req)
-		ss.mu.Lock()
-		delete(ss.waits, call)
-		ss.mu.Unlock()
-		cancel()
-		ss.answer(call, err, resp)
-	}()
-}
-
-// acquire takes a lock for the host's handle.
-func (s *server) acquire(ctx context.Context, handle uint64, req backend.Request) (*lockpb.SessionResponse, error) {
-	s.mu.Lock()
-	_, inUse := s.held[handle]
-	s.mu.Unlock()
 	if handle == 0 || inUse {
-		return nil, backend.Errorf("lock", req.Path, "", backend.Invalidf("handle %d is zero or in use", handle))
+		return answer(backend.Errorf("lock", req.Path, "", backend.Invalidf("handle %d is zero or in use", handle)), nil)
 	}
-	held, err := s.impl.Acquire(ctx, req)
+	held, err := ss.impl.Acquire(ctx, req)
 	if err != nil {
-		return nil, err
+		return answer(err, nil)
 	}
-	h := &serverHandle{id: held.ID, released: make(chan struct{})}
-	s.mu.Lock()
-	s.held[handle] = h
-	s.mu.Unlock()
+	g := &grant{id: held.ID, released: make(chan struct{})}
+	ss.mu.Lock()
+	if ss.ended {
+		// The host went away while we waited: the lock is no one's.
+		ss.mu.Unlock()
+		_ = ss.impl.Release(context.Background(), held.ID)
+		return answer(backend.Errorf("lock", req.Path, "", backend.ErrCanceled), nil)
+	}
+	ss.held[handle] = g
+	ss.mu.Unlock()
 	if held.Lost != nil {
-		go s.forwardLoss(handle, h, held.Lost)
+		go ss.forwardLoss(handle, g, held.Lost)
 	}
 	return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: &lockpb.AcquireResponse{
 		Handle: handle, FencingToken: held.FencingToken, Warnings: held.Warnings,
-	}}}, nil
+	}}}
 }
 
-func (s *server) forwardLoss(handle uint64, h *serverHandle, lost <-chan struct{}) {
+// forwardLoss tells this session's host, and no other, that the backend
+// lost the lock behind handle.
+func (ss *session) forwardLoss(handle uint64, g *grant, lost <-chan struct{}) {
 	select {
 	case <-lost:
-		s.lost <- &lockpb.LostEvent{Handle: handle, Reason: "the backend lost the lock"}
-	case <-h.released:
+		ss.send(&lockpb.SessionResponse{Result: &lockpb.SessionResponse_Lost{Lost: &lockpb.LostEvent{Handle: handle, Reason: "the backend lost the lock"}}})
+	case <-g.released:
+	case <-ss.ctx.Done():
 	}
 }
 
-func (s *server) release(ctx context.Context, handle uint64) error {
-	s.mu.Lock()
-	h, ok := s.held[handle]
-	delete(s.held, handle)
-	s.mu.Unlock()
+func (ss *session) release(ctx context.Context, handle uint64) error {
+	ss.mu.Lock()
+	g, ok := ss.held[handle]
+	delete(ss.held, handle)
+	ss.mu.Unlock()
 	if !ok {
 		return backend.Errorf("unlock", "", "", backend.ErrNotLocked)
 	}
-	close(h.released)
-	return s.impl.Release(ctx, h.id)
+	close(g.released)
+	return ss.impl.Release(ctx, g.id)
+}
+
+// end cancels the calls of a host that is gone and releases what it held.
+func (ss *session) end() {
+	ss.mu.Lock()
+	ss.ended = true
+	for _, cancel := range ss.pending {
+		cancel()
+	}
+	held := ss.held
+	ss.held = nil
+	ss.mu.Unlock()
+	for _, g := range held {
+		close(g.released)
+		_ = ss.impl.Release(context.Background(), g.id)
+	}
 }
