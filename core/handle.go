@@ -37,13 +37,17 @@ type Handle struct {
 	given string // the path as the caller wrote it, for Request.Name
 	opts  options
 
-	mu        sync.Mutex
-	state     state
-	mgr       backend.LockMgr
-	plugin    *pluginhost.Plugin
-	name      string
-	fileMode  uint32
-	held      backend.Held
+	mu       sync.Mutex
+	state    state
+	mgr      backend.LockMgr
+	plugin   *pluginhost.Plugin
+	name     string
+	fileMode uint32
+	held     backend.Held
+	// granter is the backend instance that granted held, and the only one
+	// its id means anything to: a plugin started after that one died
+	// numbers its own locks, and must never be asked to release this one.
+	granter   backend.LockMgr
 	mode      Mode
 	stopWait  context.CancelFunc
 	closeDone chan struct{}
@@ -139,11 +143,18 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	case locking:
 		refused = h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
 	case locked:
-		if h.mode == mode {
+		switch {
+		case isClosed(h.held.Lost):
+			// The lock this handle held is gone (its loss was announced on
+			// Lost): this Lock takes a new one rather than answer for a lock
+			// that nobody holds.
+			_ = h.releaseLocked()
+		case h.mode == mode:
 			h.mu.Unlock()
 			return nil
+		default:
+			refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
 		}
-		refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
 	}
 	if refused != nil {
 		h.mu.Unlock()
@@ -180,7 +191,7 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		h.state = unlocked
 		return h.errorf("lock", err)
 	}
-	h.state, h.held, h.mode = locked, held, mode
+	h.state, h.held, h.mode, h.granter = locked, held, mode, mgr
 	return nil
 }
 
@@ -246,10 +257,10 @@ func (h *Handle) Unlock() error {
 
 func (h *Handle) releaseLocked() error {
 	h.state = unlocked
-	held := h.held
-	h.held = backend.Held{}
+	held, granter := h.held, h.granter
+	h.held, h.granter = backend.Held{}, nil
 	wasLost := isClosed(held.Lost)
-	err := h.mgr.Release(context.Background(), held.ID)
+	err := granter.Release(context.Background(), held.ID)
 	if wasLost {
 		return h.errorf("unlock", backend.ErrLost)
 	}

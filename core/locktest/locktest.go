@@ -168,6 +168,9 @@ func RunTarget(t *testing.T, tgt Target) {
 	if tgt.Name == "plugin" {
 		t.Run("HostKilledFreesLock", s.hostKilled)
 		t.Run("PluginKilledIsLost", s.pluginKilled)
+		t.Run("StaleHandleReleasesNothingAfterRestart", s.staleHandleAfterRestart)
+		t.Run("LockAfterPluginDeathHoldsALock", s.lockAfterPluginDeath)
+		t.Run("Model", s.model)
 	}
 }
 
@@ -620,4 +623,96 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
 		t.Fatalf("Lock through a fresh plugin: %v", err)
 	}
+}
+
+// privateHost returns a host of the test's own, configured as the shared
+// one would be: a backend that needs settings (a lock service's
+// endpoints) gets them.
+func privateHost(t *testing.T) *pluginhost.Host {
+	t.Helper()
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings, err := cfg.BackendSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pluginhost.New(pluginhost.Options{Dirs: []string{suite.pluginDir}, Settings: settings})
+}
+
+// settle calls h.Status until it answers, which it does once the host has
+// noticed its plugin's death and started a new one.
+func settle(t *testing.T, h *lockmgr.Handle) {
+	t.Helper()
+	deadline := time.Now().Add(promptly)
+	for {
+		_, err := h.Status(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Status still failing %v after the plugin was killed: %v", promptly, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// staleHandleAfterRestart: a handle whose lock was granted by a plugin
+// that has since died must never release a lock that the plugin started
+// after it granted to another handle, though both plugins number their
+// locks alike.
+func (s *suiteRun) staleHandleAfterRestart(t *testing.T) {
+	host := privateHost(t)
+	pa, pb := s.lockPath(t), s.lockPath(t)
+	a := s.handle(t, pa, lockmgr.WithHost(host))
+	b := s.handle(t, pb, lockmgr.WithHost(host))
+	if err := a.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	if !killPlugin(t, host) {
+		t.Fatal("found no plugin process to kill")
+	}
+	settle(t, a) // A moves onto a fresh plugin
+	if err := b.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	lostB := b.Lost()
+	_ = a.Unlock() // ErrLost, or nothing if the lock outlived its plugin
+	c := startChild(t, s.tgt.Name, pb, "try-exclusive")
+	c.Expect(t, "busy")
+	c.Release(t)
+	if isClosed(lostB) {
+		t.Fatal("B's Lost() fired, though B's plugin is alive")
+	}
+	if err := b.Unlock(); err != nil {
+		t.Fatalf("B's Unlock: %v", err)
+	}
+}
+
+// lockAfterPluginDeath: Lock on a handle whose plugin died either takes a
+// real lock or fails; it never answers nil while holding nothing.
+func (s *suiteRun) lockAfterPluginDeath(t *testing.T) {
+	host := privateHost(t)
+	p := s.lockPath(t)
+	h := s.handle(t, p, lockmgr.WithHost(host))
+	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	lost := h.Lost()
+	if !killPlugin(t, host) {
+		t.Fatal("found no plugin process to kill")
+	}
+	// Give a loss the time to be announced, if this backend loses locks
+	// with their plugin.
+	select {
+	case <-lost:
+	case <-time.After(shortly):
+	}
+	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
+		return // an error is an honest answer
+	}
+	c := startChild(t, s.tgt.Name, p, "try-exclusive")
+	c.Expect(t, "busy")
+	c.Release(t)
 }
