@@ -42,13 +42,40 @@ const (
 	DefaultSystemFile = "/etc/lockmgr/config.toml"
 )
 
-// Environment variables that Load consults.
+// Environment variables that Load consults: inputs, the user's choice.
 const (
 	// EnvConfig names an explicit configuration file, like --config.
 	EnvConfig = "LOCKMGR_CONFIG"
 	// EnvBackend overrides the configured backend, below --backend.
 	EnvBackend = "LOCKMGR_BACKEND"
 )
+
+// Environment variables that "lockmgr run" sets for its command, to tell
+// it about the lock it runs under. They are outputs only: nothing in
+// lockmgr reads them, and none of them starts like an input (each begins
+// with a word reserved from the LOCKMGR_NAME_KEY backend settings). An
+// output that were also an input would let a run's own choice leak into
+// every lockmgr its command starts: "lockmgr run -b ofd outer -- sh -c
+// 'lockmgr run shared ...'" would lock shared with ofd while a sibling
+// locks it with flock, and both would hold it.
+const (
+	// EnvLockFile is the lock file's absolute path, or the lock's name
+	// for a backend whose locks are names (etcd).
+	EnvLockFile = "LOCKMGR_LOCK_FILE"
+	// EnvLockBackend is the backend that holds the lock. It is not
+	// EnvBackend, which is an input.
+	EnvLockBackend = "LOCKMGR_LOCK_BACKEND"
+	// EnvFencingToken is the lock's fencing token, from backends that
+	// give one.
+	EnvFencingToken = "LOCKMGR_FENCING_TOKEN"
+)
+
+// OutputEnv lists the variables "lockmgr run" sets for its command, which
+// it must set afresh (dropping any it inherited) so that a nested run
+// never passes on its parent's.
+func OutputEnv() []string {
+	return []string{EnvLockFile, EnvLockBackend, EnvFencingToken}
+}
 
 // Names of the scalar keys, as used in the TOML file, in Config.Sources and
 // in File.Lines.

@@ -588,3 +588,55 @@ func TestBackendEnvVar(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputsAreNotInputs checks that nothing "lockmgr run" sets for its
+// command changes the configuration a nested lockmgr loads: with every
+// output set, to a backend name where one fits, Load gives what it gives
+// without them. An output read as an input is how a run's -b leaked into
+// the lockmgr its command started.
+func TestOutputsAreNotInputs(t *testing.T) {
+	dir := t.TempDir()
+	system := writeFile(t, dir, "system.toml", systemTOML)
+	user := writeFile(t, dir, "user.toml", userTOML)
+	load := func(vars map[string]string) *Config {
+		t.Helper()
+		var environ []string
+		for k, v := range vars {
+			environ = append(environ, k+"="+v)
+		}
+		cfg, err := Load(LoadOptions{SystemFile: system, UserFile: user, Getenv: env(vars),
+			Environ: func() []string { return environ }})
+		if err != nil {
+			t.Fatalf("Load with %v: %v", vars, err)
+		}
+		return cfg
+	}
+	for _, base := range []map[string]string{{}, {EnvBackend: BackendPOSIX}} {
+		want := load(base)
+		with := map[string]string{}
+		for k, v := range base {
+			with[k] = v
+		}
+		for _, name := range OutputEnv() {
+			if name == EnvBackend || name == EnvConfig {
+				t.Errorf("output %s is also an input", name)
+			}
+			with[name] = BackendOFD
+		}
+		got := load(with)
+		if got.Backend != want.Backend || got.Sources[KeyBackend] != want.Sources[KeyBackend] {
+			t.Errorf("with %v, backend = %q from %v; without the outputs %q from %v",
+				with, got.Backend, got.Sources[KeyBackend], want.Backend, want.Sources[KeyBackend])
+		}
+		if len(got.Backends) != len(want.Backends) {
+			t.Errorf("with %v, backend settings = %v; without the outputs %v", with, got.Backends, want.Backends)
+		}
+		for _, path := range []string{"/mnt/nfs/a.lock", "/srv/b.lock", "/tmp/c.lock"} {
+			g, _ := got.BackendFor(path, nil)
+			w, _ := want.BackendFor(path, nil)
+			if g != w {
+				t.Errorf("with %v, %s gets %s; without the outputs %s", with, path, g, w)
+			}
+		}
+	}
+}
