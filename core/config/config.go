@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -139,8 +138,10 @@ func (s Source) String() string {
 // trees whose file system needs a different mechanism than the rest, such
 // as an NFS mount where only fcntl locks reach the server.
 type Rule struct {
-	// Path is an absolute, cleaned path. The rule covers Path itself and
-	// everything below it, matched on whole path components.
+	// Path is an absolute, cleaned path, as written. The rule covers the
+	// directory (or file) at Path and everything below it, whatever its
+	// spelling: BackendFor resolves symbolic links and compares
+	// directories by device and inode.
 	Path string
 	// Backend is a valid backend name, possibly BackendAuto.
 	Backend string
@@ -193,65 +194,6 @@ type Config struct {
 	// Files lists the configuration files actually read, lowest precedence
 	// first.
 	Files []string
-}
-
-// BackendFor picks the backend that locks path: the backend of the rule
-// with the longest Path that is path or one of its ancestors, else
-// c.Backend. It also returns the Source that decided, so a caller can
-// report why.
-//
-// path is cleaned, and a relative path is resolved against the working
-// directory, since rules name absolute paths.
-//
-// BackendAuto is resolved here, per path, because one configuration covers
-// both local and network file systems. On NFS and SMB, Linux emulates
-// flock(2) with whole-file byte-range locks, so flock's promise (locks
-// owned by the open file description, independent of fcntl locks) does not
-// hold there; the posix backend uses byte-range locks openly, which is what
-// the server arbitrates anyway.
-// Elsewhere flock is the common choice of scripts and tools. isNetwork
-// reports whether path is on a network file system; nil means never.
-// The Source returned for a resolved "auto" is that of the "auto" setting.
-func (c *Config) BackendFor(path string, isNetwork func(path string) bool) (string, Source) {
-	p := filepath.Clean(path)
-	if !filepath.IsAbs(p) {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-	}
-
-	name, src := c.Backend, c.Sources[KeyBackend]
-	if name == "" {
-		name, src = DefaultBackend, Source{Kind: KindDefault}
-	}
-	longest := -1
-	for _, r := range c.Rules {
-		// Strictly longer: on a tie the earlier rule, which comes from the
-		// higher-precedence file, keeps its place.
-		if len(r.Path) > longest && within(p, r.Path) {
-			longest = len(r.Path)
-			name, src = r.Backend, r.Source
-		}
-	}
-
-	if name == BackendAuto {
-		if isNetwork != nil && isNetwork(p) {
-			name = BackendPOSIX
-		} else {
-			name = BackendFlock
-		}
-	}
-	return name, src
-}
-
-// within reports whether path is dir or lies below it. Both are clean and
-// absolute. Comparing whole components keeps a rule for /mnt/nfs from
-// capturing /mnt/nfsx.
-func within(path, dir string) bool {
-	if dir == "/" {
-		return strings.HasPrefix(path, "/")
-	}
-	return path == dir || strings.HasPrefix(path, dir) && path[len(dir)] == '/'
 }
 
 // maxNameLen is the longest backend name ValidBackendName accepts.

@@ -640,3 +640,68 @@ func TestOutputsAreNotInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendForFollowsTheDirectory checks that a rule covers a directory,
+// not one spelling of it: a lock file reached through a symbolic link to
+// the rule's directory, or under a rule written with a link's spelling,
+// gets the rule's backend, as the file itself is the same. Two spellings
+// given two backends would each take a lock on one file, and both hold it.
+func TestBackendForFollowsTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.MkdirAll(filepath.Join(real, "sub", "deeper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"link":       real,          // absolute
+		"rel":        "real",        // relative
+		"chain":      "link",        // a link to a link
+		"subl":       "real/sub",    // into the tree
+		"up":         "real/sub/..", // ".." in a link's target
+		"real/intol": "../link",     // a link inside the tree, back to it
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ruleSrc := Source{Kind: KindSystemFile, File: "/etc/lockmgr/config.toml", Line: 2}
+	subSrc := Source{Kind: KindSystemFile, File: "/etc/lockmgr/config.toml", Line: 5}
+	def := Source{Kind: KindDefault}
+	for _, rulePath := range []string{real, filepath.Join(dir, "link"), filepath.Join(dir, "chain")} {
+		cfg := &Config{
+			Backend: BackendFlock,
+			Sources: map[string]Source{KeyBackend: def},
+			Rules: []Rule{
+				{Path: rulePath, Backend: BackendOFD, Source: ruleSrc},
+				{Path: filepath.Join(real, "sub", "deeper"), Backend: BackendPOSIX, Source: subSrc},
+			},
+		}
+		for _, tt := range []struct {
+			path string
+			want string
+			src  Source
+		}{
+			{"real/x.lock", BackendOFD, ruleSrc},
+			{"link/x.lock", BackendOFD, ruleSrc},
+			{"rel/x.lock", BackendOFD, ruleSrc},
+			{"chain/x.lock", BackendOFD, ruleSrc},
+			{"subl/x.lock", BackendOFD, ruleSrc},
+			{"up/x.lock", BackendOFD, ruleSrc},
+			{"real/intol/x.lock", BackendOFD, ruleSrc},
+			{"link/missing/x.lock", BackendOFD, ruleSrc}, // a directory not made yet
+			{"real", BackendOFD, ruleSrc},                // the directory itself
+			{"link/sub/deeper/x.lock", BackendPOSIX, subSrc},
+			{"subl/deeper/x.lock", BackendPOSIX, subSrc},
+			{"x.lock", BackendFlock, def},
+			{"link/../x.lock", BackendFlock, def}, // cleaned as the lock file is opened: dir/x.lock
+		} {
+			path := filepath.Join(dir, tt.path)
+			if tt.path == "link/../x.lock" {
+				path = dir + "/link/../x.lock"
+			}
+			if got, src := cfg.BackendFor(path, nil); got != tt.want || src != tt.src {
+				t.Errorf("rule %s: BackendFor(%s) = %s from %s, want %s from %s", rulePath, tt.path, got, src, tt.want, tt.src)
+			}
+		}
+	}
+}
