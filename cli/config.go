@@ -39,6 +39,13 @@ $LOCKMGR_CONFIG names one file to read instead of both files.
 (each {"value", "source", "kind"}), "files", "rules", "plugins",
 "backends" and "plugin_search_path".
 
+Backend settings are listed with where each came from, but a value is
+printed only for a key its backend declares safe to show (the etcd
+backend's endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key
+and username), and even then with the user info of any URL in it hidden
+(http://***@host). Any other key, a misspelt one or any key of a
+third-party backend, shows "(set, not shown)".
+
 Exit status: 0, or 78 when the configuration is invalid.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -80,15 +87,14 @@ type pinJSON struct {
 	Source string `json:"source"`
 }
 
-// settingJSON is one key of a backend's settings with its source. A
-// secret's value is never shown, only that it is set.
+// settingJSON is one key of a backend's settings with its source. Its
+// value is what config.ShownSetting lets through: the value of a key the
+// backend declares safe to show, URL user info hidden; for any other key,
+// only that it is set.
 type settingJSON struct {
 	Value  any    `json:"value"`
 	Source string `json:"source"`
 }
-
-// redacted stands in for a secret's value.
-const redacted = "(set, not shown)"
 
 // configJSON is the whole of config --json.
 type configJSON struct {
@@ -126,10 +132,7 @@ func configView(cfg *config.Config) configJSON {
 	for name, settings := range cfg.Backends {
 		view := make(map[string]settingJSON, len(settings))
 		for key, value := range settings {
-			if config.IsSecretKey(key) {
-				value = redacted
-			}
-			view[key] = settingJSON{Value: value, Source: cfg.BackendSources[name][key].String()}
+			view[key] = settingJSON{Value: config.ShownSetting(name, key, value), Source: cfg.BackendSources[name][key].String()}
 		}
 		out.Backends[name] = view
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // Built-in backend names. Any other valid name (see ValidBackendName) is a
@@ -277,19 +276,6 @@ func (c *Config) BackendSettings() (map[string][]byte, error) {
 		out[name] = js
 	}
 	return out, nil
-}
-
-// IsSecretKey reports whether a backend setting's key names a secret (a
-// password, a token), whose value lockmgr must never print: "lockmgr
-// config" shows only that it is set.
-func IsSecretKey(key string) bool {
-	k := strings.ToLower(key)
-	for _, word := range []string{"password", "passwd", "secret", "token", "credential"} {
-		if strings.Contains(k, word) {
-			return true
-		}
-	}
-	return false
 }
 
 // Resolve picks the backend that locks path: explicit (a --backend flag,
