@@ -32,10 +32,15 @@ const (
 	// lockmgr's locks exclude theirs out of the box.
 	DefaultBackend = BackendFlock
 	// DefaultLockFileMode is the mode of lock files lockmgr creates when
-	// lock_file_mode is not set: readable by all, so that other users can
-	// take shared locks (flock needs only a read descriptor), and writable
-	// by the owner.
-	DefaultLockFileMode os.FileMode = 0o644
+	// lock_file_mode is not set: the owner's alone. Whoever can open a
+	// lock file can block its owner's jobs: flock(2) grants an exclusive
+	// lock on a descriptor opened read-only, and a shared fcntl lock,
+	// which needs only read access, keeps out an exclusive one. So a
+	// lock file readable by all (0644, flock(1)'s default under the usual
+	// umask) lets any local user stall a root cron job. Sharing a lock
+	// between users is a choice to make on purpose: a group-owned setgid
+	// directory and lock_file_mode 0660.
+	DefaultLockFileMode os.FileMode = 0o600
 	// DefaultSystemFile is the system-wide configuration file.
 	DefaultSystemFile = "/etc/lockmgr/config.toml"
 )

@@ -12,7 +12,7 @@
 //  3. the user file, $XDG_CONFIG_HOME/lockmgr/config.toml, or
 //     ~/.config/lockmgr/config.toml when XDG_CONFIG_HOME is unset;
 //  4. the system file, /etc/lockmgr/config.toml;
-//  5. the built-in default: backend "flock", lock_file_mode 0644, and no
+//  5. the built-in default: backend "flock", lock_file_mode 0600, and no
 //     plugin_dir, which leaves the plugin search path to the plugin host.
 //
 // A missing system or user file is not an error: lockmgr works with no
