@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -703,5 +704,34 @@ func TestBackendForFollowsTheDirectory(t *testing.T) {
 				t.Errorf("rule %s: BackendFor(%s) = %s from %s, want %s from %s", rulePath, tt.path, got, src, tt.want, tt.src)
 			}
 		}
+	}
+}
+
+// BenchmarkBackendFor measures the choice of backend for one lock, which
+// every Handle makes once: with no rules it touches no file; with rules it
+// resolves the lock's directory and stats its ancestors and the rules'.
+func BenchmarkBackendFor(b *testing.B) {
+	dir := b.TempDir()
+	real := filepath.Join(dir, "a", "b", "c")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "link")); err != nil {
+		b.Fatal(err)
+	}
+	lock := filepath.Join(dir, "link", "x.lock")
+	for _, n := range []int{0, 1, 10} {
+		cfg := &Config{Backend: BackendFlock}
+		for i := range n {
+			cfg.Rules = append(cfg.Rules, Rule{Path: filepath.Join(dir, "r"+strconv.Itoa(i)), Backend: BackendOFD})
+		}
+		if n > 0 {
+			cfg.Rules[n-1].Path = real
+		}
+		b.Run(strconv.Itoa(n)+"rules", func(b *testing.B) {
+			for b.Loop() {
+				cfg.BackendFor(lock, nil)
+			}
+		})
 	}
 }
