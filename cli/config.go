@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -42,9 +41,11 @@ $LOCKMGR_CONFIG names one file to read instead of both files.
 Backend settings are listed with where each came from, but a value is
 printed only for a key its backend declares safe to show (the etcd
 backend's endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key
-and username), and even then with the user info of any URL in it hidden
-(http://***@host). Any other key, a misspelt one or any key of a
-third-party backend, shows "(set, not shown)".
+and username, and the keys [plugins.NAME] shown_settings lists for backend
+NAME), and even then with the user info of any URL in it hidden
+(http://***@host). Any other key, a misspelt one, any undeclared key of a
+third-party backend, or a key that names a secret (password, token, ...),
+shows "(set, not shown)".
 
 Exit status: 0, or 78 when the configuration is invalid.`,
 		Args: noArgs,
@@ -81,10 +82,12 @@ type ruleJSON struct {
 	Source  string `json:"source"`
 }
 
-// pinJSON is a plugin's sha256 pin with its source.
+// pinJSON is a plugin's sha256 pin with its source, and the settings
+// declared safe to show.
 type pinJSON struct {
-	SHA256 string `json:"sha256"`
-	Source string `json:"source"`
+	SHA256        string   `json:"sha256"`
+	ShownSettings []string `json:"shown_settings,omitempty"`
+	Source        string   `json:"source"`
 }
 
 // settingJSON is one key of a backend's settings with its source. Its
@@ -127,12 +130,12 @@ func configView(cfg *config.Config) configJSON {
 		out.Rules = append(out.Rules, ruleJSON{Path: r.Path, Backend: r.Backend, Source: r.Source.String()})
 	}
 	for name, p := range cfg.Plugins {
-		out.Plugins[name] = pinJSON{SHA256: p.SHA256, Source: p.Source.String()}
+		out.Plugins[name] = pinJSON{SHA256: p.SHA256, ShownSettings: p.ShownSettings, Source: p.Source.String()}
 	}
 	for name, settings := range cfg.Backends {
 		view := make(map[string]settingJSON, len(settings))
 		for key, value := range settings {
-			view[key] = settingJSON{Value: config.ShownSetting(name, key, value), Source: cfg.BackendSources[name][key].String()}
+			view[key] = settingJSON{Value: cfg.ShownSetting(name, key, value), Source: cfg.BackendSources[name][key].String()}
 		}
 		out.Backends[name] = view
 	}
@@ -177,15 +180,26 @@ func printConfig(w io.Writer, cfg *config.Config) error {
 		}
 		tw.Flush()
 	}
-	if len(v.Plugins) > 0 {
-		fmt.Fprintln(w, "\nplugin sha256 pins:")
-		names := make([]string, 0, len(v.Plugins))
-		for name := range v.Plugins {
-			names = append(names, name)
+	var pinned, declared []string
+	for _, name := range slices.Sorted(maps.Keys(v.Plugins)) {
+		if v.Plugins[name].SHA256 != "" {
+			pinned = append(pinned, name)
 		}
-		sort.Strings(names)
-		for _, name := range names {
+		if len(v.Plugins[name].ShownSettings) > 0 {
+			declared = append(declared, name)
+		}
+	}
+	if len(pinned) > 0 {
+		fmt.Fprintln(w, "\nplugin sha256 pins:")
+		for _, name := range pinned {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.Plugins[name].SHA256, v.Plugins[name].Source)
+		}
+		tw.Flush()
+	}
+	if len(declared) > 0 {
+		fmt.Fprintln(w, "\nsettings declared safe to show:")
+		for _, name := range declared {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, strings.Join(v.Plugins[name].ShownSettings, ", "), v.Plugins[name].Source)
 		}
 		tw.Flush()
 	}

@@ -160,7 +160,13 @@ type Plugin struct {
 	// "" when the binary is not pinned. Pinning lets an administrator make
 	// sure that a binary swapped into plugin_dir is refused rather than run.
 	SHA256 string
-	// Source is where the pin was written.
+	// ShownSettings are keys of the backend's settings whose values
+	// "lockmgr config" may print. lockmgr knows which of its own
+	// backends' keys are not secret; of a third-party backend's it knows
+	// nothing, and shows none unless the configuration declares them here.
+	ShownSettings []string
+	// Source is where the pin was written, or the table when there is no
+	// pin.
 	Source Source
 }
 

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,7 +194,7 @@ func TestLoadMergesTablesAndRules(t *testing.T) {
 		t.Errorf("Plugins = %v, want %v", cfg.Plugins, wantPlugins)
 	}
 	for name, want := range wantPlugins {
-		if got := cfg.Plugins[name]; got != want {
+		if got := cfg.Plugins[name]; !reflect.DeepEqual(got, want) {
 			t.Errorf("Plugins[%s] = %+v, want %+v", name, got, want)
 		}
 	}

@@ -7,6 +7,7 @@ package config
 // to show, and even then any URL user info in it is hidden.
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -19,7 +20,8 @@ const userinfoMask = "***"
 // shownSettings declares, for each backend that comes with lockmgr and
 // takes settings, the keys whose values are not secret. A key not listed,
 // whether a misspelling, a key added later or any key of a third-party
-// backend (lockmgr cannot know what its keys mean), is never shown.
+// backend (lockmgr cannot know what its keys mean), is never shown, unless
+// the configuration declares it with [plugins.NAME] shown_settings.
 // Keep it in step with the backend's own list of keys: a key left out
 // here is only hidden, never leaked.
 var shownSettings = map[string]map[string]bool{
@@ -36,10 +38,15 @@ var shownSettings = map[string]map[string]bool{
 var secretWords = []string{"password", "passwd", "secret", "token", "credential"}
 
 // SettingShown reports whether the value of key in backend's settings may
-// be printed: the backend declares the key safe to show, and its name
-// does not name a secret.
-func SettingShown(backend, key string) bool {
-	if !shownSettings[backend][key] {
+// be printed: the key is declared safe to show, by lockmgr for its own
+// backends or by [plugins.NAME] shown_settings in c (which may be nil),
+// and its name does not name a secret.
+func (c *Config) SettingShown(backend, key string) bool {
+	declared := shownSettings[backend][key]
+	if !declared && c != nil {
+		declared = slices.Contains(c.Plugins[backend].ShownSettings, key)
+	}
+	if !declared {
 		return false
 	}
 	k := strings.ToLower(key)
@@ -55,8 +62,8 @@ func SettingShown(backend, key string) bool {
 // backend's settings: Redacted unless SettingShown, else a copy of value
 // with the user info of every URL in it, at any depth, replaced by
 // RedactUserinfo. value itself is left as it is.
-func ShownSetting(backend, key string, value any) any {
-	if !SettingShown(backend, key) {
+func (c *Config) ShownSetting(backend, key string, value any) any {
+	if !c.SettingShown(backend, key) {
 		return Redacted
 	}
 	return redactValue(value)

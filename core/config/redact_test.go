@@ -56,7 +56,7 @@ func TestShownSetting(t *testing.T) {
 		{"redis", "addr", "localhost:6379", `"` + Redacted + `"`}, // third-party
 		{"redis", "nested", map[string]any{"url": "redis://u:pa55@h"}, `"` + Redacted + `"`},
 	} {
-		got, err := json.Marshal(ShownSetting(tt.backend, tt.key, tt.value))
+		got, err := json.Marshal((&Config{}).ShownSetting(tt.backend, tt.key, tt.value))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,8 +72,41 @@ func TestShownSetting(t *testing.T) {
 
 	// The value given is left as it was: the plugin still needs it.
 	v := []any{"http://u:hunter2@a"}
-	ShownSetting("etcd", "endpoints", v)
+	(&Config{}).ShownSetting("etcd", "endpoints", v)
 	if v[0] != "http://u:hunter2@a" {
 		t.Errorf("ShownSetting changed its argument: %v", v)
+	}
+}
+
+// TestShownSettingDeclared checks the declaration a third-party backend's
+// keys need to be shown: [plugins.NAME] shown_settings, in the
+// configuration. A key naming a secret stays hidden even when declared,
+// and URL user info is hidden in what is shown.
+func TestShownSettingDeclared(t *testing.T) {
+	cfg := &Config{Plugins: map[string]Plugin{
+		"vault": {ShownSettings: []string{"addr", "api_token", "mounts"}},
+	}}
+	for _, tt := range []struct {
+		backend, key string
+		value        any
+		want         string
+	}{
+		{"vault", "addr", "https://app:t0ken@vault:8200", `"https://***@vault:8200"`},
+		{"vault", "mounts", map[string]any{"a": []any{"x://u:p@h"}}, `{"a":["x://***@h"]}`},
+		{"vault", "api_token", "t0ken", `"` + Redacted + `"`}, // declared, but names a secret
+		{"vault", "role", "r", `"` + Redacted + `"`},          // not declared
+		{"other", "addr", "a", `"` + Redacted + `"`},          // declared for vault only
+	} {
+		got, err := json.Marshal(cfg.ShownSetting(tt.backend, tt.key, tt.value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("ShownSetting(%s, %s, %v) = %s, want %s", tt.backend, tt.key, tt.value, got, tt.want)
+		}
+	}
+	var none *Config
+	if none.SettingShown("vault", "addr") || !none.SettingShown("etcd", "endpoints") {
+		t.Errorf("a nil Config must show the built-in declarations only")
 	}
 }

@@ -213,7 +213,7 @@ func TestTOMLExamples(t *testing.T) {
 func TestConfigDocumented(t *testing.T) {
 	words := []string{
 		config.KeyBackend, config.KeyPluginDir, config.KeyLockFileMode,
-		"[plugins.", "sha256", "[[rules]]", "path", "[backends.",
+		"[plugins.", "sha256", "shown_settings", "[[rules]]", "path", "[backends.",
 		config.BackendFlock, config.BackendPOSIX, config.BackendOFD, config.BackendAuto,
 		`"` + config.DefaultBackend + `"`, `"0600"`,
 		config.DefaultSystemFile, "lockmgr/config.toml", pluginproc.SystemDir,
