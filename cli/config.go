@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -38,6 +37,15 @@ $LOCKMGR_CONFIG names one file to read instead of both files.
 --json prints one object: "backend", "plugin_dir" and "lock_file_mode"
 (each {"value", "source", "kind"}), "files", "rules", "plugins",
 "backends" and "plugin_search_path".
+
+Backend settings are listed with where each came from, but a value is
+printed only for a key its backend declares safe to show (the etcd
+backend's endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key
+and username, and the keys [plugins.NAME] shown_settings lists for backend
+NAME), and even then with the user info of any URL in it hidden
+(http://***@host). Any other key, a misspelt one, any undeclared key of a
+third-party backend, or a key that names a secret (password, token, ...),
+shows "(set, not shown)".
 
 Exit status: 0, or 78 when the configuration is invalid.`,
 		Args: noArgs,
@@ -74,21 +82,22 @@ type ruleJSON struct {
 	Source  string `json:"source"`
 }
 
-// pinJSON is a plugin's sha256 pin with its source.
+// pinJSON is a plugin's sha256 pin with its source, and the settings
+// declared safe to show.
 type pinJSON struct {
-	SHA256 string `json:"sha256"`
-	Source string `json:"source"`
+	SHA256        string   `json:"sha256"`
+	ShownSettings []string `json:"shown_settings,omitempty"`
+	Source        string   `json:"source"`
 }
 
-// settingJSON is one key of a backend's settings with its source. A
-// secret's value is never shown, only that it is set.
+// settingJSON is one key of a backend's settings with its source. Its
+// value is what config.ShownSetting lets through: the value of a key the
+// backend declares safe to show, URL user info hidden; for any other key,
+// only that it is set.
 type settingJSON struct {
 	Value  any    `json:"value"`
 	Source string `json:"source"`
 }
-
-// redacted stands in for a secret's value.
-const redacted = "(set, not shown)"
 
 // configJSON is the whole of config --json.
 type configJSON struct {
@@ -121,15 +130,12 @@ func configView(cfg *config.Config) configJSON {
 		out.Rules = append(out.Rules, ruleJSON{Path: r.Path, Backend: r.Backend, Source: r.Source.String()})
 	}
 	for name, p := range cfg.Plugins {
-		out.Plugins[name] = pinJSON{SHA256: p.SHA256, Source: p.Source.String()}
+		out.Plugins[name] = pinJSON{SHA256: p.SHA256, ShownSettings: p.ShownSettings, Source: p.Source.String()}
 	}
 	for name, settings := range cfg.Backends {
 		view := make(map[string]settingJSON, len(settings))
 		for key, value := range settings {
-			if config.IsSecretKey(key) {
-				value = redacted
-			}
-			view[key] = settingJSON{Value: value, Source: cfg.BackendSources[name][key].String()}
+			view[key] = settingJSON{Value: cfg.ShownSetting(name, key, value), Source: cfg.BackendSources[name][key].String()}
 		}
 		out.Backends[name] = view
 	}
@@ -174,15 +180,26 @@ func printConfig(w io.Writer, cfg *config.Config) error {
 		}
 		tw.Flush()
 	}
-	if len(v.Plugins) > 0 {
-		fmt.Fprintln(w, "\nplugin sha256 pins:")
-		names := make([]string, 0, len(v.Plugins))
-		for name := range v.Plugins {
-			names = append(names, name)
+	var pinned, declared []string
+	for _, name := range slices.Sorted(maps.Keys(v.Plugins)) {
+		if v.Plugins[name].SHA256 != "" {
+			pinned = append(pinned, name)
 		}
-		sort.Strings(names)
-		for _, name := range names {
+		if len(v.Plugins[name].ShownSettings) > 0 {
+			declared = append(declared, name)
+		}
+	}
+	if len(pinned) > 0 {
+		fmt.Fprintln(w, "\nplugin sha256 pins:")
+		for _, name := range pinned {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.Plugins[name].SHA256, v.Plugins[name].Source)
+		}
+		tw.Flush()
+	}
+	if len(declared) > 0 {
+		fmt.Fprintln(w, "\nsettings declared safe to show:")
+		for _, name := range declared {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, strings.Join(v.Plugins[name].ShownSettings, ", "), v.Plugins[name].Source)
 		}
 		tw.Flush()
 	}

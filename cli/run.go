@@ -28,22 +28,25 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
-// Environment variables lockmgr sets for the command it runs.
+// Environment variables lockmgr sets for the command it runs: outputs,
+// which no lockmgr reads (see config.OutputEnv).
 const (
-	envLockFile     = "LOCKMGR_LOCK_FILE"
-	envBackend      = "LOCKMGR_BACKEND"
-	envFencingToken = "LOCKMGR_FENCING_TOKEN"
+	envLockFile     = config.EnvLockFile
+	envBackend      = config.EnvLockBackend
+	envFencingToken = config.EnvFencingToken
 )
 
 // The --on-lost policies.
@@ -77,8 +80,12 @@ With -c, COMMAND-LINE is run by $SHELL -c (/bin/sh when SHELL is unset).
 Flags go before FILE; whatever follows FILE is the command.
 
 The command inherits stdin, stdout and stderr, and gets in its environment
-LOCKMGR_LOCK_FILE (FILE's absolute path, or the etcd lock's name), LOCKMGR_BACKEND (the backend
-that holds the lock) and, from backends that give one, LOCKMGR_FENCING_TOKEN.
+LOCKMGR_LOCK_FILE (FILE's absolute path, or the etcd lock's name),
+LOCKMGR_LOCK_BACKEND (the backend that holds the lock) and, from backends
+that give one, LOCKMGR_FENCING_TOKEN. These are outputs, set afresh by
+every run and read by no lockmgr; LOCKMGR_BACKEND, an input, reaches the
+command as lockmgr got it, so a lockmgr the command starts chooses its
+backend as any other would, whatever -b this run was given.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
 from the terminal reach it directly, and are not sent twice), and the lock
 is released only after it has exited.
@@ -362,7 +369,7 @@ func childEnv(h *lockmgr.Handle) []string {
 	env := make([]string, 0, len(os.Environ())+3)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if name != envLockFile && name != envBackend && name != envFencingToken {
+		if !slices.Contains(config.OutputEnv(), name) {
 			env = append(env, kv)
 		}
 	}

@@ -53,7 +53,7 @@ func WithRange(start, length int64) Option {
 }
 
 // WithFileMode sets the permission of a lock file that does not exist
-// yet (before the umask); the default is 0644, or the config's
+// yet (before the umask); the default is 0600, or the config's
 // lock_file_mode.
 func WithFileMode(m os.FileMode) Option { return func(o *options) { o.fileMode = m } }
 

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // Built-in backend names. Any other valid name (see ValidBackendName) is a
@@ -34,21 +32,53 @@ const (
 	// lockmgr's locks exclude theirs out of the box.
 	DefaultBackend = BackendFlock
 	// DefaultLockFileMode is the mode of lock files lockmgr creates when
-	// lock_file_mode is not set: readable by all, so that other users can
-	// take shared locks (flock needs only a read descriptor), and writable
-	// by the owner.
-	DefaultLockFileMode os.FileMode = 0o644
+	// lock_file_mode is not set: the owner's alone. Whoever can open a
+	// lock file can block its owner's jobs: flock(2) grants an exclusive
+	// lock on a descriptor opened read-only, and a shared fcntl lock,
+	// which needs only read access, keeps out an exclusive one. So a
+	// lock file readable by all (0644, flock(1)'s default under the usual
+	// umask) lets any local user stall a root cron job. Sharing a lock
+	// between users is a choice to make on purpose: a group-owned setgid
+	// directory and lock_file_mode 0660.
+	DefaultLockFileMode os.FileMode = 0o600
 	// DefaultSystemFile is the system-wide configuration file.
 	DefaultSystemFile = "/etc/lockmgr/config.toml"
 )
 
-// Environment variables that Load consults.
+// Environment variables that Load consults: inputs, the user's choice.
 const (
 	// EnvConfig names an explicit configuration file, like --config.
 	EnvConfig = "LOCKMGR_CONFIG"
 	// EnvBackend overrides the configured backend, below --backend.
 	EnvBackend = "LOCKMGR_BACKEND"
 )
+
+// Environment variables that "lockmgr run" sets for its command, to tell
+// it about the lock it runs under. They are outputs only: nothing in
+// lockmgr reads them, and none of them starts like an input (each begins
+// with a word reserved from the LOCKMGR_NAME_KEY backend settings). An
+// output that were also an input would let a run's own choice leak into
+// every lockmgr its command starts: "lockmgr run -b ofd outer -- sh -c
+// 'lockmgr run shared ...'" would lock shared with ofd while a sibling
+// locks it with flock, and both would hold it.
+const (
+	// EnvLockFile is the lock file's absolute path, or the lock's name
+	// for a backend whose locks are names (etcd).
+	EnvLockFile = "LOCKMGR_LOCK_FILE"
+	// EnvLockBackend is the backend that holds the lock. It is not
+	// EnvBackend, which is an input.
+	EnvLockBackend = "LOCKMGR_LOCK_BACKEND"
+	// EnvFencingToken is the lock's fencing token, from backends that
+	// give one.
+	EnvFencingToken = "LOCKMGR_FENCING_TOKEN"
+)
+
+// OutputEnv lists the variables "lockmgr run" sets for its command, which
+// it must set afresh (dropping any it inherited) so that a nested run
+// never passes on its parent's.
+func OutputEnv() []string {
+	return []string{EnvLockFile, EnvLockBackend, EnvFencingToken}
+}
 
 // Names of the scalar keys, as used in the TOML file, in Config.Sources and
 // in File.Lines.
@@ -112,8 +142,10 @@ func (s Source) String() string {
 // trees whose file system needs a different mechanism than the rest, such
 // as an NFS mount where only fcntl locks reach the server.
 type Rule struct {
-	// Path is an absolute, cleaned path. The rule covers Path itself and
-	// everything below it, matched on whole path components.
+	// Path is an absolute, cleaned path, as written. The rule covers the
+	// directory (or file) at Path and everything below it, whatever its
+	// spelling: BackendFor resolves symbolic links and compares
+	// directories by device and inode.
 	Path string
 	// Backend is a valid backend name, possibly BackendAuto.
 	Backend string
@@ -128,7 +160,13 @@ type Plugin struct {
 	// "" when the binary is not pinned. Pinning lets an administrator make
 	// sure that a binary swapped into plugin_dir is refused rather than run.
 	SHA256 string
-	// Source is where the pin was written.
+	// ShownSettings are keys of the backend's settings whose values
+	// "lockmgr config" may print. lockmgr knows which of its own
+	// backends' keys are not secret; of a third-party backend's it knows
+	// nothing, and shows none unless the configuration declares them here.
+	ShownSettings []string
+	// Source is where the pin was written, or the table when there is no
+	// pin.
 	Source Source
 }
 
@@ -166,65 +204,6 @@ type Config struct {
 	// Files lists the configuration files actually read, lowest precedence
 	// first.
 	Files []string
-}
-
-// BackendFor picks the backend that locks path: the backend of the rule
-// with the longest Path that is path or one of its ancestors, else
-// c.Backend. It also returns the Source that decided, so a caller can
-// report why.
-//
-// path is cleaned, and a relative path is resolved against the working
-// directory, since rules name absolute paths.
-//
-// BackendAuto is resolved here, per path, because one configuration covers
-// both local and network file systems. On NFS and SMB, Linux emulates
-// flock(2) with whole-file byte-range locks, so flock's promise (locks
-// owned by the open file description, independent of fcntl locks) does not
-// hold there; the posix backend uses byte-range locks openly, which is what
-// the server arbitrates anyway.
-// Elsewhere flock is the common choice of scripts and tools. isNetwork
-// reports whether path is on a network file system; nil means never.
-// The Source returned for a resolved "auto" is that of the "auto" setting.
-func (c *Config) BackendFor(path string, isNetwork func(path string) bool) (string, Source) {
-	p := filepath.Clean(path)
-	if !filepath.IsAbs(p) {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-	}
-
-	name, src := c.Backend, c.Sources[KeyBackend]
-	if name == "" {
-		name, src = DefaultBackend, Source{Kind: KindDefault}
-	}
-	longest := -1
-	for _, r := range c.Rules {
-		// Strictly longer: on a tie the earlier rule, which comes from the
-		// higher-precedence file, keeps its place.
-		if len(r.Path) > longest && within(p, r.Path) {
-			longest = len(r.Path)
-			name, src = r.Backend, r.Source
-		}
-	}
-
-	if name == BackendAuto {
-		if isNetwork != nil && isNetwork(p) {
-			name = BackendPOSIX
-		} else {
-			name = BackendFlock
-		}
-	}
-	return name, src
-}
-
-// within reports whether path is dir or lies below it. Both are clean and
-// absolute. Comparing whole components keeps a rule for /mnt/nfs from
-// capturing /mnt/nfsx.
-func within(path, dir string) bool {
-	if dir == "/" {
-		return strings.HasPrefix(path, "/")
-	}
-	return path == dir || strings.HasPrefix(path, dir) && path[len(dir)] == '/'
 }
 
 // maxNameLen is the longest backend name ValidBackendName accepts.
@@ -308,19 +287,6 @@ func (c *Config) BackendSettings() (map[string][]byte, error) {
 		out[name] = js
 	}
 	return out, nil
-}
-
-// IsSecretKey reports whether a backend setting's key names a secret (a
-// password, a token), whose value lockmgr must never print: "lockmgr
-// config" shows only that it is set.
-func IsSecretKey(key string) bool {
-	k := strings.ToLower(key)
-	for _, word := range []string{"password", "passwd", "secret", "token", "credential"} {
-		if strings.Contains(k, word) {
-			return true
-		}
-	}
-	return false
 }
 
 // Resolve picks the backend that locks path: explicit (a --backend flag,

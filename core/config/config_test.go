@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -192,7 +194,7 @@ func TestLoadMergesTablesAndRules(t *testing.T) {
 		t.Errorf("Plugins = %v, want %v", cfg.Plugins, wantPlugins)
 	}
 	for name, want := range wantPlugins {
-		if got := cfg.Plugins[name]; got != want {
+		if got := cfg.Plugins[name]; !reflect.DeepEqual(got, want) {
 			t.Errorf("Plugins[%s] = %+v, want %+v", name, got, want)
 		}
 	}
@@ -586,5 +588,151 @@ func TestBackendEnvVar(t *testing.T) {
 		if got := BackendEnvVar(tt.name, tt.key); got != tt.want {
 			t.Errorf("BackendEnvVar(%q, %q) = %q, want %q", tt.name, tt.key, got, tt.want)
 		}
+	}
+}
+
+// TestOutputsAreNotInputs checks that nothing "lockmgr run" sets for its
+// command changes the configuration a nested lockmgr loads: with every
+// output set, to a backend name where one fits, Load gives what it gives
+// without them. An output read as an input is how a run's -b leaked into
+// the lockmgr its command started.
+func TestOutputsAreNotInputs(t *testing.T) {
+	dir := t.TempDir()
+	system := writeFile(t, dir, "system.toml", systemTOML)
+	user := writeFile(t, dir, "user.toml", userTOML)
+	load := func(vars map[string]string) *Config {
+		t.Helper()
+		var environ []string
+		for k, v := range vars {
+			environ = append(environ, k+"="+v)
+		}
+		cfg, err := Load(LoadOptions{SystemFile: system, UserFile: user, Getenv: env(vars),
+			Environ: func() []string { return environ }})
+		if err != nil {
+			t.Fatalf("Load with %v: %v", vars, err)
+		}
+		return cfg
+	}
+	for _, base := range []map[string]string{{}, {EnvBackend: BackendPOSIX}} {
+		want := load(base)
+		with := map[string]string{}
+		for k, v := range base {
+			with[k] = v
+		}
+		for _, name := range OutputEnv() {
+			if name == EnvBackend || name == EnvConfig {
+				t.Errorf("output %s is also an input", name)
+			}
+			with[name] = BackendOFD
+		}
+		got := load(with)
+		if got.Backend != want.Backend || got.Sources[KeyBackend] != want.Sources[KeyBackend] {
+			t.Errorf("with %v, backend = %q from %v; without the outputs %q from %v",
+				with, got.Backend, got.Sources[KeyBackend], want.Backend, want.Sources[KeyBackend])
+		}
+		if len(got.Backends) != len(want.Backends) {
+			t.Errorf("with %v, backend settings = %v; without the outputs %v", with, got.Backends, want.Backends)
+		}
+		for _, path := range []string{"/mnt/nfs/a.lock", "/srv/b.lock", "/tmp/c.lock"} {
+			g, _ := got.BackendFor(path, nil)
+			w, _ := want.BackendFor(path, nil)
+			if g != w {
+				t.Errorf("with %v, %s gets %s; without the outputs %s", with, path, g, w)
+			}
+		}
+	}
+}
+
+// TestBackendForFollowsTheDirectory checks that a rule covers a directory,
+// not one spelling of it: a lock file reached through a symbolic link to
+// the rule's directory, or under a rule written with a link's spelling,
+// gets the rule's backend, as the file itself is the same. Two spellings
+// given two backends would each take a lock on one file, and both hold it.
+func TestBackendForFollowsTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.MkdirAll(filepath.Join(real, "sub", "deeper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"link":       real,          // absolute
+		"rel":        "real",        // relative
+		"chain":      "link",        // a link to a link
+		"subl":       "real/sub",    // into the tree
+		"up":         "real/sub/..", // ".." in a link's target
+		"real/intol": "../link",     // a link inside the tree, back to it
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ruleSrc := Source{Kind: KindSystemFile, File: "/etc/lockmgr/config.toml", Line: 2}
+	subSrc := Source{Kind: KindSystemFile, File: "/etc/lockmgr/config.toml", Line: 5}
+	def := Source{Kind: KindDefault}
+	for _, rulePath := range []string{real, filepath.Join(dir, "link"), filepath.Join(dir, "chain")} {
+		cfg := &Config{
+			Backend: BackendFlock,
+			Sources: map[string]Source{KeyBackend: def},
+			Rules: []Rule{
+				{Path: rulePath, Backend: BackendOFD, Source: ruleSrc},
+				{Path: filepath.Join(real, "sub", "deeper"), Backend: BackendPOSIX, Source: subSrc},
+			},
+		}
+		for _, tt := range []struct {
+			path string
+			want string
+			src  Source
+		}{
+			{"real/x.lock", BackendOFD, ruleSrc},
+			{"link/x.lock", BackendOFD, ruleSrc},
+			{"rel/x.lock", BackendOFD, ruleSrc},
+			{"chain/x.lock", BackendOFD, ruleSrc},
+			{"subl/x.lock", BackendOFD, ruleSrc},
+			{"up/x.lock", BackendOFD, ruleSrc},
+			{"real/intol/x.lock", BackendOFD, ruleSrc},
+			{"link/missing/x.lock", BackendOFD, ruleSrc}, // a directory not made yet
+			{"real", BackendOFD, ruleSrc},                // the directory itself
+			{"link/sub/deeper/x.lock", BackendPOSIX, subSrc},
+			{"subl/deeper/x.lock", BackendPOSIX, subSrc},
+			{"x.lock", BackendFlock, def},
+			{"link/../x.lock", BackendFlock, def}, // cleaned as the lock file is opened: dir/x.lock
+		} {
+			path := filepath.Join(dir, tt.path)
+			if tt.path == "link/../x.lock" {
+				path = dir + "/link/../x.lock"
+			}
+			if got, src := cfg.BackendFor(path, nil); got != tt.want || src != tt.src {
+				t.Errorf("rule %s: BackendFor(%s) = %s from %s, want %s from %s", rulePath, tt.path, got, src, tt.want, tt.src)
+			}
+		}
+	}
+}
+
+// BenchmarkBackendFor measures the choice of backend for one lock, which
+// every Handle makes once: with no rules it touches no file; with rules it
+// resolves the lock's directory and stats its ancestors and the rules'.
+func BenchmarkBackendFor(b *testing.B) {
+	dir := b.TempDir()
+	real := filepath.Join(dir, "a", "b", "c")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "link")); err != nil {
+		b.Fatal(err)
+	}
+	lock := filepath.Join(dir, "link", "x.lock")
+	for _, n := range []int{0, 1, 10} {
+		cfg := &Config{Backend: BackendFlock}
+		for i := range n {
+			cfg.Rules = append(cfg.Rules, Rule{Path: filepath.Join(dir, "r"+strconv.Itoa(i)), Backend: BackendOFD})
+		}
+		if n > 0 {
+			cfg.Rules[n-1].Path = real
+		}
+		b.Run(strconv.Itoa(n)+"rules", func(b *testing.B) {
+			for b.Loop() {
+				cfg.BackendFor(lock, nil)
+			}
+		})
 	}
 }

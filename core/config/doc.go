@@ -12,7 +12,7 @@
 //  3. the user file, $XDG_CONFIG_HOME/lockmgr/config.toml, or
 //     ~/.config/lockmgr/config.toml when XDG_CONFIG_HOME is unset;
 //  4. the system file, /etc/lockmgr/config.toml;
-//  5. the built-in default: backend "flock", lock_file_mode 0644, and no
+//  5. the built-in default: backend "flock", lock_file_mode 0600, and no
 //     plugin_dir, which leaves the plugin search path to the plugin host.
 //
 // A missing system or user file is not an error: lockmgr works with no
@@ -31,12 +31,24 @@
 // as they do over the usual files. A missing explicit file is an error,
 // because the caller asked for it by name.
 //
+// # One file, one mechanism
+//
+// Every lockmgr process on a host must lock a given file with the same
+// backend, or two of them could both hold it: flock(2) and fcntl locks do
+// not see each other. Two rules follow for this package. The variables
+// "lockmgr run" sets for its command (OutputEnv) are never read here, so
+// a run's own --backend cannot leak into a lockmgr its command starts.
+// And a path rule applies to a directory, not to a spelling of it:
+// BackendFor resolves symbolic links and compares directories by device
+// and inode (see Config.BackendFor).
+//
 // # Merging
 //
 // A higher layer overrides the scalar keys (backend, plugin_dir,
 // lock_file_mode) it sets. Rules are never overridden: all of them are
-// kept, the user file's before the system file's, and the longest matching
-// path prefix wins, ties going to the earlier (higher-precedence) rule.
+// kept, the user file's before the system file's, and the nearest
+// (longest) matching directory wins, ties going to the earlier
+// (higher-precedence) rule.
 // The [plugins.NAME] and [backends.NAME] tables merge per NAME: the higher
 // layer's table for a name replaces the lower layer's table for that name
 // whole, so that a pinned checksum or a backend's settings are never a mix
@@ -49,6 +61,13 @@
 // time over the files' table, as a string the backend parses. Backends
 // whose names contain "-" or "_", or begin lockmgr's own variables (plugin,
 // lock, fencing, log, lifeline, config, backend), cannot be set this way.
+//
+// # Secrets
+//
+// "lockmgr config" prints a backend setting's value only when the key is
+// declared safe to show (by this package for lockmgr's own backends, by
+// [plugins.NAME] shown_settings for others), and hides URL user info even
+// then: see Config.ShownSetting.
 //
 // # Errors
 //

@@ -84,7 +84,7 @@ func parserError(name string, data []byte, err error) error {
 // Known keys at each level, for unknown-key errors and their suggestions.
 var (
 	topKeys    = []string{KeyBackend, KeyPluginDir, KeyLockFileMode, "plugins", "rules", "backends"}
-	pluginKeys = []string{"sha256"}
+	pluginKeys = []string{"sha256", "shown_settings"}
 	ruleKeys   = []string{"path", "backend"}
 )
 
@@ -276,7 +276,14 @@ func (c *checker) plugins(path keyPath, v any) (map[string]Plugin, error) {
 		p := Plugin{Source: c.source(np)}
 		for _, k := range c.keysInOrder(np, entry) {
 			kp := np.key(k)
-			if k != "sha256" {
+			switch k {
+			case "sha256":
+			case "shown_settings":
+				if p.ShownSettings, err = c.keyNames(kp, entry[k]); err != nil {
+					return nil, err
+				}
+				continue
+			default:
 				return nil, c.unknown(kp, pluginKeys)
 			}
 			sum, err := c.str(kp, entry[k], "a string")
@@ -292,6 +299,27 @@ func (c *checker) plugins(path keyPath, v any) (map[string]Plugin, error) {
 			p.Source = c.source(kp)
 		}
 		out[name] = p
+	}
+	return out, nil
+}
+
+// keyNames checks an array of setting names, such as shown_settings.
+func (c *checker) keyNames(path keyPath, v any) ([]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, c.errorf(path, "%s must be an array of key names, not %s", path, typeName(v))
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		ep := path.index(i)
+		s, err := c.str(ep, e, "a string")
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, c.errorf(ep, "%s %q is not a key name", ep, s)
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,7 @@ dial_timeout = 5
 		}
 	}
 	wantPlugin := Plugin{SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Source: Source{File: name, Line: 4}}
-	if f.Plugins["flock"] != wantPlugin {
+	if !reflect.DeepEqual(f.Plugins["flock"], wantPlugin) {
 		t.Errorf("Plugins[flock] = %+v, want %+v", f.Plugins["flock"], wantPlugin)
 	}
 	wantRules := []Rule{
@@ -171,6 +172,10 @@ func TestParseErrors(t *testing.T) {
 		{"sha256 not hex", "[plugins.flock]\nsha256 = \"" + strings.Repeat("g", 64) + "\"\n", 2, `is not a SHA-256 checksum`},
 		{"sha256 wrong type", "[plugins.flock]\nsha256 = 12\n", 2, `plugins.flock.sha256 must be a string, not an integer`},
 		{"plugin bad name", "[plugins.Flock]\nsha256 = \"" + hex + "\"\n", 1, `plugins: "Flock" is not a valid backend name`},
+		{"shown_settings not an array", "[plugins.vault]\nshown_settings = \"addr\"\n", 2, `plugins.vault.shown_settings must be an array of key names, not a string`},
+		{"shown_settings not strings", "[plugins.vault]\nshown_settings = [\"addr\", 3]\n", 2, `plugins.vault.shown_settings[1] must be a string, not an integer`},
+		{"shown_settings empty name", "[plugins.vault]\nshown_settings = [\"\"]\n", 2, `plugins.vault.shown_settings[0] "" is not a key name`},
+		{"shown_settings misspelt", "[plugins.vault]\nshow_settings = [\"addr\"]\n", 2, `unknown key "plugins.vault.show_settings" (did you mean "shown_settings"?)`},
 		{"plugin not a table", "plugins.flock = \"x\"\n", 1, `plugins.flock must be a table, not a string`},
 		{"plugins not a table", "plugins = 3\n", 1, `plugins must be a table of [plugins.NAME] tables, not an integer`},
 		{"rule relative path", "[[rules]]\nbackend = \"posix\"\npath = \"mnt/nfs\"\n", 3, `rules[0].path "mnt/nfs" is not an absolute path`},
@@ -220,5 +225,16 @@ func TestParseDecodeErrorKeepsCause(t *testing.T) {
 	type stringer interface{ String() string }
 	if s, ok := ce.Err.(stringer); !ok || !strings.Contains(s.String(), "backend =") {
 		t.Errorf("cause %T does not show the offending line", ce.Err)
+	}
+}
+
+func TestParseShownSettings(t *testing.T) {
+	f, err := Parse(name, []byte("[plugins.vault]\nshown_settings = [\"addr\", \"namespace\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Plugin{ShownSettings: []string{"addr", "namespace"}, Source: Source{File: name, Line: 1}}
+	if got := f.Plugins["vault"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("Plugins[vault] = %+v, want %+v", got, want)
 	}
 }

@@ -17,8 +17,10 @@ import (
 )
 
 // DefaultMode is the permission of a lock file lockmgr creates, before
-// the umask: readable by all, so that anyone may take a shared lock.
-const DefaultMode os.FileMode = 0o644
+// the umask: the owner's alone, as config.DefaultLockFileMode, because
+// anyone who can open a lock file, even read-only, can lock it
+// exclusively with flock(2) and block the owner's jobs.
+const DefaultMode os.FileMode = 0o600
 
 // Key identifies a file by device and inode, the identity the kernel
 // attaches locks to, whatever path reached it.

@@ -166,11 +166,11 @@ func TestOpenCreates(t *testing.T) {
 	}
 
 	p2 := filepath.Join(t.TempDir(), "lock")
-	if _, err := Open(p2, 0o600); err != nil {
+	if _, err := Open(p2, 0o640); err != nil { // not DefaultMode, so that an ignored perm shows
 		t.Fatal(err)
 	}
-	if st, err := os.Stat(p2); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("Open(perm 0600) made mode %v (stat: %v)", st.Mode().Perm(), err)
+	if st, err := os.Stat(p2); err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("Open(perm 0640) made mode %v (stat: %v)", st.Mode().Perm(), err)
 	}
 }
 

@@ -213,14 +213,14 @@ func TestTOMLExamples(t *testing.T) {
 func TestConfigDocumented(t *testing.T) {
 	words := []string{
 		config.KeyBackend, config.KeyPluginDir, config.KeyLockFileMode,
-		"[plugins.", "sha256", "[[rules]]", "path", "[backends.",
+		"[plugins.", "sha256", "shown_settings", "[[rules]]", "path", "[backends.",
 		config.BackendFlock, config.BackendPOSIX, config.BackendOFD, config.BackendAuto,
-		`"` + config.DefaultBackend + `"`, `"0644"`,
+		`"` + config.DefaultBackend + `"`, `"0600"`,
 		config.DefaultSystemFile, "lockmgr/config.toml", pluginproc.SystemDir,
 		config.EnvConfig, config.EnvBackend, pluginproc.DirEnv, pluginrpc.LogEnv, "XDG_CONFIG_HOME",
 	}
-	if config.DefaultLockFileMode != 0o644 {
-		t.Errorf("the docs say lock_file_mode defaults to 0644; it is %#o", config.DefaultLockFileMode)
+	if config.DefaultLockFileMode != 0o600 {
+		t.Errorf("the docs say lock_file_mode defaults to 0600; it is %#o", config.DefaultLockFileMode)
 	}
 	man := strings.NewReplacer(`\-`, "-", `\(dq`, `"`, `\fI`, "", `\fB`, "", `\fR`, "", "\n.BR ", " ", "\n.B ", " ").Replace(read(t, manPage))
 	for name, text := range map[string]string{

@@ -1,0 +1,140 @@
+package config
+
+// What "lockmgr config" may print of a backend's settings. A key's name
+// says little about its value: a password sits in an endpoint URL
+// (http://user:pass@host), and a misspelt key ("pasword") names no secret
+// at all. So a value is shown only when its backend declares the key safe
+// to show, and even then any URL user info in it is hidden.
+
+import (
+	"slices"
+	"strings"
+)
+
+// Redacted stands in for a setting's value that is not shown.
+const Redacted = "(set, not shown)"
+
+// userinfoMask stands in for the user info of a URL.
+const userinfoMask = "***"
+
+// shownSettings declares, for each backend that comes with lockmgr and
+// takes settings, the keys whose values are not secret. A key not listed,
+// whether a misspelling, a key added later or any key of a third-party
+// backend (lockmgr cannot know what its keys mean), is never shown, unless
+// the configuration declares it with [plugins.NAME] shown_settings.
+// Keep it in step with the backend's own list of keys: a key left out
+// here is only hidden, never leaked.
+var shownSettings = map[string]map[string]bool{
+	// backends/etcd: the paths of the TLS files, not their contents;
+	// the username, not the password.
+	"etcd": {
+		"endpoints": true, "prefix": true, "ttl": true, "dial_timeout": true,
+		"tls_ca": true, "tls_cert": true, "tls_key": true, "username": true,
+	},
+}
+
+// secretWords are parts of key names that always mean a secret, even in
+// a key declared safe by mistake.
+var secretWords = []string{"password", "passwd", "secret", "token", "credential"}
+
+// SettingShown reports whether the value of key in backend's settings may
+// be printed: the key is declared safe to show, by lockmgr for its own
+// backends or by [plugins.NAME] shown_settings in c (which may be nil),
+// and its name does not name a secret.
+func (c *Config) SettingShown(backend, key string) bool {
+	declared := shownSettings[backend][key]
+	if !declared && c != nil {
+		declared = slices.Contains(c.Plugins[backend].ShownSettings, key)
+	}
+	if !declared {
+		return false
+	}
+	k := strings.ToLower(key)
+	for _, w := range secretWords {
+		if strings.Contains(k, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// ShownSetting returns what may be printed of value, key's value in
+// backend's settings: Redacted unless SettingShown, else a copy of value
+// with the user info of every URL in it, at any depth, replaced by
+// RedactUserinfo. value itself is left as it is.
+func (c *Config) ShownSetting(backend, key string, value any) any {
+	if !c.SettingShown(backend, key) {
+		return Redacted
+	}
+	return redactValue(value)
+}
+
+// redactValue copies v, a decoded TOML value, with RedactUserinfo applied
+// to every string in it.
+func redactValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return RedactUserinfo(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactValue(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = redactValue(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// RedactUserinfo replaces the user info of each URL in s with "***":
+// "http://user:pass@host" becomes "http://***@host". s may hold several,
+// separated by white space, "," or ";", as a LOCKMGR_ETCD_ENDPOINTS list
+// does. A URL with a scheme loses everything up to the last "@" after
+// "://", so that a password with an unescaped "@" or "/" is hidden whole;
+// one without a scheme ("user:pass@host:2379", as etcd takes endpoints)
+// when what precedes its "@" has a ":". An address with no password
+// ("ops@example.com") is left as it is.
+func RedactUserinfo(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	var b strings.Builder
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && !isSeparator(s[i]) {
+			continue
+		}
+		b.WriteString(redactURL(s[start:i]))
+		if i < len(s) {
+			b.WriteByte(s[i])
+		}
+		start = i + 1
+	}
+	return b.String()
+}
+
+func isSeparator(c byte) bool {
+	return c == ',' || c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}
+
+// redactURL hides the user info of one URL, or returns t as it is.
+func redactURL(t string) string {
+	prefix, rest := "", t
+	if i := strings.Index(t, "://"); i >= 0 {
+		prefix, rest = t[:i+3], t[i+3:]
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at <= 0 {
+		return t // no user info, or an empty one
+	}
+	if prefix == "" && !strings.Contains(rest[:at], ":") {
+		return t
+	}
+	return prefix + userinfoMask + rest[at:]
+}
