@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -54,10 +55,18 @@ const (
 
 // HostDeathSignal is the Pdeathsig of a plugin whose lifeline is not
 // shared: the kernel sends it when the host dies, even if a copy of the
-// lifeline leaked to another process. Not SIGKILL, so that the plugin can
-// give back locks that outlive it (etcd leases) before it exits; not one
-// of the signals a terminal or a service manager sends a whole group,
-// which the plugin ignores.
+// lifeline leaked to another process (a child the host forked without
+// exec, through cgo, keeps every descriptor, close-on-exec or not). Not
+// SIGKILL, so that the plugin can give back locks that outlive it (etcd
+// leases) before it exits; not one of the signals a terminal or a service
+// manager sends a whole group, which the plugin ignores.
+//
+// The kernel sends Pdeathsig when the thread that forked the plugin
+// exits, not the process, and a Go program's threads end when a goroutine
+// locked to one (runtime.LockOSThread) returns without unlocking. So
+// every plugin is forked from one thread kept for the purpose, which
+// lives as long as the process (onForkThread): a library cannot know its
+// caller's threads.
 const HostDeathSignal = syscall.SIGUSR2
 
 // ErrChecksum means a plugin binary does not have its pinned SHA-256.
@@ -144,6 +153,8 @@ type Proc struct {
 // run with its lifeline, in a process group of its own (so that the
 // terminal's signals, meant for the command lockmgr runs, do not reach it),
 // with HostDeathSignal as Pdeathsig unless the lifeline is to be shared.
+// The fork happens on a thread that lives as long as the process,
+// whichever goroutine calls Start.
 func Start(spec Spec) (*Proc, error) {
 	if spec.SHA256 != "" {
 		if err := checkSum(spec.Path, spec.SHA256); err != nil {
@@ -179,11 +190,40 @@ func Start(spec Spec) (*Proc, error) {
 	if p.stderr, err = cmd.StderrPipe(); err != nil {
 		return fail(err)
 	}
-	if err := cmd.Start(); err != nil {
+	onForkThread(func() { err = cmd.Start() })
+	if err != nil {
 		return fail(err)
 	}
 	p.cmd = cmd
 	return p, nil
+}
+
+// forkThread is the goroutine, locked to its OS thread for the life of
+// the process, that forks every plugin (see HostDeathSignal).
+var forkThread struct {
+	once  sync.Once
+	calls chan func()
+}
+
+// onForkThread runs f on forkThread, and returns when f has.
+func onForkThread(f func()) {
+	forkThread.once.Do(func() {
+		forkThread.calls = make(chan func())
+		go func() {
+			// Never unlocked, and the goroutine never returns: the thread
+			// is this goroutine's alone, and ends only with the process.
+			runtime.LockOSThread()
+			for call := range forkThread.calls {
+				call()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	forkThread.calls <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
 }
 
 func checkSum(path, want string) error {
