@@ -279,7 +279,10 @@ func (p *Proc) Start(context.Context) error { return nil }
 // Wait waits for the process to exit, for go-plugin's runner.Runner.
 func (p *Proc) Wait(context.Context) error { return p.cmd.Wait() }
 
-// Kill kills the process, for go-plugin's runner.Runner.
+// Kill kills the process, for go-plugin's runner.Runner and for a host
+// that must end its plugin. It signals through the *os.Process that
+// started it, which on Linux holds a pidfd, and does nothing once the
+// process has been reaped: a pid, once reaped, may name another process.
 func (p *Proc) Kill(context.Context) error {
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
