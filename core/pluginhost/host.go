@@ -195,6 +195,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 		switch {
 		case errors.Is(procErr, pluginproc.ErrChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
+		case errors.Is(procErr, pluginproc.ErrUnsafe):
+			// Start checks again what it opens, and may find it changed.
+			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:
 			return fail(backend.Errorf("start", "", name, procErr))
 		}

@@ -1,6 +1,8 @@
 package pluginproc
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -115,5 +117,96 @@ func TestStartChecksPin(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("a refused start left %v in TMPDIR", ents)
+	}
+}
+
+// printer writes, as dir/name, a script that says word and then waits,
+// standing in for a plugin whose identity the test must tell.
+func printer(t *testing.T, dir, name, word string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho "+word+"\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	return p
+}
+
+// said returns the first line the process wrote on its stdout.
+func said(t *testing.T, p *Proc) string {
+	t.Helper()
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := p.Stdout().Read(b)
+		line <- strings.TrimSpace(string(b[:n]))
+	}()
+	select {
+	case l := <-line:
+		return l
+	case <-time.After(5 * time.Second):
+		t.Fatal("the plugin said nothing")
+	}
+	return ""
+}
+
+func sum(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// TestStartRunsWhatItChecked: the binary is opened once, and what runs
+// is that open file, hashed and checked, not whatever is at the path by
+// the time of the exec.
+func TestStartRunsWhatItChecked(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	dir := privateDir(t)
+	path := printer(t, dir, BinaryPrefix+"x", "original")
+	other := printer(t, dir, "other", "swapped")
+
+	// A pinned plugin runs, through its descriptor, under its own name.
+	spec := PrestartSpec(path, sum(t, path), false)
+	p, err := Start(spec)
+	if err != nil {
+		t.Fatalf("Start(a pinned plugin): %v", err)
+	}
+	if got := said(t, p); got != "original" {
+		t.Fatalf("the pinned plugin said %q, want %q", got, "original")
+	}
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p.PID()) + "/comm")
+	p.Discard()
+	if got := strings.TrimSpace(string(comm)); got != (BinaryPrefix + "x")[:15] {
+		t.Errorf("the plugin's comm is %q, want its binary's name cut to 15 bytes", got)
+	}
+
+	// Another binary renamed over the path between the check and the
+	// start does not run: the one checked does.
+	bin, err := openBinary(spec.Path, spec.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	p, err = start(spec, bin)
+	bin.Close()
+	if err != nil {
+		t.Fatalf("start after the swap: %v", err)
+	}
+	defer p.Discard()
+	if got := said(t, p); got != "original" {
+		t.Fatalf("after the path was swapped, %q ran, want the checked %q", got, "original")
+	}
+
+	// Now the path holds the other binary, which the pin refuses.
+	if _, err := Start(spec); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("Start(the swapped-in binary) = %v, want ErrChecksum", err)
 	}
 }
