@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -209,4 +210,75 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 	if _, err := Start(spec); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("Start(the swapped-in binary) = %v, want ErrChecksum", err)
 	}
+}
+
+// TestLifelineWriteEndStaysWithHost: the plugin dies with its host
+// because the host alone holds the lifeline's write end. It must be
+// close-on-exec in the host, so that no program the host runs inherits
+// it, and the plugin must hold only the read end.
+func TestLifelineWriteEndStaysWithHost(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	p, err := Start(PrestartSpec(sleeper(t), "", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Discard()
+	self := "/proc/self/fd/" + strconv.Itoa(int(p.Lifeline.Fd()))
+	pipe, err := os.Readlink(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags := fdFlags(t, "/proc/self/fdinfo/"+strconv.Itoa(int(p.Lifeline.Fd()))); flags&syscall.O_CLOEXEC == 0 {
+		t.Errorf("the host's end of the lifeline is not close-on-exec (flags %#o)", flags)
+	}
+	dir := "/proc/" + strconv.Itoa(p.PID())
+	host, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until its exec, the child is a copy of the host, with its descriptors.
+	deadline := time.Now().Add(5 * time.Second)
+	for exe, _ := os.Readlink(dir + "/exe"); exe == host; exe, _ = os.Readlink(dir + "/exe") {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin has not executed its binary")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ents, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := 0
+	for _, e := range ents {
+		if link, _ := os.Readlink(dir + "/fd/" + e.Name()); link != pipe {
+			continue
+		}
+		ends++
+		if flags := fdFlags(t, dir+"/fdinfo/"+e.Name()); flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+			t.Errorf("the plugin holds its lifeline %s open for writing as descriptor %s (flags %#o)", pipe, e.Name(), flags)
+		}
+	}
+	if ends != 1 {
+		t.Errorf("the plugin holds %d descriptors of its lifeline %s, want 1 (the read end)", ends, pipe)
+	}
+}
+
+// fdFlags returns the open flags /proc shows in an fdinfo file.
+func fdFlags(t *testing.T, fdinfo string) int {
+	t.Helper()
+	b, err := os.ReadFile(fdinfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("%s has no flags line", fdinfo)
+	return 0
 }
