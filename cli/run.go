@@ -326,11 +326,7 @@ wait:
 		// The command's heirs may hold the lifeline still (a daemon it
 		// started): the plugin, holding nothing now, must not live on
 		// with them. Nothing is waited for.
-		if pid := p.PID(); pid > 0 {
-			if proc, err := os.FindProcess(pid); err == nil {
-				_ = proc.Kill()
-			}
-		}
+		_ = p.Kill()
 	}
 	if stopped {
 		return exitStatus(exitLost)

@@ -195,6 +195,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 		switch {
 		case errors.Is(procErr, pluginproc.ErrChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
+		case errors.Is(procErr, pluginproc.ErrUnsafe):
+			// Start checks again what it opens, and may find it changed.
+			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:
 			return fail(backend.Errorf("start", "", name, procErr))
 		}
@@ -273,7 +276,21 @@ func (p *Plugin) stop() {
 // inherited it have exited.
 func (p *Plugin) Lifeline() *os.File { return p.proc.Lifeline }
 
-// PID returns the plugin process's pid, or 0 if unknown.
+// Kill ends the plugin process at once, with SIGKILL, for a host that
+// must not leave it running (lockmgr run, once its command is done, while
+// the command's heirs may hold the lifeline). It signals through the
+// process handle the plugin was started with (a pidfd on Linux), never by
+// pid: once the plugin has exited and been reaped, its pid may belong to
+// another process, and Kill then does nothing (os.ErrProcessDone).
+func (p *Plugin) Kill() error {
+	if err := p.proc.Kill(context.Background()); err != nil {
+		return fmt.Errorf("killing the %s plugin: %w", p.Name, err)
+	}
+	return nil
+}
+
+// PID returns the plugin process's pid, or 0 if unknown: for messages
+// and for reading /proc, never for signalling (Kill).
 func (p *Plugin) PID() int { return p.proc.PID() }
 
 func firstLine(s string) string {

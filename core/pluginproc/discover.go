@@ -96,47 +96,193 @@ func List(dirs []string) []Found {
 // owner could have replaced.
 var ErrUnsafe = errors.New("unsafe plugin")
 
-// Verify refuses a plugin binary that another user could have written:
-// one that is not a regular executable file, that is group- or
-// world-writable, or that is owned by anyone but root or the current user,
-// and the same for the directory that holds it. A plugin runs with the
-// host's privileges, so a writable one is a way in.
+// maxLinks bounds the symbolic links followed to reach a plugin, as the
+// kernel's own limit (40) bounds a lookup: a loop is an error, not a hang.
+const maxLinks = 40
+
+// Verify refuses a plugin binary that another user could have planted or
+// replaced, since a plugin runs with the host's privileges. path is
+// resolved one name at a time from /, following symbolic links, and
+//
+//   - every name on the way (each directory, each symbolic link, the
+//     file itself) must be owned by root or by the user lockmgr runs as
+//     (its effective uid), judged by lstat: the entry itself, not only
+//     what a link points to;
+//   - every directory looked through must be owned likewise and not
+//     writable by group or others, unless it is sticky (as /tmp is):
+//     there others may add names but not rename or remove ours, and a
+//     name of theirs fails the owner rule;
+//   - the directory that holds the plugin's name, and each directory
+//     that holds a link or the file the name leads to, must not be
+//     writable by group or others at all, sticky or not: there anyone
+//     could add lockmgr-backend-NAME, as a link, or as a hard link to a
+//     root-owned program, which lstat would show as root's;
+//   - the file must be a regular executable file, not writable by group
+//     or others.
+//
+// Start applies the same rules to the path, and the file's to the
+// descriptor it then hashes and executes, so that what was checked is
+// what runs.
 func Verify(path string) error {
-	real, err := filepath.EvalSymlinks(path)
+	real, st, err := resolveTrusted(path)
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(real)
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafe, real)
-	}
-	if st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%w: %s is not executable", ErrUnsafe, real)
-	}
-	if err := safeOwner(real, st); err != nil {
-		return err
-	}
-	dir := filepath.Dir(real)
-	dst, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	return safeOwner(dir, dst)
+	return checkBinary(real, st)
 }
 
-func safeOwner(path string, st fs.FileInfo) error {
+// verifyPrivateDir checks that dir, and every name and directory it is
+// reached through, is as Verify would have it, and that dir itself is
+// closed to others: a directory to put a name in that nobody else can
+// replace.
+func verifyPrivateDir(dir string) error {
+	real, st, err := resolveTrusted(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory", ErrUnsafe, real)
+	}
+	return trustedDir(real, st, "a name")
+}
+
+// resolveTrusted resolves path as Verify describes, checking every name
+// and directory on the way, and returns the real path of what it names,
+// a file or a directory, and its lstat.
+func resolveTrusted(path string) (string, fs.FileInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", nil, err
+	}
+	cur := "/"
+	curSt, err := os.Lstat(cur)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := trustedDir(cur, curSt, ""); err != nil {
+		return "", nil, err
+	}
+	todo := names(abs)
+	links := 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		if name == ".." {
+			// cur has no links in it, so its parent is its lexical one,
+			// and was checked on the way down.
+			cur = filepath.Dir(cur)
+			if curSt, err = os.Lstat(cur); err != nil {
+				return "", nil, err
+			}
+			continue
+		}
+		next := filepath.Join(cur, name)
+		st, err := os.Lstat(next)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := safeOwner(next, st); err != nil {
+			return "", nil, err
+		}
+		last := len(todo) == 0
+		if !st.IsDir() {
+			// A link or the file itself: where it sits must be closed to
+			// others.
+			if err := trustedDir(cur, curSt, name); err != nil {
+				return "", nil, err
+			}
+		}
+		switch {
+		case st.Mode()&fs.ModeSymlink != 0:
+			if links++; links > maxLinks {
+				return "", nil, fmt.Errorf("%w: %s: more than %d symbolic links", ErrUnsafe, path, maxLinks)
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return "", nil, err
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+				if curSt, err = os.Lstat(cur); err != nil {
+					return "", nil, err
+				}
+			}
+			todo = append(names(target), todo...)
+		case st.IsDir():
+			if err := trustedDir(next, st, ""); err != nil {
+				return "", nil, err
+			}
+			cur, curSt = next, st
+		case !last:
+			return "", nil, &fs.PathError{Op: "lookup", Path: next, Err: syscall.ENOTDIR}
+		default:
+			return next, st, nil
+		}
+	}
+	return cur, curSt, nil
+}
+
+// names splits a path into the names a lookup goes through, leaving out
+// empty ones and ".": not filepath.Clean, which would take "link/.." as
+// "." where the kernel goes to the parent of link's target.
+func names(path string) []string {
+	var out []string
+	for _, n := range strings.Split(path, "/") {
+		if n != "" && n != "." {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// trustedDir refuses a directory that others may change: one not owned by
+// root or the running user, or writable by group or others. A sticky
+// directory may be writable by others, unless it holds entry, the name of
+// a link or of the file being looked up, which must not be one that
+// anyone could have added ("" for a directory looked through).
+func trustedDir(dir string, st fs.FileInfo, entry string) error {
+	if err := safeOwner(dir, st); err != nil {
+		return err
+	}
+	perm := st.Mode().Perm()
+	if perm&0o022 == 0 {
+		return nil
+	}
+	sticky := st.Mode()&fs.ModeSticky != 0
+	if sticky && entry == "" {
+		return nil
+	}
+	if sticky {
+		return fmt.Errorf("%w: %s is writable by group or others (mode %#o, sticky): anyone could have put %s there", ErrUnsafe, dir, perm|0o1000, entry)
+	}
+	return fmt.Errorf("%w: %s is writable by group or others (mode %#o)", ErrUnsafe, dir, perm)
+}
+
+// checkBinary refuses what must not run as a plugin: anything but a
+// regular executable file owned by root or the running user and writable
+// by no one else. st is the file's lstat or fstat.
+func checkBinary(path string, st fs.FileInfo) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", ErrUnsafe, path)
+	}
+	if st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%w: %s is not executable", ErrUnsafe, path)
+	}
 	if st.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%w: %s is writable by group or others (mode %#o)", ErrUnsafe, path, st.Mode().Perm())
 	}
+	return safeOwner(path, st)
+}
+
+// safeOwner refuses an entry owned by anyone but root or the user lockmgr
+// runs as (its effective uid, whose privileges the plugin gets).
+func safeOwner(path string, st fs.FileInfo) error {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
-		return nil
+		return fmt.Errorf("%w: %s: no owner to check", ErrUnsafe, path)
 	}
-	if uid := int(sys.Uid); uid != 0 && uid != os.Getuid() {
-		return fmt.Errorf("%w: %s is owned by uid %d, not root or the current user", ErrUnsafe, path, uid)
+	if uid := int(sys.Uid); uid != 0 && uid != os.Geteuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not root or the running user (uid %d)", ErrUnsafe, path, uid, os.Geteuid())
 	}
 	return nil
 }

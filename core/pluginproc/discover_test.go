@@ -186,3 +186,99 @@ func TestVerify(t *testing.T) {
 		t.Fatal("Verify(a missing file) = nil")
 	}
 }
+
+// TestVerifyPlantedName: a name added to a directory others may write is
+// refused, whatever it leads to, sticky bit or not, and whoever owns it;
+// a sticky directory further up, as /tmp is, is no reason to refuse.
+func TestVerifyPlantedName(t *testing.T) {
+	good := copyPlugin(t, privateDir(t), "flock")
+	shared := privateDir(t)
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(shared); err != nil || st.Mode()&os.ModeSticky == 0 || st.Mode().Perm() != 0o777 {
+		t.Fatalf("%s is not sticky and world-writable: %v, %v", shared, st.Mode(), err)
+	}
+	link := filepath.Join(shared, BinaryPrefix+"flock")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	err := Verify(link)
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), shared+" is writable by group or others") {
+		t.Fatalf("Verify(a link in a sticky world-writable directory): %v, want ErrUnsafe naming %s", err, shared)
+	}
+	// A hard link there is refused the same way: lstat shows the owner of
+	// the file it shares, not who added the name.
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(good, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(link); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("Verify(a hard link in a sticky world-writable directory): %v, want ErrUnsafe", err)
+	}
+
+	// Below a sticky directory, in a private one: fine.
+	sub := filepath.Join(shared, "mine")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(copyPlugin(t, sub, "flock")); err != nil {
+		t.Fatalf("Verify(a plugin in a private directory under a sticky one): %v", err)
+	}
+	// A relative link with "..", resolved as the kernel would.
+	rel := filepath.Join(sub, BinaryPrefix+"rel")
+	if err := os.Symlink("../mine/"+BinaryPrefix+"flock", rel); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(rel); err != nil {
+		t.Fatalf("Verify(a relative link): %v", err)
+	}
+	loop := filepath.Join(sub, BinaryPrefix+"loop")
+	if err := os.Symlink(BinaryPrefix+"loop", loop); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(loop); err == nil {
+		t.Fatal("Verify(a link to itself) = nil")
+	}
+}
+
+// TestVerifyOwners: a link, or a directory on the way, owned by another
+// user is refused, though what the link leads to is safe.
+func TestVerifyOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a file to another user takes root")
+	}
+	const other = 4242
+	good := copyPlugin(t, privateDir(t), "flock")
+	dir := privateDir(t)
+	link := filepath.Join(dir, BinaryPrefix+"flock")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, other, other); err != nil {
+		t.Fatal(err)
+	}
+	err := Verify(link)
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), link+" is owned by uid 4242") {
+		t.Fatalf("Verify(a link owned by another user): %v, want ErrUnsafe naming the link's owner", err)
+	}
+
+	parent := privateDir(t)
+	sub := filepath.Join(parent, "theirs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := copyPlugin(t, sub, "flock")
+	if err := os.Chown(sub, other, other); err != nil {
+		t.Fatal(err)
+	}
+	err = Verify(p)
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), sub+" is owned by uid 4242") {
+		t.Fatalf("Verify(a plugin in another user's directory): %v, want ErrUnsafe naming it", err)
+	}
+}

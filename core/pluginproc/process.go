@@ -7,12 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The go-plugin handshake every lockmgr plugin expects. The cookie keeps a
@@ -54,10 +59,18 @@ const (
 
 // HostDeathSignal is the Pdeathsig of a plugin whose lifeline is not
 // shared: the kernel sends it when the host dies, even if a copy of the
-// lifeline leaked to another process. Not SIGKILL, so that the plugin can
-// give back locks that outlive it (etcd leases) before it exits; not one
-// of the signals a terminal or a service manager sends a whole group,
-// which the plugin ignores.
+// lifeline leaked to another process (a child the host forked without
+// exec, through cgo, keeps every descriptor, close-on-exec or not). Not
+// SIGKILL, so that the plugin can give back locks that outlive it (etcd
+// leases) before it exits; not one of the signals a terminal or a service
+// manager sends a whole group, which the plugin ignores.
+//
+// The kernel sends Pdeathsig when the thread that forked the plugin
+// exits, not the process, and a Go program's threads end when a goroutine
+// locked to one (runtime.LockOSThread) returns without unlocking. So
+// every plugin is forked from one thread kept for the purpose, which
+// lives as long as the process (onForkThread): a library cannot know its
+// caller's threads.
 const HostDeathSignal = syscall.SIGUSR2
 
 // ErrChecksum means a plugin binary does not have its pinned SHA-256.
@@ -130,6 +143,7 @@ func (s Spec) equal(o Spec) bool {
 // runner.Runner, so that go-plugin reads the handshake from a process
 // that core/pluginhost, or Prestart, started.
 type Proc struct {
+	path   string
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
 	stderr io.ReadCloser
@@ -140,21 +154,86 @@ type Proc struct {
 }
 
 // Start starts the plugin process spec describes, with a fresh private
-// socket directory: the binary checked against its pin, if any, then
-// run with its lifeline, in a process group of its own (so that the
-// terminal's signals, meant for the command lockmgr runs, do not reach it),
-// with HostDeathSignal as Pdeathsig unless the lifeline is to be shared.
+// socket directory: the binary opened once, checked as Verify would
+// check it (the path, then the open file itself) and against its pin, if
+// any, and that same open file executed, so that a file swapped in at the
+// path meanwhile is never the one that runs. It runs with its lifeline,
+// in a process group of its own (so that the terminal's signals, meant
+// for the command lockmgr runs, do not reach it), with HostDeathSignal as
+// Pdeathsig unless the lifeline is to be shared. The fork happens on a
+// thread that lives as long as the process, whichever goroutine calls
+// Start.
 func Start(spec Spec) (*Proc, error) {
-	if spec.SHA256 != "" {
-		if err := checkSum(spec.Path, spec.SHA256); err != nil {
-			return nil, err
+	bin, err := openBinary(spec.Path, spec.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	defer bin.Close() // the plugin has its own copy
+	return start(spec, bin)
+}
+
+// openBinary opens the plugin binary at path for Start: the path checked
+// as Verify does, then the open file (fstat) as the file it resolved to,
+// and hashed against sum unless sum is "". A file that cannot be read
+// (mode 0711) is opened only to be executed (O_PATH), unless pinned.
+func openBinary(path, sum string) (*os.File, error) {
+	real, lst, err := resolveTrusted(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBinary(real, lst); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrPermission) && sum == "" {
+		f, err = os.OpenFile(real, unix.O_PATH|syscall.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if !os.SameFile(st, lst) {
+		return fail(fmt.Errorf("%w: %s was replaced while it was being checked", ErrUnsafe, real))
+	}
+	if err := checkBinary(real, st); err != nil {
+		return fail(err)
+	}
+	if sum != "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return fail(fmt.Errorf("hashing %s: %w", path, err))
+		}
+		if hex.EncodeToString(h.Sum(nil)) != sum {
+			return fail(fmt.Errorf("%s %w", path, ErrChecksum))
 		}
 	}
+	return f, nil
+}
+
+// start runs bin, the plugin binary open for spec, as Start describes.
+//
+// The kernel executes an open file through /proc/self/fd/N: bin goes to
+// the plugin as its last descriptor, and the plugin process executes its
+// own copy (the host's descriptor numbers mean nothing in the child,
+// whose table the fork rearranges). Executed by that name, the plugin
+// would be called "N" in ps and /proc/PID/comm, which lockmgr status
+// reads; so it is executed through a link named as the binary, in the
+// plugin's private socket directory, pointing to /proc/self/fd/N. The
+// descriptor stays open in the plugin, which a script plugin's
+// interpreter needs (it opens the script by that name).
+func start(spec Spec, bin *os.File) (*Proc, error) {
 	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-")
 	if err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
-	p := &Proc{SocketDir: socketDir}
+	p := &Proc{SocketDir: socketDir, path: spec.Path}
 	fail := func(err error) (*Proc, error) {
 		p.Discard()
 		return nil, err
@@ -166,10 +245,24 @@ func Start(spec Spec) (*Proc, error) {
 	defer lifeR.Close() // the plugin has its own copy
 	p.Lifeline = lifeW
 
-	cmd := exec.Command(spec.Path)
-	cmd.Env = append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir)
-	cmd.ExtraFiles = append([]*os.File{lifeR}, spec.ExtraFiles...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	extra := append(append([]*os.File{lifeR}, spec.ExtraFiles...), bin)
+	self := "/proc/self/fd/" + strconv.Itoa(3+len(extra)-1)
+	exe := self
+	if err := verifyPrivateDir(socketDir); err == nil {
+		// Nobody else can replace a name in socketDir; if somebody could,
+		// the plugin is executed as "N" rather than through a name.
+		link := filepath.Join(socketDir, filepath.Base(spec.Path))
+		if os.Symlink(self, link) == nil {
+			exe = link
+		}
+	}
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        []string{spec.Path},
+		Env:         append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir),
+		ExtraFiles:  extra,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
 	if !spec.ShareLifeline {
 		cmd.SysProcAttr.Pdeathsig = HostDeathSignal
 	}
@@ -179,27 +272,43 @@ func Start(spec Spec) (*Proc, error) {
 	if p.stderr, err = cmd.StderrPipe(); err != nil {
 		return fail(err)
 	}
-	if err := cmd.Start(); err != nil {
-		return fail(err)
+	onForkThread(func() { err = cmd.Start() })
+	if err != nil {
+		if _, serr := os.Stat("/proc/self/fd"); serr != nil {
+			err = fmt.Errorf("%w (lockmgr executes a plugin through /proc/self/fd, and /proc is not mounted)", err)
+		}
+		return fail(fmt.Errorf("starting %s: %w", spec.Path, err))
 	}
 	p.cmd = cmd
 	return p, nil
 }
 
-func checkSum(path, want string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// forkThread is the goroutine, locked to its OS thread for the life of
+// the process, that forks every plugin (see HostDeathSignal).
+var forkThread struct {
+	once  sync.Once
+	calls chan func()
+}
+
+// onForkThread runs f on forkThread, and returns when f has.
+func onForkThread(f func()) {
+	forkThread.once.Do(func() {
+		forkThread.calls = make(chan func())
+		go func() {
+			// Never unlocked, and the goroutine never returns: the thread
+			// is this goroutine's alone, and ends only with the process.
+			runtime.LockOSThread()
+			for call := range forkThread.calls {
+				call()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	forkThread.calls <- func() {
+		defer close(done)
+		f()
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if hex.EncodeToString(h.Sum(nil)) != want {
-		return fmt.Errorf("%s %w", path, ErrChecksum)
-	}
-	return nil
+	<-done
 }
 
 // PID returns the plugin's process id, or 0 before it started.
@@ -239,7 +348,10 @@ func (p *Proc) Start(context.Context) error { return nil }
 // Wait waits for the process to exit, for go-plugin's runner.Runner.
 func (p *Proc) Wait(context.Context) error { return p.cmd.Wait() }
 
-// Kill kills the process, for go-plugin's runner.Runner.
+// Kill kills the process, for go-plugin's runner.Runner and for a host
+// that must end its plugin. It signals through the *os.Process that
+// started it, which on Linux holds a pidfd, and does nothing once the
+// process has been reaped: a pid, once reaped, may name another process.
 func (p *Proc) Kill(context.Context) error {
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
@@ -256,7 +368,7 @@ func (p *Proc) Stdout() io.ReadCloser { return p.stdout }
 func (p *Proc) Stderr() io.ReadCloser { return p.stderr }
 
 // Name is the plugin binary's path, for go-plugin's log lines.
-func (p *Proc) Name() string { return p.cmd.Path }
+func (p *Proc) Name() string { return p.path }
 
 // ID is the plugin's pid, as go-plugin's runner.Runner reports it.
 func (p *Proc) ID() string { return strconv.Itoa(p.PID()) }
