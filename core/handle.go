@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -165,9 +166,11 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	defer stop()
 	h.stopWait = stop
 	mgr, err := h.backendLocked(ctx)
+	// The Handle can keep a lock that is a locked file: then the kernel
+	// holds it on the Handle's behalf, and no plugin can lose it.
 	req := backend.Request{
 		Path: h.path, Name: h.given, Mode: mode, Range: h.opts.rng, Wait: wait,
-		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove,
+		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove, HandOver: true,
 	}
 	h.mu.Unlock()
 
@@ -182,7 +185,7 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	if h.state == closed {
 		// Close ran while we waited; give back whatever we got.
 		if err == nil {
-			_ = mgr.Release(context.Background(), held.ID)
+			_ = giveBack(mgr, held)
 		}
 		close(h.closeDone)
 		return h.errorf("lock", ErrClosed)
@@ -260,7 +263,7 @@ func (h *Handle) releaseLocked() error {
 	held, granter := h.held, h.granter
 	h.held, h.granter = backend.Held{}, nil
 	wasLost := isClosed(held.Lost)
-	err := granter.Release(context.Background(), held.ID)
+	err := giveBack(granter, held)
 	if wasLost {
 		return h.errorf("unlock", backend.ErrLost)
 	}
@@ -268,6 +271,38 @@ func (h *Handle) releaseLocked() error {
 		return h.errorf("unlock", err)
 	}
 	return nil
+}
+
+// giveBack releases held, which granter granted: a lock handed over as
+// a locked file is released by closing it, here, with no round trip; any
+// other only by the backend instance that granted it.
+func giveBack(granter backend.LockMgr, held backend.Held) error {
+	if held.File != nil {
+		return held.File.Close()
+	}
+	return granter.Release(context.Background(), held.ID)
+}
+
+// Detach hands the caller the lock the handle holds, as the locked file
+// itself, and leaves the handle holding nothing: the lock now lasts as
+// long as that file, and every copy of it the caller gives away, stays
+// open. It is how a command inherits a lock, as under flock(1): pass the
+// file to the child, close the caller's copy, and the lock ends when the
+// child and whatever inherited from it have exited. Only a lock that is a
+// locked file can be detached (the flock and ofd backends'); any other is
+// ErrUnsupported, and stays held.
+func (h *Handle) Detach() (*os.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != locked {
+		return nil, h.errorf("detach", backend.ErrNotLocked)
+	}
+	if h.held.File == nil {
+		return nil, h.errorf("detach", backend.Unsupportedf("detaching a lock that its backend holds (only a lock that is a locked file can be)"))
+	}
+	f := h.held.File
+	h.state, h.held, h.granter = unlocked, backend.Held{}, nil
+	return f, nil
 }
 
 func isClosed(ch <-chan struct{}) bool {

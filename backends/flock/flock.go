@@ -32,6 +32,7 @@ func newBackend() *fdlock.Backend {
 				Owner:               backend.OwnerOpenFileDescription,
 				InheritedAcrossFork: true,
 				InheritedFD:         true,
+				HandsOver:           true,
 			},
 		},
 		TryLock: func(fd int, mode backend.Mode, _ backend.Range) error {

@@ -30,6 +30,7 @@ func newBackend() *fdlock.Backend {
 				InheritedAcrossFork: true,
 				NetworkFilesystems:  true,
 				InheritedFD:         true,
+				HandsOver:           true,
 			},
 		},
 		TryLock: func(fd int, mode backend.Mode, r backend.Range) error {

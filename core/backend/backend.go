@@ -165,6 +165,13 @@ type Request struct {
 	// the lock then lives as long as that open file description. Only
 	// backends whose locks belong to open file descriptions accept it.
 	FD int
+	// HandOver tells a backend whose locks belong to the open file
+	// description that the caller can keep the locked file itself: the
+	// backend returns it in Held.File and keeps no record of the lock. The
+	// lock then lives where the descriptor is, not in the backend, which is
+	// how a plugin gives its host a lock that survives the plugin. A
+	// backend that cannot hand a lock over ignores it.
+	HandOver bool
 }
 
 // Held is a granted lock.
@@ -182,6 +189,13 @@ type Held struct {
 	// Lost, if not nil, is closed when the backend loses the lock before
 	// Release (an expired lease, say). A nil channel never fires.
 	Lost <-chan struct{}
+	// File, when not nil, is the locked open file itself, handed over at
+	// the caller's request (Request.HandOver). The lock is the open file
+	// description's: it lasts until the last descriptor of it is closed,
+	// and no one can lose it meanwhile. The backend has forgotten it: ID
+	// means nothing, and the caller releases the lock by closing File (and
+	// every copy of it that it gave away).
+	File *os.File
 }
 
 // Owner says what a backend's locks belong to, which decides when they
@@ -219,6 +233,11 @@ type Capabilities struct {
 	FencingTokens bool
 	// InheritedFD is true when Request.FD is accepted.
 	InheritedFD bool
+	// HandsOver is true when the backend hands its locks over as locked
+	// files (Request.HandOver, Held.File): through a plugin, the lock then
+	// lives in the host's descriptor, not in the plugin, and the plugin's
+	// death cannot lose it.
+	HandsOver bool
 }
 
 // Info describes a backend.

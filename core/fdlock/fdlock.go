@@ -94,16 +94,23 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	if err != nil {
 		return backend.Held{}, b.fail("lock", req.Path, err)
 	}
+	var warnings []string
+	if b.mech.Warn != nil {
+		warnings = b.mech.Warn(o.File)
+	}
+	if req.HandOver && req.FD <= 0 && !req.RemoveOnRelease {
+		// The lock is the open file description's, so the file is the
+		// whole of it: give it away and keep nothing. Remove-on-release
+		// stays here, since the unlink must happen while this code, which
+		// knows how to convert the lock, still holds it.
+		return backend.Held{File: o.File, Warnings: warnings}, nil
+	}
 	h := &handle{path: req.Path, file: o, mode: req.Mode, rng: req.Range, remove: req.RemoveOnRelease, inherited: req.FD > 0}
 	b.mu.Lock()
 	b.next++
 	id := b.next
 	b.held[id] = h
 	b.mu.Unlock()
-	var warnings []string
-	if b.mech.Warn != nil {
-		warnings = b.mech.Warn(o.File)
-	}
 	return backend.Held{ID: id, Warnings: warnings}, nil
 }
 

@@ -386,6 +386,7 @@ type Capabilities struct {
 	Distributed         bool                   `protobuf:"varint,6,opt,name=distributed,proto3" json:"distributed,omitempty"`
 	FencingTokens       bool                   `protobuf:"varint,7,opt,name=fencing_tokens,json=fencingTokens,proto3" json:"fencing_tokens,omitempty"`
 	InheritedFd         bool                   `protobuf:"varint,8,opt,name=inherited_fd,json=inheritedFd,proto3" json:"inherited_fd,omitempty"`
+	HandsOver           bool                   `protobuf:"varint,9,opt,name=hands_over,json=handsOver,proto3" json:"hands_over,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -476,6 +477,13 @@ func (x *Capabilities) GetInheritedFd() bool {
 	return false
 }
 
+func (x *Capabilities) GetHandsOver() bool {
+	if x != nil {
+		return x.HandsOver
+	}
+	return false
+}
+
 type DescribeResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -551,7 +559,10 @@ type AcquireRequest struct {
 	// deadline ends the wait, in Unix nanoseconds; 0 waits until canceled.
 	DeadlineUnixNano int64 `protobuf:"varint,10,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
 	// name is the lock's name as the caller wrote it (backend.Request.Name).
-	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	// hand_over says the host can take the locked descriptor itself
+	// (backend.Request.HandOver): it has the descriptor channel below.
+	HandOver      bool `protobuf:"varint,12,opt,name=hand_over,json=handOver,proto3" json:"hand_over,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -663,11 +674,23 @@ func (x *AcquireRequest) GetName() string {
 	return ""
 }
 
+func (x *AcquireRequest) GetHandOver() bool {
+	if x != nil {
+		return x.HandOver
+	}
+	return false
+}
+
 type AcquireResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	FencingToken  uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
-	Warnings      []string               `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Handle       uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	FencingToken uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Warnings     []string               `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// handed_over says the lock was handed over: its locked descriptor went
+	// to the host on the descriptor channel, tagged with handle, before
+	// this answer was sent, and the plugin keeps no record of it. The host
+	// releases it by closing the descriptor, never with a ReleaseRequest.
+	HandedOver    bool `protobuf:"varint,4,opt,name=handed_over,json=handedOver,proto3" json:"handed_over,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -721,6 +744,13 @@ func (x *AcquireResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *AcquireResponse) GetHandedOver() bool {
+	if x != nil {
+		return x.HandedOver
+	}
+	return false
 }
 
 type ReleaseRequest struct {
@@ -1239,7 +1269,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x04lost\x18\x05 \x01(\v2\x15.lockmgr.v1.LostEventH\x00R\x04lostB\b\n" +
 	"\x06result\"\x0f\n" +
 	"\rCancelRequest\"\x11\n" +
-	"\x0fDescribeRequest\"\xae\x02\n" +
+	"\x0fDescribeRequest\"\xcd\x02\n" +
 	"\fCapabilities\x12\x16\n" +
 	"\x06shared\x18\x01 \x01(\bR\x06shared\x12\x1f\n" +
 	"\vbyte_ranges\x18\x02 \x01(\bR\n" +
@@ -1249,11 +1279,13 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x13network_filesystems\x18\x05 \x01(\bR\x12networkFilesystems\x12 \n" +
 	"\vdistributed\x18\x06 \x01(\bR\vdistributed\x12%\n" +
 	"\x0efencing_tokens\x18\a \x01(\bR\rfencingTokens\x12!\n" +
-	"\finherited_fd\x18\b \x01(\bR\vinheritedFd\"~\n" +
+	"\finherited_fd\x18\b \x01(\bR\vinheritedFd\x12\x1d\n" +
+	"\n" +
+	"hands_over\x18\t \x01(\bR\thandsOver\"~\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
-	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xb9\x02\n" +
+	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xd6\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.lockmgr.v1.ModeR\x04mode\x12\x14\n" +
@@ -1266,11 +1298,14 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x06handle\x18\t \x01(\x04R\x06handle\x12,\n" +
 	"\x12deadline_unix_nano\x18\n" +
 	" \x01(\x03R\x10deadlineUnixNano\x12\x12\n" +
-	"\x04name\x18\v \x01(\tR\x04name\"j\n" +
+	"\x04name\x18\v \x01(\tR\x04name\x12\x1b\n" +
+	"\thand_over\x18\f \x01(\bR\bhandOver\"\x8b\x01\n" +
 	"\x0fAcquireResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x1a\n" +
-	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"(\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12\x1f\n" +
+	"\vhanded_over\x18\x04 \x01(\bR\n" +
+	"handedOver\"(\n" +
 	"\x0eReleaseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x11\n" +
 	"\x0fReleaseResponse\"$\n" +

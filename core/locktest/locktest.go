@@ -167,7 +167,9 @@ func RunTarget(t *testing.T, tgt Target) {
 	fileOnly("NewFileMode", s.newFileMode)
 	if tgt.Name == "plugin" {
 		t.Run("HostKilledFreesLock", s.hostKilled)
-		t.Run("PluginKilledIsLost", s.pluginKilled)
+		t.Run("PluginKilled", s.pluginKilled)
+		t.Run("OnlyTheHolderHasTheLockFile", s.onlyTheHolder)
+		t.Run("DescriptorLimitNamed", s.descriptorLimit)
 		t.Run("StaleHandleReleasesNothingAfterRestart", s.staleHandleAfterRestart)
 		t.Run("LockAfterPluginDeathHoldsALock", s.lockAfterPluginDeath)
 		t.Run("Model", s.model)
@@ -581,44 +583,39 @@ func (s *suiteRun) hostKilled(t *testing.T) {
 	}
 }
 
+// pluginKilled: a plugin SIGKILLed while its host holds a lock. A backend
+// that hands its locks over loses nothing: the host holds the lock, as a
+// descriptor, and another process is still refused it. Any other loses the
+// lock, and must say so on Lost and at Unlock.
 func (s *suiteRun) pluginKilled(t *testing.T) {
 	p := s.lockPath(t)
-	// A host of its own, configured as the shared one would be: a backend
-	// that needs settings (a lock service's endpoints) gets them.
-	cfg, err := config.Load(config.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	settings, err := cfg.BackendSettings()
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := pluginhost.New(pluginhost.Options{Dirs: []string{suite.pluginDir}, Settings: settings})
-	h := s.handle(t, p, lockmgr.WithHost(host))
+	h := s.handle(t, p, lockmgr.WithHost(privateHost(t)))
 	if err := h.Lock(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	lost := h.Lost()
-	// Other tests' plugins may run from the same binary: this host's is
-	// the newest.
-	var ours []int
-	for _, pid := range PluginProcesses(os.Getpid()) {
-		if processExe(pid) == filepath.Join(suite.pluginDir, pluginproc.BinaryPrefix+suite.name) {
-			ours = append(ours, pid)
-		}
-	}
-	if len(ours) == 0 {
+	if !killPlugin(t, nil) {
 		t.Fatal("found no plugin process to kill")
 	}
-	pid := newest(ours)
-	syscall.Kill(pid, syscall.SIGKILL)
-	select {
-	case <-lost:
-	case <-time.After(promptly):
-		t.Fatalf("Lost() did not fire %v after the plugin was killed", promptly)
-	}
-	if err := h.Unlock(); !errorsIs(err, lockmgr.ErrLost) {
-		t.Fatalf("Unlock after the plugin died: %v, want ErrLost", err)
+	if s.info.Capabilities.HandsOver {
+		c := startChild(t, s.tgt.Name, p, "try-exclusive")
+		c.Expect(t, "busy")
+		c.Release(t)
+		if isClosed(lost) {
+			t.Fatal("Lost() fired for a lock the host holds itself")
+		}
+		if err := h.Unlock(); err != nil {
+			t.Fatalf("Unlock after the plugin died: %v", err)
+		}
+	} else {
+		select {
+		case <-lost:
+		case <-time.After(promptly):
+			t.Fatalf("Lost() did not fire %v after the plugin was killed", promptly)
+		}
+		if err := h.Unlock(); !errorsIs(err, lockmgr.ErrLost) {
+			t.Fatalf("Unlock after the plugin died: %v, want ErrLost", err)
+		}
 	}
 	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
 		t.Fatalf("Lock through a fresh plugin: %v", err)
@@ -714,5 +711,70 @@ func (s *suiteRun) lockAfterPluginDeath(t *testing.T) {
 	}
 	c := startChild(t, s.tgt.Name, p, "try-exclusive")
 	c.Expect(t, "busy")
+	c.Release(t)
+}
+
+// onlyTheHolder: once a lock is granted, no process but its holder has
+// the lock file open: not the plugin (a handed-over lock left behind
+// there would outlive Unlock), and not a child the host starts, which
+// must not inherit a lock it was not given.
+func (s *suiteRun) onlyTheHolder(t *testing.T) {
+	if !s.info.Capabilities.HandsOver {
+		t.Skip("the plugin holds this backend's locks")
+	}
+	p := s.lockPath(t)
+	h := s.handle(t, p)
+	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	pids := append(PluginProcesses(os.Getpid()), child.Process.Pid)
+	for _, pid := range pids {
+		if fds := openFilesOf(pid, p); len(fds) > 0 {
+			t.Errorf("process %d (%s) has the lock file open as descriptor(s) %v", pid, processExe(pid), fds)
+		}
+	}
+	if fds := openFilesOf(os.Getpid(), p); len(fds) != 1 {
+		t.Errorf("the holder has the lock file open as descriptors %v, want exactly one", fds)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if fds := openFilesOf(os.Getpid(), p); len(fds) != 0 {
+		t.Errorf("after Unlock the holder still has the lock file open as descriptors %v", fds)
+	}
+}
+
+// openFilesOf lists the descriptors of process pid open on path, as
+// lsof finds them.
+func openFilesOf(pid int, path string) []string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == path {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// descriptorLimit: a host that holds as many locks as its descriptor
+// limit allows is told so, in an error that names the limit, and keeps
+// every lock it was granted.
+func (s *suiteRun) descriptorLimit(t *testing.T) {
+	if !s.info.Capabilities.HandsOver {
+		t.Skip("the plugin holds this backend's locks")
+	}
+	c := startChild(t, s.tgt.Name, filepath.Join(t.TempDir(), "lock"), "fill-descriptors")
+	line := c.Next(t, promptly)
+	if !strings.Contains(line, "RLIMIT_NOFILE") || !strings.Contains(line, "limit of 128 ") {
+		t.Fatalf("the host at its descriptor limit said %q; want an error naming RLIMIT_NOFILE and its value, 128", line)
+	}
+	c.Expect(t, "all held")
 	c.Release(t)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,9 @@ func child(target string) int {
 	h := lockmgr.New(os.Getenv("LOCKTEST_PATH"), opts...)
 	defer h.Close()
 	action := os.Getenv("LOCKTEST_ACTION")
+	if action == "fill-descriptors" {
+		return fillDescriptors(opts)
+	}
 	shared := strings.HasSuffix(action, "shared")
 	if strings.HasPrefix(action, "try-") {
 		var ok bool
@@ -151,4 +155,46 @@ func waitGone(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("plugin process %d still running %v after its host was killed", pid, promptly)
+}
+
+// fillDescriptors takes locks on files of its own until the process's
+// descriptor limit, lowered to 128, refuses one; it says the error, then
+// whether every lock granted before it is still held.
+func fillDescriptors(opts []lockmgr.Option) int {
+	lim := syscall.Rlimit{Cur: 128, Max: 128}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Println("error: setrlimit:", err)
+		return 1
+	}
+	dir := filepath.Dir(os.Getenv("LOCKTEST_PATH"))
+	var held []*lockmgr.Handle
+	for i := 0; ; i++ {
+		h := lockmgr.New(filepath.Join(dir, fmt.Sprintf("lock%d", i)), opts...)
+		ok, err := h.TryLock()
+		if err != nil {
+			fmt.Println(err)
+			h.Close()
+			break
+		}
+		if !ok {
+			fmt.Println("busy")
+			return 1
+		}
+		held = append(held, h)
+	}
+	for _, h := range held {
+		select {
+		case <-h.Lost():
+			fmt.Println("lost", h.Path())
+			return 1
+		default:
+		}
+		if err := h.Unlock(); err != nil {
+			fmt.Println("unlock:", err)
+			return 1
+		}
+	}
+	fmt.Println("all held")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
 }

@@ -216,6 +216,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// both killed.
 	defer os.RemoveAll(proc.SocketDir)
 	client.SetName(name)
+	// Locks that are locked files come back on the lifeline, and stay
+	// with this process when the plugin goes.
+	client.TakeDescriptors(proc.Lifeline)
 	if err := client.Start(); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
 	}

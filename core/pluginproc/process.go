@@ -147,7 +147,7 @@ type Proc struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
 	stderr io.ReadCloser
-	// Lifeline is the write end of the plugin's lifeline.
+	// Lifeline is the host's end of the plugin's lifeline socket pair.
 	Lifeline *os.File
 	// SocketDir is the private directory the plugin's socket goes in.
 	SocketDir string
@@ -238,7 +238,7 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 		p.Discard()
 		return nil, err
 	}
-	lifeR, lifeW, err := os.Pipe()
+	lifeR, lifeW, err := lifeline()
 	if err != nil {
 		return fail(fmt.Errorf("lifeline: %w", err))
 	}
@@ -281,6 +281,27 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	}
 	p.cmd = cmd
 	return p, nil
+}
+
+// lifeline makes a plugin's lifeline: a SOCK_SEQPACKET socket pair, both
+// ends close-on-exec. The plugin's end (its descriptor 3) reads end of
+// file once every copy of the host's end is closed, which is how a plugin
+// learns that its host is gone; and the plugin sends locked descriptors
+// back on it, which gRPC cannot carry (see core/lockpb's descriptor
+// channel). The host's end is non-blocking, so that a goroutine reading
+// it waits in the runtime's poller rather than in a thread of its own,
+// and closing it wakes that reader.
+func lifeline() (plugin, host *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.SetNonblock(fds[1], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline"), nil
 }
 
 // forkThread is the goroutine, locked to its OS thread for the life of

@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +21,8 @@ type Client struct {
 
 	sendMu sync.Mutex
 	stream lockpb.Backend_SessionClient
+
+	inbox *descriptorInbox // nil: the plugin keeps every lock it grants
 
 	mu       sync.Mutex
 	calls    map[uint64]chan *lockpb.SessionResponse // awaiting an answer
@@ -50,6 +53,15 @@ func NewClient(conn *grpc.ClientConn) *Client {
 // SetName sets the backend name that errors name where the plugin's own
 // answer does not (a call cut short by the plugin's death, say).
 func (c *Client) SetName(name string) { c.name = name }
+
+// TakeDescriptors reads locked descriptors the plugin hands over on
+// lifeline, the host's non-blocking end of its lifeline socket pair (see
+// core/lockpb): from then on, a Request with HandOver is passed on, and a
+// lock the plugin hands over comes back in Held.File. Call it before
+// Start. Closing lifeline ends the reading.
+func (c *Client) TakeDescriptors(lifeline *os.File) {
+	c.inbox = newDescriptorInbox(lifeline)
+}
 
 // Start opens the session that carries locks, unlocks and loss notices.
 func (c *Client) Start() error {
@@ -186,7 +198,9 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	c.mu.Lock()
 	c.lost[handle] = lost // before the call: a loss notice may follow the grant at once
 	c.mu.Unlock()
+	handOver := req.HandOver && c.inbox != nil
 	ar := &lockpb.AcquireRequest{
+		HandOver:        handOver,
 		Handle:          handle,
 		Path:            req.Path,
 		Name:            req.Name,
@@ -202,13 +216,30 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 		ar.DeadlineUnixNano = d.UnixNano()
 	}
 	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Acquire{Acquire: ar}})
+	if err != nil && handOver {
+		// No answer: the plugin may have handed the lock over and died
+		// before it could say so. Whatever it sent is closed.
+		c.inbox.abandon(handle)
+	}
+	var file *os.File
+	if err == nil && r.GetAcquired().GetHandedOver() {
+		c.forget(handle) // the kernel holds it now: nothing can lose it
+		lost = nil
+		if file, err = c.inbox.take(handle); err != nil {
+			err = backend.Errorf("lock", req.Path, c.name, err)
+		}
+	}
 	if err == nil && r.GetFailure() != nil {
 		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
 	}
 	switch {
 	case err == nil && ctx.Err() != nil:
 		// Granted as the wait ended: the caller has given up, so give it back.
-		_ = c.Release(context.Background(), backend.HandleID(handle))
+		if file != nil {
+			file.Close()
+		} else {
+			_ = c.Release(context.Background(), backend.HandleID(handle))
+		}
 		err = backend.WaitError(ctx)
 	case ctx.Err() != nil && (errors.Is(err, backend.ErrCanceled) || errors.Is(err, backend.ErrTimeout)):
 		// Our cancel can reach the plugin before its own copy of the
@@ -220,7 +251,11 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, err)
 	}
 	a := r.GetAcquired()
-	return backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), Lost: lost}, nil
+	held := backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), File: file}
+	if lost != nil {
+		held.Lost = lost
+	}
+	return held, nil
 }
 
 func (c *Client) forget(handle uint64) {

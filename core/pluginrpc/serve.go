@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
 
@@ -20,7 +21,7 @@ import (
 // returns only when the plugin is told to stop, and it exits the process
 // as soon as the host's lifeline closes.
 func Serve(impl backend.LockMgr) {
-	watchLifeline(impl)
+	lifeline := watchLifeline(impl)
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin's work is a few syscalls per call; what costs is handing
 		// each message between goroutines, and on one P that hand-off is a
@@ -30,7 +31,7 @@ func Serve(impl backend.LockMgr) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         PluginSet(impl),
+		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, sender: senderOn(lifeline)}},
 		GRPCServer:      newGRPCServer,
 		Logger:          NewLogger("plugin"),
 	})
@@ -49,11 +50,12 @@ const closeGrace = time.Second
 // release every file lock at once; a backend whose locks live elsewhere
 // (leases in a lock service) is an io.Closer, and is closed first, for at
 // most closeGrace, so that its locks are given back now rather than when
-// their leases expire.
-func watchLifeline(impl backend.LockMgr) {
+// their leases expire. It returns the lifeline's descriptor, or -1 when
+// the plugin was started without one.
+func watchLifeline(impl backend.LockMgr) int {
 	fd, err := strconv.Atoi(os.Getenv(LifelineEnv))
 	if err != nil || fd < 3 {
-		return
+		return -1
 	}
 	// The lifeline alone decides when the plugin ends. Signals meant for
 	// the host or the command it runs (a hangup, ^\, systemd's SIGTERM to
@@ -92,6 +94,22 @@ func watchLifeline(impl backend.LockMgr) {
 		}
 		os.Exit(0)
 	}()
+	return fd
+}
+
+// senderOn returns the descriptor channel's sending end on the lifeline
+// fd, or nil when fd is not a socket that can carry descriptors (no
+// lifeline at all, or a host that made it a pipe): the plugin then keeps
+// every lock it grants.
+func senderOn(fd int) *descriptorSender {
+	if fd < 0 {
+		return nil
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_SEQPACKET {
+		return nil
+	}
+	return &descriptorSender{fd: fd}
 }
 
 // NewLogger returns lockmgr's logger: silent unless LOCKMGR_LOG names a

@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -13,11 +14,12 @@ import (
 // server serves a backend.LockMgr over gRPC on the plugin side.
 type server struct {
 	lockpb.UnimplementedBackendServer
-	impl backend.LockMgr
+	impl   backend.LockMgr
+	sender *descriptorSender // nil: every lock stays here
 }
 
-func newServer(impl backend.LockMgr) *server {
-	return &server{impl: impl}
+func newServer(impl backend.LockMgr, sender *descriptorSender) *server {
+	return &server{impl: impl, sender: sender}
 }
 
 func (s *server) Describe(ctx context.Context, _ *lockpb.DescribeRequest) (*lockpb.DescribeResponse, error) {
@@ -51,10 +53,10 @@ func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lo
 
 // session is one host's stream of calls, and everything that host holds:
 // a handle id names a lock only within the session that granted it, and
-// a loss is told only to the host whose lock it was. When the session
-// ends its host is gone, and nothing it held may stay held for no one.
+// a loss is told only to the host whose lock it was.
 type session struct {
 	impl   backend.LockMgr
+	sender *descriptorSender
 	ctx    context.Context // ends with the stream
 	stream lockpb.Backend_SessionServer
 
@@ -66,10 +68,22 @@ type session struct {
 	ended   bool
 }
 
-// grant is one lock the backend granted to the session's host.
+// grant is one lock the backend granted to the session's host and that
+// stays here: it is the backend's (id), or a locked file the backend gave
+// up but that could not be handed on (file).
 type grant struct {
 	id       backend.HandleID
+	file     *os.File
 	released chan struct{} // closed by release, so loss forwarding stops
+}
+
+// releaseGrant gives up g's lock.
+func (ss *session) releaseGrant(ctx context.Context, g *grant) error {
+	close(g.released)
+	if g.file != nil {
+		return g.file.Close()
+	}
+	return ss.impl.Release(ctx, g.id)
 }
 
 func (ss *session) send(r *lockpb.SessionResponse) {
@@ -86,7 +100,7 @@ func (ss *session) send(r *lockpb.SessionResponse) {
 // neither the cancel meant for it nor any other call.
 func (s *server) Session(stream lockpb.Backend_SessionServer) error {
 	ss := &session{
-		impl: s.impl, ctx: stream.Context(), stream: stream,
+		impl: s.impl, sender: s.sender, ctx: stream.Context(), stream: stream,
 		pending: make(map[uint64]context.CancelFunc),
 		held:    make(map[uint64]*grant),
 	}
@@ -166,16 +180,30 @@ func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest) *lockp
 	if handle == 0 || inUse {
 		return answer(backend.Errorf("lock", req.Path, "", backend.Invalidf("handle %d is zero or in use", handle)), nil)
 	}
+	req.HandOver = r.GetHandOver() && ss.sender != nil
 	held, err := ss.impl.Acquire(ctx, req)
 	if err != nil {
 		return answer(err, nil)
 	}
-	g := &grant{id: held.ID, released: make(chan struct{})}
+	acquired := &lockpb.AcquireResponse{Handle: handle, FencingToken: held.FencingToken, Warnings: held.Warnings}
+	if held.File != nil && req.HandOver {
+		// The descriptor goes first and this process's copy is closed
+		// before the answer, so that the host, once answered, holds the
+		// only copy of the lock.
+		err := ss.sender.send(handle, held.File)
+		held.File.Close()
+		if err != nil {
+			return answer(backend.Errorf("lock", req.Path, "", err), nil)
+		}
+		acquired.HandedOver = true
+		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}
+	}
+	g := &grant{id: held.ID, file: held.File, released: make(chan struct{})}
 	ss.mu.Lock()
 	if ss.ended {
 		// The host went away while we waited: the lock is no one's.
 		ss.mu.Unlock()
-		_ = ss.impl.Release(context.Background(), held.ID)
+		_ = ss.releaseGrant(context.Background(), g)
 		return answer(backend.Errorf("lock", req.Path, "", backend.ErrCanceled), nil)
 	}
 	ss.held[handle] = g
@@ -183,9 +211,7 @@ func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest) *lockp
 	if held.Lost != nil {
 		go ss.forwardLoss(handle, g, held.Lost)
 	}
-	return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: &lockpb.AcquireResponse{
-		Handle: handle, FencingToken: held.FencingToken, Warnings: held.Warnings,
-	}}}
+	return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}
 }
 
 // forwardLoss tells this session's host, and no other, that the backend
@@ -207,22 +233,18 @@ func (ss *session) release(ctx context.Context, handle uint64) error {
 	if !ok {
 		return backend.Errorf("unlock", "", "", backend.ErrNotLocked)
 	}
-	close(g.released)
-	return ss.impl.Release(ctx, g.id)
+	return ss.releaseGrant(ctx, g)
 }
 
-// end cancels the calls of a host that is gone and releases what it held.
+// end cancels the calls of a host that is gone. What it was granted
+// stays held: a host that shares its plugin's lifeline (lockmgr run, for a
+// lock the plugin must hold) may be gone while the command it handed the
+// lifeline to still relies on the lock, which ends with the plugin.
 func (ss *session) end() {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	ss.ended = true
 	for _, cancel := range ss.pending {
 		cancel()
-	}
-	held := ss.held
-	ss.held = nil
-	ss.mu.Unlock()
-	for _, g := range held {
-		close(g.released)
-		_ = ss.impl.Release(context.Background(), g.id)
 	}
 }

@@ -82,7 +82,7 @@ func serveScripted(t *testing.T, impl backend.LockMgr) func() *Client {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(impl))
+	lockpb.RegisterBackendServer(srv, newServer(impl, nil))
 	go srv.Serve(lis)
 	t.Cleanup(func() { srv.Stop(); lis.Close() })
 	return func() *Client {

@@ -35,6 +35,7 @@ func capsToWire(c backend.Capabilities) *lockpb.Capabilities {
 		Distributed:         c.Distributed,
 		FencingTokens:       c.FencingTokens,
 		InheritedFd:         c.InheritedFD,
+		HandsOver:           c.HandsOver,
 	}
 }
 
@@ -48,6 +49,7 @@ func capsFromWire(c *lockpb.Capabilities) backend.Capabilities {
 		Distributed:         c.GetDistributed(),
 		FencingTokens:       c.GetFencingTokens(),
 		InheritedFD:         c.GetInheritedFd(),
+		HandsOver:           c.GetHandsOver(),
 	}
 }
 

@@ -262,7 +262,7 @@ func serveFake(t *testing.T, f *fakeBackend) (*Client, func()) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(f))
+	lockpb.RegisterBackendServer(srv, newServer(f, nil))
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///plugin",
 		append(DialOptions(),
