@@ -5,8 +5,9 @@ package main
 // as "lockmgr"), real backend plugins, real shells and flock(1), once per
 // backend. The backend comes from LOCKMGR_BACKEND, as it would for a
 // user; a script skips the lines that do not apply to a backend with the
-// conditions [flock], [posix], [ofd], [ranges] (posix, ofd) and [fdmode]
-// (flock, ofd).
+// conditions [flock], [posix], [ofd], [ranges] (posix, ofd), and [fdmode]
+// and [descriptor] (flock, ofd: a lock that is a locked descriptor, which
+// the plugin hands to lockmgr and lockmgr run to its command).
 //
 // Multi-process choreography uses files rather than sleeps: a holder
 // writes its lockmgr's pid ($PPID of the command) and waits for a file
@@ -126,7 +127,9 @@ func scriptParams(backendName string) testscript.Params {
 				return cond == backendName, nil
 			case "ranges":
 				return backendName == "posix" || backendName == "ofd", nil
-			case "fdmode":
+			case "fdmode", "descriptor":
+				// flock and ofd locks belong to an open file description:
+				// fd mode locks one, and lockmgr run's command inherits it.
 				return backendName == "flock" || backendName == "ofd", nil
 			case "unshare":
 				return canUnshare(), nil

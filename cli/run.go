@@ -6,19 +6,21 @@ package main
 // The lock's lifetime follows flock(1). There, the command inherits the
 // locked descriptor, so the lock outlives a flock(1) killed with SIGKILL
 // for as long as the command (and whatever inherited from it) runs; -o
-// closes the descriptor in the command, so that the lock ends with
-// flock(1). Here the lock is held by a backend plugin, which lives as
-// long as its lifeline pipe has a write end open. So lockmgr starts the
-// plugin with a shared lifeline and hands a copy to the command (as
-// descriptor 3): killing lockmgr leaves the plugin, and the lock, alive
-// until the command and its heirs have exited, and never lets the command
-// run on while another process takes the lock. With -o the command gets
-// no copy, and the plugin also has Pdeathsig, so the lock ends with
-// lockmgr, as -o's lock ends with flock(1). Either way a plugin whose
-// locks outlive it (etcd leases) gives them back before it exits.
+// keeps the descriptor out of the command, so that the lock ends with
+// flock(1). For flock and ofd, whose locks belong to an open file
+// description, lockmgr does exactly that: the plugin hands it the locked
+// descriptor, and the command inherits it at the lowest number its caller
+// left free.
 //
-// If the plugin dies while the command runs, the lock is gone and the
-// command is running unguarded: --on-lost says what to do about it.
+// A posix lock belongs to the plugin process, and an etcd lock to its
+// lease, so there the plugin lives as long as its lifeline has a copy
+// open. lockmgr starts the plugin with a shared lifeline and hands a copy
+// to the command: killing lockmgr leaves the plugin, and the lock, alive
+// until the command and its heirs have exited. With -o the command gets
+// no copy, and the lock ends with lockmgr. Either way a plugin whose
+// locks outlive it (etcd leases) gives them back before it exits. If such
+// a plugin loses the lock while the command runs, the command is running
+// unguarded: --on-lost says what to do about it.
 
 import (
 	"context"
@@ -92,13 +94,18 @@ is released only after it has exited.
 
 As with flock(1), the lock lives as long as the command: if lockmgr itself
 is killed, the lock is held until the command, and every process that
-inherited descriptor 3 from it, has exited. --close (-o) makes the lock
-end with lockmgr instead, for a command that starts a daemon which must
-not keep the lock.
+inherited the lock from it, has exited. With flock and ofd the command
+inherits the locked file itself, at the lowest descriptor number the
+caller left free (every descriptor the caller passed stays as it was),
+and a background process it starts keeps the lock until it exits; with
+posix and etcd it inherits a descriptor that keeps the backend plugin,
+which holds the lock, alive. --close (-o) makes the lock end with lockmgr
+instead, for a command that starts a daemon which must not keep the lock.
 
-If the lock is lost while the command runs (its backend plugin died),
-lockmgr stops the command as --on-lost says: term sends SIGTERM, then
-SIGKILL after --grace; kill sends SIGKILL at once; ignore only warns.
+If a posix or etcd lock is lost while the command runs (its backend plugin
+died, or a lease expired), lockmgr stops the command as --on-lost says:
+term sends SIGTERM, then SIGKILL after --grace; kill sends SIGKILL at once;
+ignore only warns. A flock or ofd lock cannot be lost while held.
 
 ` + exitCodesHelp,
 		Example: `  # A cron job that skips a run while the last one is still going:
@@ -264,6 +271,45 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 // runLocked runs the command while h holds the lock, and returns its exit
 // status (or 75 if the lock was lost and the command stopped for it).
 func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path string, argv []string, sigs <-chan os.Signal) error {
+	env := childEnv(h)
+	if f, err := h.Detach(); err == nil {
+		return o.runWithDescriptor(h, f, path, argv, env, sigs)
+	}
+	return o.runWithPlugin(h, host, path, argv, env, sigs)
+}
+
+// runWithDescriptor runs the command holding a lock that is the locked
+// file f (flock, ofd), as flock(1) does: the command inherits f, unless
+// --close, so the lock lasts as long as the command and whatever inherited
+// from it, even if lockmgr is killed. When the command ends lockmgr closes
+// its own copy and never unlocks the open file description: a background
+// child that inherited it keeps the lock, as under flock(1). Nothing can
+// lose such a lock, and the plugin that took it is no longer needed: it
+// is stopped now, so that a running lockmgr run is one process.
+func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path string, argv []string, env []string, sigs <-chan os.Signal) error {
+	defer f.Close()
+	h.Close()
+	give := f
+	if o.close {
+		give = nil
+	}
+	cmd, exited, err := startCommand(path, argv, env, give)
+	if err != nil {
+		return err
+	}
+	o.supervise(cmd, exited, sigs, nil, nil)
+	if code := childStatus(cmd.ProcessState); code != 0 {
+		return exitStatus(code)
+	}
+	return nil
+}
+
+// runWithPlugin runs the command holding a lock that its plugin holds
+// (posix, etcd, a third-party backend): the command inherits the plugin's
+// lifeline, unless --close, so that the plugin, and the lock, live as long
+// as the command; and if the plugin loses the lock meanwhile, --on-lost
+// says what becomes of the command.
+func (o *runOptions) runWithPlugin(h *lockmgr.Handle, host *pluginhost.Host, path string, argv []string, env []string, sigs <-chan os.Signal) error {
 	// The handle's plugin, for its lifeline and pid: the host hands out
 	// the running one, without a round trip.
 	p, err := host.Get(h.Backend())
@@ -277,50 +323,15 @@ func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path st
 		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), argv[0], lossCause(p)))
 	default:
 	}
-
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   argv,
-		Env:    childEnv(h),
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-	}
+	var give *os.File
 	if !o.close {
-		cmd.ExtraFiles = []*os.File{p.Lifeline()}
+		give = p.Lifeline()
 	}
-	if err := cmd.Start(); err != nil {
-		return commandError(argv[0], err)
+	cmd, exited, err := startCommand(path, argv, env, give)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the status is in cmd.ProcessState
-		close(exited)
-	}()
-
-	var (
-		killAt  <-chan time.Time
-		stopped bool
-	)
-wait:
-	for {
-		select {
-		case s := <-sigs:
-			forward(cmd.Process, s.(syscall.Signal))
-		case <-lost:
-			lost = nil
-			stopped = o.lockLost(h, p, cmd, argv[0])
-			if stopped && o.onLost == onLostTerm {
-				killAt = time.After(o.grace)
-			}
-		case <-killAt:
-			killAt = nil
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		case <-exited:
-			break wait
-		}
-	}
-
+	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, p, cmd, argv[0]) })
 	uerr := h.Unlock()
 	if !o.close {
 		// The command's heirs may hold the lifeline still (a daemon it
@@ -338,6 +349,84 @@ wait:
 		return exitStatus(code)
 	}
 	return nil
+}
+
+// startCommand starts the command with the caller's stdio and every
+// descriptor the caller passed to lockmgr, unchanged, plus give, if not
+// nil, at the lowest number the caller left free (see commandFiles).
+func startCommand(path string, argv []string, env []string, give *os.File) (*exec.Cmd, <-chan struct{}, error) {
+	cmd := &exec.Cmd{
+		Path:       path,
+		Args:       argv,
+		Env:        env,
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: commandFiles(give),
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, commandError(argv[0], err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the status is in cmd.ProcessState
+		close(exited)
+	}()
+	return cmd, exited, nil
+}
+
+// supervise waits for the command to exit, passing signals on to it and,
+// if lost fires, acting on --on-lost through onLost (which reports
+// whether it is stopping the command). It reports whether the command
+// was stopped for a lost lock.
+func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-chan os.Signal, lost <-chan struct{}, onLost func() bool) bool {
+	var (
+		killAt  <-chan time.Time
+		stopped bool
+	)
+	for {
+		select {
+		case s := <-sigs:
+			forward(cmd.Process, s.(syscall.Signal))
+		case <-lost:
+			lost = nil
+			stopped = onLost()
+			if stopped && o.onLost == onLostTerm {
+				killAt = time.After(o.grace)
+			}
+		case <-killAt:
+			killAt = nil
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		case <-exited:
+			return stopped
+		}
+	}
+}
+
+// commandFiles is exec.Cmd.ExtraFiles for a command that must see every
+// descriptor its caller gave lockmgr at the number it had, plus give at
+// the lowest number the caller left free, as flock(1)'s command sees the
+// lock file it opened. The caller's descriptors are those lockmgr
+// inherited: they are not close-on-exec, while every descriptor the Go
+// runtime and lockmgr open is. Each of the caller's below that free
+// number is passed at its own number, so that exec.Cmd, which fills
+// 3, 4, ... in order, replaces none of them.
+func commandFiles(give *os.File) []*os.File {
+	if give == nil {
+		return nil
+	}
+	var files []*os.File
+	for fd := 3; callerDescriptor(fd); fd++ {
+		files = append(files, os.NewFile(uintptr(fd), "inherited"))
+	}
+	return append(files, give)
+}
+
+// callerDescriptor reports whether fd is open and was inherited from
+// lockmgr's caller, which shows as not close-on-exec.
+func callerDescriptor(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
 }
 
 // lockLost acts on --on-lost, and reports whether the command is being
