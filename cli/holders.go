@@ -4,8 +4,10 @@ package main
 // that took the lock, and for lockmgr's own locks that is a backend
 // plugin: a process nobody started by hand and nobody would look for. So
 // a lock held by a plugin is shown as held by the lockmgr that owns the
-// plugin, named by the command that lockmgr runs: "pid 1234 (backup.sh)"
-// is the lockmgr to signal, and the script a person recognises.
+// plugin, and the command that lockmgr runs is named beside it, each pid
+// with its own command: "pid 1234 (lockmgr run) [running backup.sh (pid
+// 1235), ...]" is the lockmgr to signal, and the script a person
+// recognises.
 //
 // A plugin's host is its parent while the host lives. `lockmgr run`
 // hands the plugin's lifeline (the pipe whose closing makes the plugin
@@ -65,9 +67,11 @@ func attributeOwner(o backend.LockOwner) backend.LockOwner {
 		o.PID = host
 		o.Command = proclocks.Command(host)
 		if o.Command == lockmgrComm {
+			if sub := subcommandOf(host); sub != "" {
+				o.Command += " " + sub
+			}
 			if child, comm := commandOf(host); child > 0 {
-				o.Command = comm
-				o.Detail = joinDetail(o.Detail, fmt.Sprintf("lockmgr running %s (pid %d), %s", comm, child, via))
+				o.Detail = joinDetail(o.Detail, fmt.Sprintf("running %s (pid %d), %s", comm, child, via))
 				return o
 			}
 		}
@@ -168,6 +172,31 @@ func keeperOf(target string, plugin int) int {
 		}
 	}
 	return 0
+}
+
+// subcommandOf returns the lockmgr command that process pid (a lockmgr)
+// is running, "run" say, from its command line, which anyone may read:
+// the first argument that is not a flag (nor --config's value). It
+// returns "" when the command line cannot be read.
+func subcommandOf(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	for i := 1; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--config":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			if strings.IndexFunc(a, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+				return ""
+			}
+			return a
+		}
+	}
+	return ""
 }
 
 // commandOf returns the command a lockmgr process runs: its child that

@@ -64,7 +64,8 @@ flock (the default) or ofd. POSIX locks die with the process that takes
 them.
 
 The exit status is 0 when the lock is taken, the --conflict-exit-code (1)
-when it is held or --timeout passes, 66 when N is not open, and otherwise
+when it is held or --timeout passes, 66 when N is not open or was not
+passed in by the caller, and otherwise
 as for 'lockmgr run'.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
@@ -120,8 +121,17 @@ func openFD(fd int) (string, error) {
 	case fd < 0:
 		return "", usageErrorf("--fd %d is not a descriptor", fd)
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
 		return "", withCode(exitNoInput, fmt.Errorf("--fd %d: descriptor is not open (%v); open the lock file on it first, as in 'exec %d>/var/lock/job'", fd, err, fd))
+	}
+	if flags&unix.FD_CLOEXEC != 0 {
+		// Open, but not by the caller: a descriptor inherited across exec
+		// cannot be close-on-exec, and every descriptor lockmgr's own
+		// runtime and packages open is (the runtime's cgroup files, epoll
+		// and eventfd sit at 3 and up when the shell passed nothing
+		// there). Locking one would report success on a lock no one holds.
+		return "", withCode(exitNoInput, fmt.Errorf("--fd %d: descriptor was not passed in by the caller (it is one of lockmgr's own); open the lock file on it first, as in 'exec %d>/var/lock/job'", fd, fd))
 	}
 	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {

@@ -402,8 +402,8 @@ func (t *inodeTable) add(o *lockfile.Opened) *inode {
 // table and closes its descriptors: no handle holds a lock on the inode
 // then, so closing releases nothing, and it fires the inotify close event
 // that other processes' waiters sleep on. If removePath is set, the file
-// is first unlinked from it, if it is still there (see
-// lockfile.Opened.Discard).
+// is first unlinked from it, if it is still there and no other process
+// holds any lock on it (see lockfile.Opened.Discard).
 func (t *inodeTable) unref(e *inode, removePath string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -413,7 +413,16 @@ func (t *inodeTable) unref(e *inode, removePath string) error {
 	delete(t.byKey, e.key)
 	var err error
 	if removePath != "" {
-		err = e.first.RemoveIfStillAt(removePath)
+		// Another process may have opened the file since we created it,
+		// and locked it: unlink only under a write lock over the whole
+		// file, which no handle of ours holds any part of now (it has no
+		// references left), so the kernel grants it only if no other
+		// process holds any of it. Closing the descriptors below drops it.
+		e.mu.Lock()
+		if e.setlk(unix.F_WRLCK, backend.WholeFile) == nil {
+			err = e.first.RemoveIfStillAt(removePath)
+		}
+		e.mu.Unlock()
 	}
 	for _, o := range e.files {
 		if cerr := o.File.Close(); err == nil {

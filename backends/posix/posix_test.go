@@ -603,3 +603,38 @@ func TestUncovered(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedLockKeepsFileAnotherLocked: a lock attempt that created the
+// file and then failed for a reason other than a conflict gives the file
+// up with remove (as lockLoop does); if another process has meanwhile
+// opened the new file and locked it, the file must stay, or a third
+// process would create a fresh one at the path and lock it too. It used
+// to be unlinked without any lock held on it.
+func TestFailedLockKeepsFileAnotherLocked(t *testing.T) {
+	p := lockPath(t)
+	e, created, err := inodes.use(p, 0, backend.Exclusive)
+	if err != nil || !created {
+		t.Fatalf("use: created %v, %v; want a new file", created, err)
+	}
+	holder := locktest.StartPeer(t, helperCmd(context.Background(), "hold", p, "write", backend.WholeFile))
+	holder.Expect(t, "locked")
+	if err := inodes.unref(e, p); err != nil {
+		t.Fatalf("unref: %v", err)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Fatalf("giving up the new file removed it while another process holds it: %v", err)
+	}
+	wantProbe(t, p, "write", backend.WholeFile, "busy")
+
+	// With no one else on it, the new file goes.
+	q := lockPath(t)
+	if e, created, err = inodes.use(q, 0, backend.Exclusive); err != nil || !created {
+		t.Fatalf("use: created %v, %v; want a new file", created, err)
+	}
+	if err := inodes.unref(e, q); err != nil {
+		t.Fatalf("unref: %v", err)
+	}
+	if _, err := os.Lstat(q); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("giving up the new file left it behind (lstat: %v)", err)
+	}
+}

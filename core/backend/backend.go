@@ -92,9 +92,22 @@ type Range struct {
 var WholeFile = Range{Start: 0, End: ToEOF}
 
 // RangeOf converts struct flock's (start, length) to a Range; a length of
-// zero reaches the end of the file.
+// zero reaches the end of the file, and so does one that would run past
+// the largest offset. A negative start or length gives a range that
+// Valid refuses, so that Lock reports ErrInvalid: struct flock reads a
+// negative length as the bytes before start, which lockmgr does not
+// offer, and a mistaken sign must never widen into "to the end of the
+// file".
 func RangeOf(start, length int64) Range {
-	if length == 0 || start > ToEOF-length {
+	switch {
+	case length < 0:
+		end := start + length
+		if end > start {
+			// Wrapped round (start is negative then): keep End below Start.
+			end = math.MinInt64
+		}
+		return Range{Start: start, End: end}
+	case length == 0 || start > ToEOF-length:
 		return Range{Start: start, End: ToEOF}
 	}
 	return Range{Start: start, End: start + length}
@@ -290,8 +303,10 @@ func (req Request) Validate(caps Capabilities) error {
 		return Invalidf("unknown lock mode %d", req.Mode)
 	case req.Mode == Shared && !caps.Shared:
 		return Unsupportedf("shared locks")
+	case req.Range.Normalize().Start < 0:
+		return Invalidf("byte range starts at %d, before the start of the file", req.Range.Start)
 	case !req.Range.Valid():
-		return Invalidf("byte range start %d, end %d", req.Range.Start, req.Range.End)
+		return Invalidf("byte range from %d to %d: a length must be positive, or zero for to the end of the file", req.Range.Start, req.Range.End)
 	case !req.Range.IsWholeFile() && !caps.ByteRanges:
 		return Unsupportedf("byte ranges")
 	case req.FD > 0 && !caps.InheritedFD:

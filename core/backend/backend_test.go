@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"syscall"
 	"testing"
 )
@@ -58,6 +59,26 @@ func TestRangeOf(t *testing.T) {
 	}
 }
 
+// TestRangeOfNegativeIsInvalid: a negative length (or start) is a mistake,
+// never a lock to the end of the file. RangeOf(0, -1) used to overflow
+// into [0, EOF), the whole file.
+func TestRangeOfNegativeIsInvalid(t *testing.T) {
+	cases := [][2]int64{
+		{0, -1}, {10, -5}, {5, -5}, {1 << 62, -1}, {0, math.MinInt64},
+		{math.MaxInt64, -1}, {-1, 5}, {-1, 0}, {-1, -1}, {math.MinInt64, -1}, {math.MinInt64, 0},
+	}
+	for _, c := range cases {
+		r := RangeOf(c[0], c[1])
+		if r.Valid() || r.IsWholeFile() {
+			t.Errorf("RangeOf(%d, %d) = %+v, a valid range (whole file: %v); want an invalid one", c[0], c[1], r, r.IsWholeFile())
+		}
+		req := Request{Path: "/l", Range: r}
+		if err := req.Validate(allCaps); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Validate of RangeOf(%d, %d) = %v, want ErrInvalid", c[0], c[1], err)
+		}
+	}
+}
+
 func TestErrorMatchesContextErrors(t *testing.T) {
 	err := Errorf("lock", "/run/lock/x", "flock", ErrTimeout)
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
@@ -105,6 +126,8 @@ func FuzzValidate(f *testing.F) {
 	f.Add("/l", 0, int64(0), int64(0), 0, uint32(0o644), true)
 	f.Add("", 1, int64(-1), int64(5), 4, uint32(0o7777), false)
 	f.Add("/l", 1, int64(1<<62), int64(1<<62), 0, uint32(0), true)
+	f.Add("/l", 0, int64(0), int64(-1), 0, uint32(0), true)
+	f.Add("/l", 0, int64(10), int64(-1<<63), 0, uint32(0), true)
 	f.Fuzz(func(t *testing.T, path string, mode int, start, length int64, fd int, perm uint32, ranges bool) {
 		caps := allCaps
 		caps.ByteRanges = ranges
@@ -114,6 +137,9 @@ func FuzzValidate(f *testing.F) {
 				t.Fatalf("Validate(%+v) = %v, neither ErrInvalid nor ErrUnsupported", req, err)
 			}
 			return
+		}
+		if start < 0 || length < 0 {
+			t.Fatalf("Validate admitted RangeOf(%d, %d) = %+v", start, length, req.Range)
 		}
 		r := req.Range.Normalize()
 		if r.Start < 0 || r.End <= r.Start || r.Len() < 0 {

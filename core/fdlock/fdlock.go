@@ -153,7 +153,9 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 		case err == unix.EINTR:
 			continue
 		case err != unix.EWOULDBLOCK && err != unix.EAGAIN:
-			o.Discard(req.Path)
+			o.Discard(req.Path, func(fd int) error {
+				return b.mech.TryLock(fd, backend.Exclusive, backend.WholeFile)
+			})
 			return nil, explain(err, req.Mode)
 		case !req.Wait:
 			o.File.Close()

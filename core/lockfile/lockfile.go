@@ -148,8 +148,17 @@ func (o *Opened) RemoveIfStillAt(path string) error {
 // Discard closes o and, if Open created the file, removes it again: for a
 // lock attempt that failed before any lock was taken, so that bad input
 // leaves no lock file behind where none existed.
-func (o *Opened) Discard(path string) {
-	if o.Created {
+//
+// Between Open and now, another process may have opened the new file and
+// locked it; unlinking it then would let a third process create a fresh
+// file at the path and lock that too, and both would hold "the" lock. So
+// the file is removed only while o holds it exclusively: tryExclusive
+// must take, without waiting, an exclusive lock on the whole file through
+// o's descriptor, with the backend's own mechanism. If it fails for any
+// reason, the file stays (an empty lock file is harmless); closing o then
+// drops the lock it may have taken.
+func (o *Opened) Discard(path string, tryExclusive func(fd int) error) {
+	if o.Created && tryExclusive != nil && tryExclusive(int(o.File.Fd())) == nil {
 		_ = o.RemoveIfStillAt(path)
 	}
 	o.File.Close()

@@ -353,6 +353,41 @@ func TestRemoveIfStillAt(t *testing.T) {
 	}
 }
 
+// tryFlock takes an exclusive flock(2) lock on fd without waiting.
+func tryFlock(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }
+
+// TestDiscardLeavesFileLockedByAnother: a created file that someone else
+// has opened and locked meanwhile stays, and so does one whose lock
+// attempt fails for any reason.
+func TestDiscardLeavesFileLockedByAnother(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	o, err := Open(p, 0)
+	if err != nil || !o.Created {
+		t.Fatalf("Open: created %v, %v; want a new file", o != nil && o.Created, err)
+	}
+	other, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := tryFlock(int(other.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	o.Discard(p, tryFlock)
+	if _, err := os.Lstat(p); err != nil {
+		t.Fatalf("Discard removed a file another open file description holds locked: %v", err)
+	}
+
+	q := filepath.Join(t.TempDir(), "lock")
+	if o, err = Open(q, 0); err != nil {
+		t.Fatal(err)
+	}
+	o.Discard(q, func(int) error { return unix.ENOLCK })
+	if _, err := os.Lstat(q); err != nil {
+		t.Fatalf("Discard removed a file it could not lock: %v", err)
+	}
+}
+
 func TestDiscard(t *testing.T) {
 	dir := t.TempDir()
 
@@ -361,7 +396,7 @@ func TestDiscard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Discard(created)
+	o.Discard(created, tryFlock)
 	if _, err := os.Lstat(created); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Discard left behind the file Open created (lstat: %v)", err)
 	}
@@ -377,7 +412,7 @@ func TestDiscard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Discard(existing)
+	o.Discard(existing, tryFlock)
 	if b, err := os.ReadFile(existing); err != nil || string(b) != "mine" {
 		t.Fatalf("Discard removed or changed a file Open did not create (read %q, %v)", b, err)
 	}
@@ -389,7 +424,7 @@ func TestDiscard(t *testing.T) {
 		t.Fatal(err)
 	}
 	replace(t, replaced)
-	o.Discard(replaced)
+	o.Discard(replaced, tryFlock)
 	if b, err := os.ReadFile(replaced); err != nil || string(b) != "new" {
 		t.Fatalf("Discard removed a file that replaced the one Open created (read %q, %v)", b, err)
 	}
