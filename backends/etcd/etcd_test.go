@@ -126,6 +126,10 @@ func rawClient(t *testing.T, endpoints ...string) *clientv3.Client {
 // uniqueName returns a lock name no other test or earlier run uses.
 func uniqueName(what string) string { return "test/" + what + "/" + rand.Text() }
 
+// plainName returns a unique lock name with no "/" or "%", which its etcd
+// keys spell as it is, as `etcdctl lock` does.
+func plainName(what string) string { return "test-" + what + "-" + rand.Text() }
+
 // request asks for an exclusive lock on name, as a Handle would for
 // lockmgr.New(name).
 func request(name string, wait bool) backend.Request {
@@ -143,14 +147,56 @@ func TestConformance(t *testing.T) { locktest.Run(t) }
 func TestKeyPrefix(t *testing.T) {
 	for _, c := range []struct{ prefix, name, want string }{
 		{"/lockmgr/", "job", "/lockmgr/job"},
-		{"/lockmgr/", "/var/run/job", "/lockmgr/var/run/job"},
-		{"/lockmgr", "/var/run/job", "/lockmgr/var/run/job"},
+		{"/lockmgr/", "/var/run/job", "/lockmgr/%2Fvar%2Frun%2Fjob"},
+		{"/lockmgr/", "jobs/nightly", "/lockmgr/jobs%2Fnightly"},
 		{"", "job", "job"}, // etcdctl lock job
-		{"", "/job", "/job"},
+		{"", "/job", "%2Fjob"},
+		{"", "100%", "100%25"},
+		{"", "a%2Fb", "a%252Fb"},
+		{"", "a/b", "a%2Fb"},
 		{"locks-", "job", "locks-job"},
+		{"/lockmgr/", "job.x-y_z:1 é", "/lockmgr/job.x-y_z:1 é"},
 	} {
 		if got := keyPrefix(c.prefix, c.name); got != c.want {
 			t.Errorf("keyPrefix(%q, %q) = %q, want %q", c.prefix, c.name, got, c.want)
+		}
+	}
+}
+
+// TestNamesIndependent: distinct names are distinct locks, whatever
+// slashes or percent signs they hold: a holder of one never blocks another,
+// neither parent nor child (job and job/x), nor names that differed only
+// by a slash the prefix already had, nor a name that spells another's
+// escape. Inspect agrees with the locks.
+func TestNamesIndependent(t *testing.T) {
+	b := newTestBackend(t, nil)
+	base := "test-independent-" + rand.Text()
+	for _, pair := range [][2]string{
+		{base, base + "/x"},
+		{base + "/x", base},
+		{base + "/a/b", base + "/a"},
+		{base, "/" + base},
+		{base + "/y", base + "%2Fy"},
+		{base + "%", base + "%25"},
+	} {
+		held, err := b.Acquire(context.Background(), request(pair[0], false))
+		if err != nil {
+			t.Fatalf("lock %q: %v", pair[0], err)
+		}
+		other, err := b.Acquire(context.Background(), request(pair[1], false))
+		if err != nil {
+			t.Errorf("lock %q while %q is held: %v, want it granted: distinct names are independent", pair[1], pair[0], err)
+		} else {
+			b.Release(context.Background(), other.ID)
+		}
+		if st, err := b.Inspect(context.Background(), pair[1]); err != nil || len(st.Holders)+len(st.Waiters) != 0 {
+			t.Errorf("Inspect %q while only %q is held: %+v, %v; want it free", pair[1], pair[0], st, err)
+		}
+		if st, err := b.Inspect(context.Background(), pair[0]); err != nil || len(st.Holders) != 1 {
+			t.Errorf("Inspect %q while it is held: %+v, %v; want one holder", pair[0], st, err)
+		}
+		if err := b.Release(context.Background(), held.ID); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -168,7 +214,8 @@ func TestKeyLayout(t *testing.T) {
 	}
 	defer b.Release(context.Background(), held.ID)
 	cli := rawClient(t, sharedEtcd.Endpoint())
-	pfx := "/layout-test" + name + "/"
+	// The name's slashes are spelled %2F (see keyName).
+	pfx := "/layout-test/" + strings.ReplaceAll(name, "/", "%2F") + "/"
 	resp, err := cli.Get(context.Background(), pfx, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -577,12 +624,12 @@ func TestWaitEndsWhenEtcdStops(t *testing.T) {
 	}
 }
 
-// TestMutexInterop: a lock with prefix "" is etcd's concurrency.Mutex on
-// the lock's name, the very Mutex `etcdctl lock NAME` takes, so the two
-// exclude each other both ways.
+// TestMutexInterop: a lock with prefix "" on a name without "/" or "%" is
+// etcd's concurrency.Mutex on the lock's name, the very Mutex `etcdctl
+// lock NAME` takes, so the two exclude each other both ways.
 func TestMutexInterop(t *testing.T) {
 	b := newTestBackend(t, map[string]any{"prefix": ""})
-	name := uniqueName("mutex")
+	name := plainName("mutex")
 	cli := rawClient(t, sharedEtcd.Endpoint())
 	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
 	if err != nil {
