@@ -10,17 +10,32 @@ package main
 // the key layout).
 //
 // The lease is kept alive by the client library, and a lock is only as
-// good as that: if etcd cannot be reached, the server expires the lease
-// one TTL after the last keep-alive it answered, and another process may
-// then take the lock. The library's own verdict comes late for that: it
-// gives a lease up one TTL after it *received* the last answer, checked
-// once a second, which is after the server may already have let the lease
-// go. So each lock watches the keep-alive answers itself and declares the
-// lock lost a safety margin before the lease can have expired on the
-// server (see safetyMargin), and the lost channel fires then. It fires
-// too if the lock's key is deleted under a live lease (`etcdctl del`),
-// which hands the lock to the next waiter without any lease expiring.
+// good as that. The rule for declaring a lock lost is the cluster's own
+// word: the lock is lost when the cluster says its lease is gone (a
+// keep-alive answered with a TTL of zero, LeaseNotFound, or the holder's
+// key deleted, by `etcdctl del` or a revoke), or when no member has
+// confirmed the lease for a full TTL. Not earlier: a change of leader
+// leaves a gap in the answers (an election takes one to two election
+// timeouts, a second or two by default), and the new leader extends every
+// lease by a full TTL when it takes over, so a lock declared lost during
+// the gap would stop a user's job for nothing, and a rolling restart of
+// etcd would stop every job. Not later either: the server counts the TTL
+// from when it handled the last renewal, a network trip before its answer
+// reached us, so under a partition the lease may expire on the server at
+// about the moment the loss is announced, a trip before it at worst. That
+// is what fencing tokens are for (docs/etcd.rst).
 //
+// The library's own keep-alive channel cannot carry that rule alone: it
+// closes alike when the server says the lease is gone, when the library
+// has heard nothing for a TTL, and, for the first answer, after only the
+// dial timeout and a second, which can be shorter than the TTL; and once
+// closed it renews no more. So each lock watches the answers itself
+// (watch), renews on its own between the library's renewals (probe, see
+// renewAfter), and when the channel closes asks the cluster on its own
+// until an answer or the deadline comes: a renewal confirms the lease and
+// the library's keep-alive is started again, and LeaseNotFound is the
+// cluster saying the lock is gone.
+
 // Shared locks are not offered. etcd's reader/writer recipe
 // (client/v3/experimental/recipes.RWMutex) cannot be used as it is: its
 // waits watch with context.Background, so nothing can cancel them or give
@@ -210,14 +225,36 @@ func lockName(req backend.Request) string {
 	return req.Path
 }
 
-// keyPrefix returns the etcd key prefix of the lock name under prefix,
-// without doubling the slash between a prefix such as "/lockmgr/" and an
-// absolute name.
-func keyPrefix(prefix, name string) string {
-	if strings.HasSuffix(prefix, "/") && strings.HasPrefix(name, "/") {
-		name = name[1:]
+// keyPrefix returns the etcd key prefix of the lock name under prefix:
+// the prefix as it is, then the name with "/" written as "%2F" and "%" as
+// "%25" (see keyName).
+func keyPrefix(prefix, name string) string { return prefix + keyName(name) }
+
+// keyName is a lock name as its etcd keys spell it. concurrency.Mutex
+// keys a lock's holder and waiters under NAME+"/", and takes every key in
+// that range for one of them, so a name with a "/" in it would land in the
+// range of the name before the slash: a holder of job/x would block job,
+// though job would not block job/x. Writing "/" as "%2F" keeps every
+// spelled name free of "/", so no name's range holds another's keys and
+// distinct names are distinct locks; writing "%" as "%25" keeps two names
+// from being spelled alike (a/b and a%2Fb). A name with neither is spelled
+// as it is, so that `etcdctl lock NAME` takes the very same lock.
+func keyName(name string) string {
+	if !strings.ContainsAny(name, "/%") {
+		return name
 	}
-	return prefix + name
+	var b strings.Builder
+	for i := range len(name) {
+		switch c := name[i]; c {
+		case '/':
+			b.WriteString("%2F")
+		case '%':
+			b.WriteString("%25")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Acquire implements backend.LockMgr.
@@ -355,26 +392,26 @@ type lock struct {
 	endErr   error
 }
 
-// safetyMargin is how long before a lease's expected expiry on the server
-// a lock is declared lost. The server counts the TTL from when it handled
-// the keep-alive, which is a network trip before its answer reaches us;
-// a tenth of the TTL (at least 100ms, at most a second) covers that trip
-// on any network a lock service should be used over. It must stay well
-// under two thirds of the TTL, since the client renews every third of it.
-func safetyMargin(ttl time.Duration) time.Duration {
-	return min(max(ttl/10, 100*time.Millisecond), time.Second)
-}
+// renewAfter is how long after a confirmation the lock renews its lease
+// on its own, besides the library's renewal a third of the TTL after it
+// (give or take the half second at which the library looks whether one is
+// due). A leader that dies takes the renewals with it until the next one
+// is elected, and the lease is lost unless that gap, counted from the
+// last confirmation before the death, stays under a TTL; renewing twice
+// as often halves the part of the gap that is ours, which lets a TTL of
+// four or five election timeouts ride through an election.
+func renewAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 
 // grant starts the lock's session: a lease of cfg.ttl, kept alive, and
 // watched for its loss.
 func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
 	gctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
-	asked := time.Now() // the server's clock for the TTL starts after this
 	resp, err := cli.Grant(gctx, int64(cfg.ttl/time.Second))
 	if err != nil {
 		return nil, err
 	}
+	granted := time.Now() // the first confirmation of the lease
 	// The server may raise the TTL to its own minimum; it keeps its word.
 	ttl := time.Duration(resp.TTL) * time.Second
 	lctx, cancelLock := context.WithCancel(cli.Ctx())
@@ -389,7 +426,7 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 				lost:     make(chan struct{}),
 				released: make(chan struct{}),
 			}
-			go l.watch(ka, asked.Add(ttl-safetyMargin(ttl)), safetyMargin(ttl))
+			go l.watch(ka, granted, ttl)
 			return l, nil
 		}
 	}
@@ -403,28 +440,102 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 // mutexPrefix is the key prefix the lock's Mutex puts its key under.
 func (l *lock) mutexPrefix() string { return keyPrefix(l.cfg.prefix, l.name) + "/" }
 
-// watch follows the keep-alive answers for the lock's lease and declares
-// the lock lost when the client gives the lease up, or when no answer has
-// come by deadline, margin before the lease may expire on the server.
-func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, deadline time.Time, margin time.Duration) {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
+// watch follows the confirmations of the lock's lease and declares the
+// lock lost by the rule at the top of this file: when the cluster says the
+// lease is gone, or when no confirmation has come for a full TTL since the
+// last one, which came at confirmed. ka is the library's keep-alive
+// channel.
+func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.Time, ttl time.Duration) {
+	deadline := confirmed.Add(ttl)
+	expire := time.NewTimer(time.Until(deadline))
+	defer expire.Stop()
+	renew := time.NewTimer(renewAfter(ttl))
+	defer renew.Stop()
+	var probed chan probeResult // set while a probe runs
+	confirm := func(at time.Time, renewed time.Duration) {
+		deadline = at.Add(renewed)
+		expire.Reset(time.Until(deadline))
+		renew.Reset(time.Until(at.Add(renewAfter(renewed))))
+	}
+	startProbe := func() {
+		if probed == nil {
+			probed = make(chan probeResult, 1)
+			go l.probe(deadline, probed)
+		}
+	}
 	for {
 		select {
 		case <-l.released:
 			return
 		case resp, ok := <-ka:
 			if !ok {
-				// The lease expired (the server said so), or the client
-				// has heard nothing for a whole TTL, or the client closed.
-				l.lose()
-				return
+				// The server said the lease is gone, or the library gave
+				// up on it, or the client is closing: ask.
+				ka = nil
+				startProbe()
+				continue
 			}
 			// The server counts this TTL from before we got its answer.
-			timer.Reset(time.Duration(resp.TTL)*time.Second - margin)
-		case <-timer.C:
+			confirm(time.Now(), time.Duration(resp.TTL)*time.Second)
+		case <-renew.C:
+			startProbe()
+		case r := <-probed:
+			probed = nil
+			switch {
+			case errors.Is(r.err, rpctypes.ErrLeaseNotFound), r.err != nil && l.ctx.Err() != nil:
+				// Gone, or the client closed and nothing renews it now.
+				l.lose()
+				return
+			case r.err != nil || r.at.After(deadline):
+				// No answer by the deadline; expire says so.
+				continue
+			}
+			confirm(r.at, r.ttl)
+			if ka == nil {
+				var err error
+				if ka, err = l.cli.KeepAlive(l.ctx, l.sess.Lease()); err != nil {
+					l.lose() // the client's keep-alives have halted
+					return
+				}
+			}
+		case <-expire.C:
 			l.lose()
 			return
+		}
+	}
+}
+
+// probeResult is what a probe heard: a renewal of ttl answered at at, or
+// why there was none.
+type probeResult struct {
+	at  time.Time
+	ttl time.Duration
+	err error
+}
+
+// probe renews the lock's lease on its own, over a stream of its own,
+// until the cluster answers or deadline passes, and sends what it heard.
+// A member with no leader holds the renewal until one is elected, and
+// then forwards it, so the answer comes as soon as the cluster can give
+// it.
+func (l *lock) probe(deadline time.Time, result chan<- probeResult) {
+	ctx, cancel := context.WithDeadline(l.ctx, deadline)
+	defer cancel()
+	for {
+		resp, err := l.cli.KeepAliveOnce(ctx, l.sess.Lease())
+		switch {
+		case err == nil:
+			result <- probeResult{at: time.Now(), ttl: time.Duration(resp.TTL) * time.Second}
+			return
+		case errors.Is(err, rpctypes.ErrLeaseNotFound), ctx.Err() != nil:
+			result <- probeResult{err: err}
+			return
+		}
+		// Refused for another reason (KeepAliveOnce itself retries while
+		// the cluster is unavailable): try again shortly.
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -80,14 +80,17 @@ func (l *etcdctlLock) unlock(t *testing.T) {
 }
 
 // TestEtcdctlLock: with prefix "", a lockmgr lock on NAME and the real
-// `etcdctl lock NAME` exclude each other, both ways.
+// `etcdctl lock NAME` exclude each other, both ways, for a name without
+// "/" or "%"; for one with a slash, etcdctl takes lockmgr's lock by the
+// name its keys spell (job%2Fx for job/x), and etcdctl's own job/x, which
+// falls in job's key range, blocks lockmgr's job as it blocks etcdctl's.
 func TestEtcdctlLock(t *testing.T) {
 	etcdctl, err := exec.LookPath("etcdctl")
 	if err != nil {
 		t.Skip("etcdctl not found (Debian: apt-get install etcd-client): ", err)
 	}
 	b := newTestBackend(t, map[string]any{"prefix": ""})
-	name := uniqueName("etcdctl")
+	name := plainName("etcdctl")
 
 	// etcdctl holds: lockmgr is refused, sees who holds, and gets it after.
 	ctl := startEtcdctlLock(t, etcdctl, name)
@@ -120,6 +123,38 @@ func TestEtcdctlLock(t *testing.T) {
 	}
 	if key := ctl.key(t, 5*time.Second); !strings.HasPrefix(key, name+"/") {
 		t.Fatalf("etcdctl holds key %q, not under %s/", key, name)
+	}
+	ctl.unlock(t)
+
+	// A name with a slash: lockmgr's child/x is etcdctl's child%2Fx.
+	child := name + "/x"
+	if held, err = b.Acquire(context.Background(), request(child, false)); err != nil {
+		t.Fatal(err)
+	}
+	ctl = startEtcdctlLock(t, etcdctl, name+"%2Fx")
+	select {
+	case line := <-ctl.lines:
+		t.Fatalf("etcdctl lock %s%%2Fx said %q while lockmgr held %s", name, line, child)
+	case <-time.After(time.Second):
+	}
+	if err := b.Release(context.Background(), held.ID); err != nil {
+		t.Fatal(err)
+	}
+	if key := ctl.key(t, 5*time.Second); !strings.HasPrefix(key, name+"%2Fx/") {
+		t.Fatalf("etcdctl holds key %q, not under %s%%2Fx/", key, name)
+	}
+	ctl.unlock(t)
+
+	// etcdctl's own child/x is not lockmgr's child/x, and lies in the key
+	// range of name, so it blocks lockmgr's name, as it blocks etcdctl's.
+	ctl = startEtcdctlLock(t, etcdctl, child)
+	ctl.key(t, 20*time.Second)
+	if held, err = b.Acquire(context.Background(), request(child, false)); err != nil {
+		t.Fatalf("lockmgr lock %s while etcdctl holds its own %s: %v, want it granted", child, child, err)
+	}
+	b.Release(context.Background(), held.ID)
+	if _, err := b.Acquire(context.Background(), request(name, false)); !errors.Is(err, backend.ErrBusy) {
+		t.Fatalf("lockmgr lock %s while etcdctl holds %s: %v, want ErrBusy", name, child, err)
 	}
 	ctl.unlock(t)
 }

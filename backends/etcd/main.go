@@ -4,20 +4,27 @@
 //
 // # Key layout
 //
-// A lock named NAME lives under the etcd key prefix PREFIX+NAME, where
-// PREFIX is the [backends.etcd] prefix setting ("/lockmgr/" unless set);
-// when PREFIX ends with "/" and NAME begins with one, one of the two is
-// dropped, so that the lock /var/run/job is /lockmgr/var/run/job. Every
-// holder and waiter puts one key under that prefix,
+// A lock named NAME lives under the etcd key prefix PREFIX+SPELLED, where
+// PREFIX is the [backends.etcd] prefix setting ("/lockmgr/" unless set),
+// used as it is, and SPELLED is NAME with every "/" written "%2F" and
+// every "%" written "%25": /var/run/job is /lockmgr/%2Fvar%2Frun%2Fjob,
+// and job is /lockmgr/job. Every holder and waiter puts one key under
+// that prefix,
 //
-//	PREFIX+NAME + "/" + LEASE
+//	PREFIX+SPELLED + "/" + LEASE
 //
 // where LEASE is its etcd lease id in lower-case hex, attached to that
 // lease. The key with the lowest create revision holds the lock; the
 // others wait, each for the deletion of the key created just before its
 // own. That is etcd's own concurrency.Mutex, the one `etcdctl lock NAME`
 // uses with an empty prefix: with prefix = "" in the configuration, a
-// lockmgr lock on NAME and `etcdctl lock NAME` exclude each other.
+// lockmgr lock on NAME and `etcdctl lock SPELLED` exclude each other,
+// which for a name without "/" or "%" is `etcdctl lock NAME`.
+//
+// The Mutex takes every key under SPELLED+"/" for a holder or waiter, so
+// an unspelled job/x would lie in the range of job and block it, though
+// job would not block job/x. Spelled, no name holds a "/", no name's range
+// holds another's keys, and distinct names are distinct locks.
 //
 // lockmgr's holder writes a small JSON value on its key once it holds the
 // lock ({"host":..., "pid":..., "command":...}) so that `lockmgr status`
@@ -27,13 +34,11 @@
 // new holder's key is created after the previous holder's, so the token
 // increases strictly across holders of one lock.
 //
-// Two cautions follow from the layout. A lock whose name is another's
-// followed by "/" (job and job/nightly) shares its key range with it, so
-// the two exclude each other, as they would with etcdctl. And a lock is
-// only as safe as its lease: under a network partition the lease can
-// expire while the holder still runs. The holder hears of it through the
-// lost channel (lockmgr run --on-lost), but only a guarded resource that
-// checks the fencing token can refuse a holder that has not yet heard.
+// A lock is only as safe as its lease: under a network partition the
+// lease can expire while the holder still runs, at about the moment the
+// holder hears of it through the lost channel (lockmgr run --on-lost), and
+// only a guarded resource that checks the fencing token can refuse a
+// holder that has not yet stopped.
 package main
 
 import (

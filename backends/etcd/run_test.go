@@ -109,6 +109,16 @@ func TestLockmgrRun(t *testing.T) {
 		t.Fatalf("second lockmgr run -n while the first holds: %v, want exit status 1\n%s", err, out)
 	}
 
+	// status finds the holder under the same key, slashes and all.
+	out, err = lockmgrCmd("status", "-b", "etcd", name).CombinedOutput()
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "key "+keyPrefix("/lockmgr/", name)+"/") {
+		t.Fatalf("lockmgr status -b etcd %s while it is held: %v, want exit status 1 and its key\n%s", name, err, out)
+	}
+	// A longer name is another lock, not a part of this one.
+	if out, err := lockmgrCmd("run", "--backend", "etcd", "-n", name+"/x", "--", "true").CombinedOutput(); err != nil {
+		t.Fatalf("lockmgr run -n %s/x while %s is held: %v, want it to run\n%s", name, name, err, out)
+	}
+
 	stopped := time.Now()
 	srv.Stop()
 	if line := next(20 * time.Second); line != "terminated" {

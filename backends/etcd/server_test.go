@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,9 +28,12 @@ import (
 // them, for seconds (its request timeout), which would blur every
 // measurement of what a holder sees when etcd goes away.
 type etcdServer struct {
-	dir    string
-	client string // host:port
-	peer   string
+	dir     string
+	client  string // host:port
+	peer    string
+	name    string // the member's name
+	cluster string // the initial cluster, as etcd's --initial-cluster takes it
+	tick    time.Duration
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
@@ -37,13 +42,27 @@ type etcdServer struct {
 
 // Variables that make the test binary an etcd server process.
 const (
-	serverDir    = "ETCDTEST_SERVER_DIR"
-	serverClient = "ETCDTEST_SERVER_CLIENT"
-	serverPeer   = "ETCDTEST_SERVER_PEER"
+	serverDir     = "ETCDTEST_SERVER_DIR"
+	serverClient  = "ETCDTEST_SERVER_CLIENT"
+	serverPeer    = "ETCDTEST_SERVER_PEER"
+	serverName    = "ETCDTEST_SERVER_NAME"    // the member's name
+	serverCluster = "ETCDTEST_SERVER_CLUSTER" // the initial cluster
+	serverTick    = "ETCDTEST_SERVER_TICK"    // the heartbeat interval; an election takes ten
 )
 
 // startEtcd starts a server with its data in dir, on free ports.
 func startEtcd(dir string) (*etcdServer, error) {
+	s, err := newMember(dir, "lockmgr-test")
+	if err != nil {
+		return nil, err
+	}
+	s.cluster = s.name + "=http://" + s.peer
+	return s, s.start()
+}
+
+// newMember is a server on free ports, not started, not yet part of a
+// cluster.
+func newMember(dir, name string) (*etcdServer, error) {
 	cport, err := freePort()
 	if err != nil {
 		return nil, err
@@ -52,8 +71,62 @@ func startEtcd(dir string) (*etcdServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &etcdServer{dir: dir, client: fmt.Sprintf("127.0.0.1:%d", cport), peer: fmt.Sprintf("127.0.0.1:%d", pport)}
-	return s, s.start()
+	return &etcdServer{dir: dir, name: name, client: fmt.Sprintf("127.0.0.1:%d", cport), peer: fmt.Sprintf("127.0.0.1:%d", pport)}, nil
+}
+
+// etcdCluster is a real multi-member etcd cluster, each member a process
+// of its own that can be killed and restarted like a single server.
+type etcdCluster struct {
+	members []*etcdServer
+}
+
+// startCluster starts n members with their data under dir, electing a
+// leader after tick*10 without a heartbeat (etcd's default tick is 100ms).
+// The members start together, since none is ready before a quorum is.
+func startCluster(dir string, n int, tick time.Duration) (*etcdCluster, error) {
+	c := &etcdCluster{}
+	var peers []string
+	for i := range n {
+		m, err := newMember(filepath.Join(dir, fmt.Sprint(i)), fmt.Sprintf("member-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		m.tick = tick
+		c.members = append(c.members, m)
+		peers = append(peers, m.name+"=http://"+m.peer)
+	}
+	errs := make(chan error, n)
+	for _, m := range c.members {
+		m.cluster = strings.Join(peers, ",")
+		go func() { errs <- m.start() }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		c.Stop()
+	}
+	return c, first
+}
+
+// Endpoints are the members' client addresses, as LOCKMGR_ETCD_ENDPOINTS
+// takes them.
+func (c *etcdCluster) Endpoints() []string {
+	var eps []string
+	for _, m := range c.members {
+		eps = append(eps, m.Endpoint())
+	}
+	return eps
+}
+
+// Stop kills every member.
+func (c *etcdCluster) Stop() {
+	for _, m := range c.members {
+		m.Stop()
+	}
 }
 
 // freePort returns a port nothing listens on just now. Another process
@@ -78,7 +151,8 @@ func (s *etcdServer) start() error {
 		return nil
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=etcd", serverDir+"="+s.dir, serverClient+"="+s.client, serverPeer+"="+s.peer)
+	cmd.Env = append(os.Environ(), helperEnv+"=etcd", serverDir+"="+s.dir, serverClient+"="+s.client, serverPeer+"="+s.peer,
+		serverName+"="+s.name, serverCluster+"="+s.cluster, serverTick+"="+s.tick.String())
 	cmd.Stderr = os.Stderr
 	// Its stdin is its lifeline: if the tests die, it follows.
 	stdin, err := cmd.StdinPipe()
@@ -127,6 +201,13 @@ func (s *etcdServer) Stop() {
 	}
 }
 
+// stopped reports whether the server is stopped.
+func (s *etcdServer) stopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd == nil
+}
+
 // Restart starts the stopped server again, on the same ports and data.
 func (s *etcdServer) Restart() error { return s.start() }
 
@@ -134,13 +215,17 @@ func (s *etcdServer) Restart() error { return s.start() }
 // stdin closes or it is killed.
 func serveEtcd() int {
 	cfg := embed.NewConfig()
-	cfg.Name = "lockmgr-test"
+	cfg.Name = os.Getenv(serverName)
 	cfg.Dir = os.Getenv(serverDir)
 	client := url.URL{Scheme: "http", Host: os.Getenv(serverClient)}
 	peer := url.URL{Scheme: "http", Host: os.Getenv(serverPeer)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.InitialCluster = os.Getenv(serverCluster)
+	if tick, err := time.ParseDuration(os.Getenv(serverTick)); err == nil && tick > 0 {
+		cfg.TickMs = uint(tick / time.Millisecond)
+		cfg.ElectionMs = 10 * cfg.TickMs
+	}
 	// The tests' output is about locks; etcd's own log is noise there.
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
