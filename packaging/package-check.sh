@@ -254,10 +254,10 @@ git init -q "$repo"
 git -C "$root" ls-files -z -co --exclude-standard |
 	while IFS= read -r -d '' f; do [ -f "$root/$f" ] && printf '%s\0' "$f"; done |
 	tar -C "$root" --null -T - -cf - | tar -C "$repo" -xf -
-head=$(git -C "$root" rev-parse --short HEAD)
+wt_head=$(git -C "$root" rev-parse --short HEAD)
 git_repo() { git -C "$repo" -c user.name='lockmgr package-check' -c user.email=package-check@lockmgr.invalid -c gpg.program=gpg "$@"; }
 git_repo add -A
-git_repo commit -q -m "package-check: the working tree of $head"
+git_repo commit -q -m "package-check: the working tree of $wt_head"
 git_repo -c user.signingkey="$release_key" tag -s "v$pkgver" -m "lockmgr $pkgver"
 git_repo -c user.signingkey="$other_key" tag -s wrong-key -m "lockmgr $pkgver, signed by another key"
 git_repo tag -a unsigned -m "lockmgr $pkgver, unsigned"
@@ -309,7 +309,8 @@ grep -Eq "lockmgr git repo \.\.\. Passed" "$scratch/makepkg.log" ||
 changed=$(as_builder git -C "$scratch/src/src/lockmgr" status --porcelain)
 [ -z "$changed" ] || fail "the build modified tracked files in its checkout: $changed"
 [ -d "$scratch/src/src/gopath/pkg/mod" ] || fail "no module cache in \$srcdir/gopath: GOPATH is not in \$srcdir"
-left=$(cd "$scratch/home" && find . -mindepth 1 \( -path ./.config -o -path ./.config/go -o -path './.config/go/telemetry*' \) -prune -o -print)
+left=$(cd "$scratch/home" && find . -mindepth 1 ! -path ./.config ! -path ./.config/go \
+	! -path ./.config/go/telemetry ! -path './.config/go/telemetry/*' -print)
 [ -z "$left" ] || fail "the build left files in the builder's home: $left"
 say "packaging/PKGBUILD: checkout unmodified, GOPATH in \$srcdir, nothing left in \$HOME"
 
