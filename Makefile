@@ -9,13 +9,19 @@ DESTDIR   ?=
 BACKENDS  := flock posix ofd etcd
 MODULES   := core $(addprefix backends/,$(BACKENDS)) cli examples
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -tags grpcnotrace -ldflags '$(LDFLAGS)'
+# A package build adds its own linker flags (GOLDFLAGS, e.g. -bindnow) and may
+# set CGO_ENABLED; GOFLAGS from the environment reaches go build as it is
+# (packaging/PKGBUILD sets -buildmode=pie there). Unset, the binaries are
+# static, as the releases are.
+GOLDFLAGS   ?=
+CGO_ENABLED ?= 0
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
+GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS))'
 FUZZTIME  ?= 10s
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 
-.PHONY: all build demo test test-unit fuzz lint bench proto man install clean completions release-snapshot package-check docs
+.PHONY: all build demo test test-unit fuzz lint bench proto man install install-only clean completions release-snapshot package-check docs
 
 all: build
 
@@ -99,6 +105,17 @@ completions:
 ## the binary finds them), man pages, completions, the license, and
 ## $(SYSCONFDIR)/lockmgr/config.toml unless one is there already: the layout of the packages
 install: build man completions
+	@$(MAKE) --no-print-directory install-only
+
+## install-only: install what build, man and completions made, building nothing
+## (a package's package() step, which runs under fakeroot after build())
+LICENSEDIR ?= $(PREFIX)/share/licenses/lockmgr
+install-only:
+	@for f in $(BIN)/lockmgr $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)); do \
+		[ -x "$$f" ] || { echo "install-only: no $$f: run make build man completions first" >&2; exit 1; }; \
+	done
+	@[ -f $(GENDIR)/share/man/man1/lockmgr.1.gz ] && [ -f $(GENDIR)/share/bash-completion/completions/lockmgr ] || \
+		{ echo "install-only: no man pages or completions in $(GENDIR): run make man completions first" >&2; exit 1; }
 	install -Dm755 $(BIN)/lockmgr '$(DESTDIR)$(PREFIX)/bin/lockmgr'
 	install -dm755 '$(DESTDIR)$(PREFIX)/lib/lockmgr'
 	install -m755 $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)) '$(DESTDIR)$(PREFIX)/lib/lockmgr/'
@@ -114,7 +131,7 @@ install: build man completions
 		'$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_lockmgr'
 	install -Dm644 $(GENDIR)/share/fish/vendor_completions.d/lockmgr.fish \
 		'$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/lockmgr.fish'
-	install -Dm644 LICENSE '$(DESTDIR)$(PREFIX)/share/licenses/lockmgr/LICENSE'
+	install -Dm644 LICENSE '$(DESTDIR)$(LICENSEDIR)/LICENSE'
 	@conf='$(DESTDIR)$(SYSCONFDIR)/lockmgr/config.toml'; \
 	if [ -e "$$conf" ]; then \
 		echo "install: keeping $$conf; the default is packaging/config.toml"; \

@@ -3,21 +3,32 @@
 # would, into scratch roots, and run what got installed.
 #
 #  1. packaging/PKGBUILD, built by makepkg (Debian's) as an unprivileged
-#     user from a tarball of this working tree instead of the signed tag;
-#  2. the lockmgr-bin PKGBUILD that goreleaser generated, built against the
-#     snapshot tarball in dist/;
-#  3. goreleaser's own packages: the .pkg.tar.zst, .deb and .rpm.
+#     user from a signed tag: the working tree is committed to a scratch
+#     repository, tagged v$pkgver and signed with a throwaway key, which a
+#     copy of the PKGBUILD names in validpgpkeys. makepkg must refuse the
+#     same PKGBUILD pointed at an unsigned tag and at one signed by another
+#     key. package() runs again (makepkg -R) with no go in PATH: it only
+#     copies what build() made. Every installed ELF file must be a PIE with
+#     GNU_RELRO and BIND_NOW, prepare() must leave the checkout unmodified,
+#     and the build must leave nothing in the builder's home;
+#  2. the lockmgr-bin PKGBUILD that goreleaser generated (and aur-bin.sh
+#     fixed), built against the snapshot tarball in dist/; its .SRCINFO must
+#     be what makepkg --printsrcinfo prints;
+#  3. goreleaser's own packages: the .pkg.tar.zst, .deb and .rpm, whose
+#     binaries must be static (by design, see .goreleaser.yaml).
 #
 # The pacman packages are installed with pacman -U into a scratch root, the
 # .deb and .rpm unpacked into one. Each must hold exactly the files `make
-# install` lays out (the snapshot tarball's man pages), and for this
-# machine's architecture each installed lockmgr must find its plugins in
-# ROOT/usr/lib/lockmgr through ../lib/lockmgr and take locks
-# (packaging/smoke-test.sh).
+# install` lays out (the snapshot tarball's man pages), the license in
+# usr/share/licenses/PKGNAME, and for this machine's architecture each
+# installed lockmgr must find its plugins in ROOT/usr/lib/lockmgr through
+# ../lib/lockmgr and take locks (packaging/smoke-test.sh). Finally, vercmp
+# must order a snapshot before a release candidate before the release, with
+# the pkgvers both kinds of Arch package get.
 #
 # Needs root (for useradd, runuser and pacman --root) and dist/ from
 # `make release-snapshot`. Go modules for the source build come through
-# the module proxy into a scratch module cache.
+# the module proxy into the build's own $srcdir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,7 +38,7 @@ say() { printf 'package-check: %s\n' "$*" >&2; }
 fail() { printf 'package-check: FAIL: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root: it creates the build user, and pacman installs into scratch roots"
-for tool in "$GO" makepkg pacman bsdtar fakeroot runuser useradd dpkg-deb jq tar sha256sum; do
+for tool in "$GO" makepkg pacman vercmp bsdtar fakeroot runuser useradd dpkg-deb jq tar sha256sum git gpg gpgconf readelf; do
 	command -v "$tool" >/dev/null || fail "$tool is not installed (.ci/run lists what to apt-get install)"
 done
 [ -f dist/metadata.json ] && [ -f dist/artifacts.json ] && [ -f dist/aur/lockmgr-bin.pkgbuild ] ||
@@ -48,13 +59,23 @@ if ! id -u "$user" >/dev/null 2>&1; then
 fi
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/lockmgr-pkgcheck.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+cleanup() {
+	# The agents that key generation and verification started would outlive
+	# their directories.
+	GNUPGHOME=$scratch/gnupg-signer gpgconf --kill all 2>/dev/null || true
+	runuser -u "$user" -- env GNUPGHOME="$scratch/gnupg-builder" gpgconf --kill all 2>/dev/null || true
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
 chmod 755 "$scratch" # the build user must reach its own directories inside
-mkdir "$scratch/home" "$scratch/go" "$scratch/src" "$scratch/aur"
-chown "$user:" "$scratch/home" "$scratch/go" "$scratch/src" "$scratch/aur"
+mkdir "$scratch/home" "$scratch/src" "$scratch/aur" "$scratch/nogo"
+mkdir -m 700 "$scratch/gnupg-builder"
+chown "$user:" "$scratch/home" "$scratch/src" "$scratch/aur" "$scratch/gnupg-builder"
 
 # as_builder CMD...: run as the build user, in a clean environment but for
-# the Go settings in force here (proxy, checksum database, toolchain).
+# the Go settings in force here (proxy, checksum database, toolchain), with
+# its own keyring. GOPATH and GOCACHE are the PKGBUILD's business. PATH is
+# builder_path, which has go in it unless a caller says otherwise.
 # TMPDIR stays unset: a plugin's unix socket lives below it, and the cli
 # tests' deep working directories under a longer TMPDIR than /tmp push the
 # socket path past the kernel's 108 bytes.
@@ -64,11 +85,12 @@ for v in GOPROXY GOSUMDB GONOSUMDB GONOPROXY GOPRIVATE GOINSECURE GOTOOLCHAIN; d
 	[ -z "$val" ] || goenv+=("$v=$val")
 done
 gobin=$("$GO" env GOROOT)/bin
+syspath=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+builder_path=$gobin:$syspath
 as_builder() {
 	runuser -u "$user" -- env -i \
-		PATH="$gobin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-		HOME="$scratch/home" LANG=C.UTF-8 \
-		GOPATH="$scratch/go" GOMODCACHE="$scratch/go/mod" GOCACHE="$scratch/go/cache" "${goenv[@]}" \
+		PATH="$builder_path" \
+		HOME="$scratch/home" LANG=C.UTF-8 GNUPGHOME="$scratch/gnupg-builder" "${goenv[@]}" \
 		CARCH="$carch" PKGEXT=.pkg.tar.zst \
 		"$@"
 }
@@ -104,22 +126,73 @@ tarball=dist/lockmgr_${version}_linux_${goarch}.tar.gz
 		/usr/lib/lockmgr/lockmgr-backend-etcd /usr/lib/lockmgr/lockmgr-backend-flock \
 		/usr/lib/lockmgr/lockmgr-backend-ofd /usr/lib/lockmgr/lockmgr-backend-posix \
 		/usr/share/bash-completion/completions/lockmgr /usr/share/fish/vendor_completions.d/lockmgr.fish \
-		/usr/share/licenses/lockmgr/LICENSE /usr/share/zsh/site-functions/_lockmgr
+		/usr/share/licenses/PKGNAME/LICENSE /usr/share/zsh/site-functions/_lockmgr
 	tar -tzf "$tarball" | sed -n 's|^[^/]*/share/man/|/usr/share/man/|p' | grep -v '/$'
-} | LC_ALL=C sort >"$scratch/expected"
-grep -q '^/usr/share/man/man1/lockmgr\.1\.gz$' "$scratch/expected" || fail "$tarball has no lockmgr.1.gz"
+} >"$scratch/expected-files"
+grep -q '^/usr/share/man/man1/lockmgr\.1\.gz$' "$scratch/expected-files" || fail "$tarball has no lockmgr.1.gz"
 
-# check_tree NAME ROOT: ROOT holds exactly the expected files (pacman's
-# database and a package's own metadata aside).
+# check_tree NAME ROOT PKGNAME: ROOT holds exactly the expected files
+# (pacman's database and a package's own metadata aside), the license in
+# usr/share/licenses/PKGNAME, as namcap wants it.
 check_tree() {
-	local name=$1 r=$2
+	local name=$1 r=$2 pkgname=$3
+	sed "s|/PKGNAME/|/$pkgname/|" "$scratch/expected-files" | LC_ALL=C sort >"$scratch/expected"
 	(cd "$r" && find . \( -path ./var -o -name '.[A-Z]*' \) -prune -o \( -type f -o -type l \) -print) |
 		sed 's|^\.||' | LC_ALL=C sort >"$scratch/found"
 	diff -u "$scratch/expected" "$scratch/found" >"$scratch/tree.diff" || {
 		cat "$scratch/tree.diff" >&2
 		fail "$name does not install the expected files (- expected, + found)"
 	}
-	say "$name: the expected $(wc -l <"$scratch/found") files"
+	say "$name: the expected $(wc -l <"$scratch/found") files, the license in /usr/share/licenses/$pkgname"
+}
+
+# elf_files ROOT: every ELF file under ROOT (pacman's database aside).
+elf_files() {
+	local f
+	find "$1" -path "$1/var" -prune -o -type f -print | LC_ALL=C sort | while read -r f; do
+		[ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] && printf '%s\n' "$f"
+	done
+	return 0
+}
+
+# check_hardened NAME ROOT: every ELF file is a PIE (type DYN, as namcap's
+# elffile-without-pie wants it), with a GNU_RELRO segment and BIND_NOW: full
+# RELRO, namcap's elffile-without-relro. The PKGBUILD's flags must have
+# reached the build: Go's build info names the PIE build mode (GOFLAGS),
+# and the packed relocations (DT_RELR) come only from makepkg's $LDFLAGS
+# (-z pack-relative-relocs).
+check_hardened() {
+	local name=$1 r=$2 f n=0 rel
+	while read -r f; do
+		rel=${f#"$r"}
+		n=$((n + 1))
+		readelf -hW "$f" | grep -Eq '^ +Type: +DYN ' || fail "$name: $rel is not a PIE: $(readelf -hW "$f" | grep 'Type:')"
+		readelf -lW "$f" | grep -q ' GNU_RELRO ' || fail "$name: $rel has no GNU_RELRO segment"
+		readelf -dW "$f" | grep -Eq '\((FLAGS)\) +.*BIND_NOW|\(FLAGS_1\) +Flags:.* NOW' || fail "$name: $rel lacks BIND_NOW"
+		"$GO" version -m "$f" | grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' ||
+			fail "$name: $rel was not built with -buildmode=pie (GOFLAGS did not reach go build)"
+		readelf -dW "$f" | grep -q '(RELR) ' || fail "$name: $rel has no DT_RELR: makepkg's LDFLAGS did not reach the linker"
+	done < <(elf_files "$r")
+	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
+	say "$name: all $n ELF files are PIE with GNU_RELRO, BIND_NOW and makepkg's packed relocations:"
+	for f in "$r/usr/bin/lockmgr" "$r/usr/lib/lockmgr/lockmgr-backend-flock"; do
+		printf '    %s: %s; %s; %s\n' "${f#"$r"}" "$(readelf -hW "$f" | sed -n 's/^ *Type: *//p')" \
+			"$(readelf -lW "$f" | awk '$1 == "GNU_RELRO" { print "GNU_RELRO " $3 " size " $6 }')" \
+			"$(readelf -dW "$f" | awk '/\((FLAGS|FLAGS_1|RELR|NEEDED)\)/ { $1 = ""; printf "%s;", $0 }')" >&2
+	done
+}
+
+# check_static NAME ROOT: goreleaser's binaries are static by design (see
+# .goreleaser.yaml): no interpreter and no dynamic section, so there are no
+# run-time relocations for RELRO to protect.
+check_static() {
+	local name=$1 r=$2 f n=0
+	while read -r f; do
+		n=$((n + 1))
+		! readelf -lW "$f" | grep -Eq ' (INTERP|DYNAMIC) ' || fail "$name: ${f#"$r"} is not static"
+	done < <(elf_files "$r")
+	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
+	say "$name: all $n ELF files are static (no INTERP, no DYNAMIC)"
 }
 
 # run_installed NAME ROOT VERSION: the installed lockmgr, against its plugins.
@@ -136,37 +209,141 @@ backup_listed() {
 		fail "$1: etc/lockmgr/config.toml is not in the package's backup list"
 }
 
+# Arch's makepkg.conf flags over Debian's (which sets none), so that the
+# source build links as it would on Arch.
+{
+	echo 'source /etc/makepkg.conf'
+	[ "$carch" != x86_64 ] || echo 'CFLAGS="-march=x86-64 -mtune=generic -O2 -pipe -fno-plt -fexceptions -Wp,-D_FORTIFY_SOURCE=3 -Wformat -Werror=format-security -fstack-clash-protection -fcf-protection -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer"'
+	echo 'LDFLAGS="-Wl,-O1 -Wl,--sort-common -Wl,--as-needed -Wl,-z,relro -Wl,-z,now -Wl,-z,pack-relative-relocs"'
+} >"$scratch/makepkg.conf"
+chmod 644 "$scratch/makepkg.conf"
+
 say "note: makepkg's 'failed to initialize alpm library' is expected here: Debian has no pacman database for .BUILDINFO to list"
 
-# 1. packaging/PKGBUILD from a tarball of this working tree. The tarball
-# leaves out what .gitignore does, and .git; its top directory is the one
-# the git source would give, $pkgname.
+# 1. packaging/PKGBUILD from a signed tag. Two throwaway keys (no
+# passphrase, one day) in a keyring of root's: the release key, which signs
+# the tag, and another. The builder's keyring has both public keys, so the
+# wrong-key case fails on validpgpkeys rather than on a missing key.
 pkgver=$(sed -n 's/^pkgver=//p' packaging/PKGBUILD)
-say "packaging/PKGBUILD: lockmgr $pkgver from a tarball of $root"
-tar -C "$root" --exclude-vcs --exclude=./.cache --exclude=./dist --exclude=./bin --exclude=./out \
-	--exclude=./bench/results --exclude='*.test' --exclude='*.prof' \
-	--transform='s,^\.,lockmgr,' --owner=0 --group=0 -czf "$scratch/src/lockmgr-local.tar.gz" .
-sum=$(sha256sum "$scratch/src/lockmgr-local.tar.gz" | cut -d' ' -f1)
-# Only the source changes: the git tag ?signed becomes the local tarball,
-# which has no signature, so makepkg runs with --skippgpcheck.
-sed -e 's|^source=.*|source=("lockmgr-local.tar.gz")|' -e "s|^sha256sums=.*|sha256sums=('$sum')|" \
-	packaging/PKGBUILD >"$scratch/src/PKGBUILD"
-grep -qx 'source=("lockmgr-local.tar.gz")' "$scratch/src/PKGBUILD" && grep -qx "sha256sums=('$sum')" "$scratch/src/PKGBUILD" ||
-	fail "could not point the scratch PKGBUILD at the local tarball (source= or sha256sums= changed shape?)"
-chown -R "$user:" "$scratch/src"
-(cd "$scratch/src" && as_builder makepkg --nodeps --skippgpcheck --noconfirm --noprogressbar) ||
-	fail "makepkg of packaging/PKGBUILD failed"
+export GNUPGHOME=$scratch/gnupg-signer
+mkdir -m 700 "$GNUPGHOME"
+genkey() {
+	gpg --batch --quiet --gen-key <<-EOF
+		%no-protection
+		Key-Type: eddsa
+		Key-Curve: ed25519
+		Key-Usage: sign
+		Name-Real: $1
+		Name-Email: $2
+		Expire-Date: 1d
+		%commit
+	EOF
+	gpg --batch --with-colons --list-keys "$2" 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }'
+}
+say "generating throwaway tag-signing keys in $GNUPGHOME"
+release_key=$(genkey 'lockmgr release (throwaway)' release@lockmgr.invalid)
+other_key=$(genkey 'someone else (throwaway)' other@lockmgr.invalid)
+[ ${#release_key} -eq 40 ] && [ ${#other_key} -eq 40 ] || fail "no fingerprints for the generated keys"
+gpg --batch --export "$release_key" "$other_key" | as_builder gpg --batch --quiet --import ||
+	fail "could not import the throwaway public keys into the builder's keyring"
+
+# The scratch repository: this working tree's files (tracked, and untracked
+# but not ignored, as they are now), committed once and tagged three ways.
+repo=$scratch/repo
+git init -q "$repo"
+git -C "$root" ls-files -z -co --exclude-standard |
+	while IFS= read -r -d '' f; do [ -f "$root/$f" ] && printf '%s\0' "$f"; done |
+	tar -C "$root" --null -T - -cf - | tar -C "$repo" -xf -
+wt_head=$(git -C "$root" rev-parse --short HEAD)
+git_repo() { git -C "$repo" -c user.name='lockmgr package-check' -c user.email=package-check@lockmgr.invalid -c gpg.program=gpg "$@"; }
+git_repo add -A
+git_repo commit -q -m "package-check: the working tree of $wt_head"
+git_repo -c user.signingkey="$release_key" tag -s "v$pkgver" -m "lockmgr $pkgver"
+git_repo -c user.signingkey="$other_key" tag -s wrong-key -m "lockmgr $pkgver, signed by another key"
+git_repo tag -a unsigned -m "lockmgr $pkgver, unsigned"
+git -C "$repo" verify-tag "v$pkgver" 2>/dev/null || fail "git verify-tag v$pkgver fails in $repo"
+chown -R "$user:" "$repo"
+
+# pkgbuild_at DIR TAG: packaging/PKGBUILD in DIR, its source the scratch
+# repository at TAG (?signed kept), its validpgpkeys the throwaway release key.
+pkgbuild_at() {
+	local dir=$1 tag=$2
+	mkdir -p "$dir"
+	sed -e "s|^_release_key=.*|_release_key=$release_key|" \
+		-e "s|^source=.*|source=(\"\$pkgname::git+file://$repo#tag=$tag?signed\")|" \
+		packaging/PKGBUILD >"$dir/PKGBUILD"
+	grep -qx "_release_key=$release_key" "$dir/PKGBUILD" && grep -qx 'validpgpkeys=("$_release_key")' "$dir/PKGBUILD" &&
+		grep -qx "source=(\"\$pkgname::git+file://$repo#tag=$tag?signed\")" "$dir/PKGBUILD" ||
+		fail "could not point a copy of packaging/PKGBUILD at $repo#tag=$tag (_release_key=, validpgpkeys= or source= changed shape?)"
+	chown -R "$user:" "$dir"
+}
+
+# makepkg must refuse a tag that the release key did not sign.
+refused() {
+	local tag=$1 why=$2 dir=$scratch/refuse-$1
+	pkgbuild_at "$dir" "$tag"
+	if (cd "$dir" && as_builder makepkg --verifysource --noconfirm --noprogressbar) >"$dir/log" 2>&1; then
+		cat "$dir/log" >&2
+		fail "makepkg accepted the $tag tag"
+	fi
+	grep -q "$why" "$dir/log" && grep -q 'One or more PGP signatures could not be verified' "$dir/log" || {
+		cat "$dir/log" >&2
+		fail "makepkg refused the $tag tag, but not for '$why'"
+	}
+	say "packaging/PKGBUILD: makepkg refuses the $tag tag ($why)"
+}
+refused unsigned 'SIGNATURE NOT FOUND'
+refused wrong-key "invalid public key $other_key"
+
+say "packaging/PKGBUILD: lockmgr $pkgver from tag v$pkgver of $repo, signed by $release_key"
+pkgbuild_at "$scratch/src" "v$pkgver"
+(cd "$scratch/src" && as_builder makepkg --config "$scratch/makepkg.conf" --nodeps --noconfirm --noprogressbar) 2>&1 | tee "$scratch/makepkg.log" >&2
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "makepkg of packaging/PKGBUILD failed"
+grep -Eq "lockmgr git repo \.\.\. Passed" "$scratch/makepkg.log" ||
+	fail "makepkg did not report a verified signature on the v$pkgver tag"
+
+# prepare() and build() leave the checkout as the tag has it (go.work.sum
+# included), the module cache and build cache in $srcdir, and nothing in
+# the builder's home but Go's telemetry counters (which only
+# `go telemetry off` stops, not an environment variable).
+changed=$(as_builder git -C "$scratch/src/src/lockmgr" status --porcelain)
+[ -z "$changed" ] || fail "the build modified tracked files in its checkout: $changed"
+[ -d "$scratch/src/src/gopath/pkg/mod" ] || fail "no module cache in \$srcdir/gopath: GOPATH is not in \$srcdir"
+left=$(cd "$scratch/home" && find . -mindepth 1 ! -path ./.config ! -path ./.config/go \
+	! -path ./.config/go/telemetry ! -path './.config/go/telemetry/*' -print)
+[ -z "$left" ] || fail "the build left files in the builder's home: $left"
+say "packaging/PKGBUILD: checkout unmodified, GOPATH in \$srcdir, nothing left in \$HOME"
+
+# package() again with no go to run: it must only copy what build() made.
+cat >"$scratch/nogo/go" <<'EOF'
+#!/bin/sh
+echo "package-check: package() ran go $*; it must only install what build() made" >&2
+exit 1
+EOF
+chmod 755 "$scratch/nogo/go"
+(cd "$scratch/src" && builder_path=$scratch/nogo:$syspath as_builder makepkg --config "$scratch/makepkg.conf" --repackage --force --nodeps --noconfirm --noprogressbar) ||
+	fail "makepkg --repackage of packaging/PKGBUILD without go failed: package() builds"
 pkg=$(cd "$scratch/src" && as_builder makepkg --packagelist)
 [ -f "$pkg" ] || fail "makepkg made no $pkg"
 backup_listed packaging/PKGBUILD "$pkg"
 pacman_install "$scratch/root-src" "$pkg"
-check_tree "packaging/PKGBUILD" "$scratch/root-src"
-run_installed "packaging/PKGBUILD" "$scratch/root-src" "$pkgver"
+check_tree packaging/PKGBUILD "$scratch/root-src" lockmgr
+check_hardened packaging/PKGBUILD "$scratch/root-src"
+run_installed packaging/PKGBUILD "$scratch/root-src" "$pkgver"
 
 # 2. goreleaser's lockmgr-bin PKGBUILD, its source pointed at the snapshot
 # tarball (the release URL does not exist for a snapshot).
 say "dist/aur/lockmgr-bin.pkgbuild against $tarball"
 cp dist/aur/lockmgr-bin.pkgbuild "$scratch/aur/PKGBUILD"
+# The .SRCINFO that goes to the AUR with it must describe it exactly.
+chown -R "$user:" "$scratch/aur"
+(cd "$scratch/aur" && as_builder makepkg --printsrcinfo) >"$scratch/srcinfo" ||
+	fail "makepkg --printsrcinfo of dist/aur/lockmgr-bin.pkgbuild failed"
+diff -u dist/aur/lockmgr-bin.srcinfo "$scratch/srcinfo" >"$scratch/srcinfo.diff" || {
+	cat "$scratch/srcinfo.diff" >&2
+	fail "dist/aur/lockmgr-bin.srcinfo is not makepkg --printsrcinfo of its PKGBUILD (- .srcinfo, + makepkg; packaging/aur-bin.sh writes it)"
+}
+say "dist/aur/lockmgr-bin.srcinfo: what makepkg --printsrcinfo prints"
 cp "$tarball" "$scratch/aur/"
 name=$(basename "$tarball")
 sum=$(sha256sum "$tarball" | cut -d' ' -f1)
@@ -186,7 +363,8 @@ pkg=$(cd "$scratch/aur" && as_builder makepkg --packagelist)
 [ -f "$pkg" ] || fail "makepkg made no $pkg"
 backup_listed lockmgr-bin "$pkg"
 pacman_install "$scratch/root-aur" "$pkg"
-check_tree lockmgr-bin "$scratch/root-aur"
+check_tree lockmgr-bin "$scratch/root-aur" lockmgr-bin
+check_static lockmgr-bin "$scratch/root-aur"
 run_installed lockmgr-bin "$scratch/root-aur" "$version"
 
 # 3. goreleaser's packages, every format and architecture; those for this
@@ -214,11 +392,44 @@ for arch in amd64 arm64; do
 			;;
 		rpm) bsdtar -xf "$pkg" -C "$r" -s '|^/||' ;; # -s: paths are absolute in an rpm
 		esac
-		check_tree "$pkg" "$r"
+		check_tree "$pkg" "$r" lockmgr
+		check_static "$pkg" "$r"
 		if [ "$arch" = "$goarch" ]; then
 			run_installed "$pkg" "$r" "$version"
 		fi
 	done
 done
 
-say "OK: packaging/PKGBUILD, lockmgr-bin and goreleaser's packages install the same files, and run"
+# 4. Versions: pacman must order a snapshot before a release candidate
+# before the release, with the pkgvers lockmgr-bin and nfpm's package get.
+# The snapshot's are real (this dist/); those of an rc and a release of the
+# same version come from the mapping aur-bin.sh applies, which nfpm's must
+# agree with on the snapshot.
+[ "${version#*-}" != "$version" ] || fail "the snapshot version $version is not a prerelease"
+base=${version%%-*}
+aurver() { bash packaging/aur-bin.sh --pkgver "$1"; }
+nfpmpkg=$(jq -r --arg a "$goarch" '.[] | select(.type == "Linux Package" and .goarch == $a and .extra.Format == "archlinux") | .path' dist/artifacts.json)
+nfpmver=$(bsdtar -xOf "$nfpmpkg" .PKGINFO | sed -n 's/^pkgver = //p')
+[ -n "$nfpmver" ] || fail "$nfpmpkg has no pkgver"
+[ "$binver" = "$(aurver "$version")" ] || fail "lockmgr-bin's pkgver is $binver, want $(aurver "$version") (packaging/aur-bin.sh)"
+[ "$(vercmp "$nfpmver" "$binver-1")" = 0 ] ||
+	fail "nfpm's pkgver $nfpmver and lockmgr-bin's $binver-1 differ for pacman"
+# older NEWER: vercmp must say older < NEWER.
+older() {
+	[ "$(vercmp "$1" "$2")" = -1 ] || fail "pacman does not order $1 before $2 (vercmp $1 $2 = $(vercmp "$1" "$2"))"
+	printf '    vercmp %s %s = -1\n' "$1" "$2" >&2
+}
+rc1=$(aurver "$base-rc.1") rc2=$(aurver "$base-rc.2") rc10=$(aurver "$base-rc.10") rel=$(aurver "$base")
+say "versions: snapshot $version is $binver (lockmgr-bin) and $nfpmver (nfpm); $base-rc.1 is $rc1; $base is $rel"
+older "$binver" "$rc1"
+older "$nfpmver" "$rc1-1"
+older "$rc1" "$rc2"
+older "$rc2" "$rc10"
+older "$rc10" "$rel"
+older "$binver-1" "$rel-1"
+older "$nfpmver" "$rel-1"
+# and the next version's snapshots come after the release.
+next=$(awk -F. '{ print $1 "." $2 "." $3 + 1 }' <<<"$base")
+older "$rel" "$(aurver "$next-dev.0000000")"
+
+say "OK: packaging/PKGBUILD (signed tag, hardened), lockmgr-bin and goreleaser's packages install the same files, and run; pacman orders their versions"

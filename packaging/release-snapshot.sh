@@ -5,7 +5,8 @@
 #  1. builds the goreleaser pinned in packaging/tools (outside go.work);
 #  2. makes a throwaway signing key in a temporary GNUPGHOME;
 #  3. runs `goreleaser check` and `goreleaser release --snapshot --clean
-#     --skip=publish`, which writes dist/;
+#     --skip=publish`, which writes dist/, then packaging/aur-bin.sh, which
+#     sets the lockmgr-bin PKGBUILD's pkgver and .SRCINFO in dist/aur;
 #  4. verifies every signature with gpg, the checksum file with sha256sum,
 #     the files in each tarball, and the binaries' architectures;
 #  5. unpacks the amd64 tarball and runs it (packaging/smoke-test.sh): its
@@ -19,7 +20,7 @@ GO=${GO:-go}
 
 say() { printf 'release-snapshot: %s\n' "$*" >&2; }
 fail() { printf 'release-snapshot: FAIL: %s\n' "$*" >&2; exit 1; }
-for tool in "$GO" gpg gpgconf sha256sum tar jq file make; do
+for tool in "$GO" gpg gpgconf sha256sum tar jq file make makepkg runuser; do
 	command -v "$tool" >/dev/null || fail "$tool is not installed (.ci/run lists what to apt-get install)"
 done
 
@@ -77,6 +78,8 @@ if [ -z "$(git -C "$root" remote)" ]; then
 fi
 "$goreleaser" check || fail "goreleaser check rejects .goreleaser.yaml"
 "$goreleaser" release --snapshot --clean --skip=publish || fail "goreleaser release --snapshot failed"
+# The lockmgr-bin PKGBUILD's pkgver and .SRCINFO, as a release makes them.
+bash packaging/aur-bin.sh dist || fail "packaging/aur-bin.sh could not fix dist/aur"
 
 # 4. Verify what it made.
 cd dist
