@@ -9,9 +9,15 @@ package main
 // 1235), ...]" is the lockmgr to signal, and the script a person
 // recognises.
 //
+// A flock or ofd lock is handed over by its plugin: lockmgr holds the
+// locked descriptor itself, shares it with its command, and the process
+// /proc/locks names (the plugin) has exited. Such a lock is shown as held
+// by the lockmgr, running its command; once that lockmgr is gone, by the
+// command, which holds the descriptor.
+//
 // A plugin's host is its parent while the host lives. `lockmgr run`
-// hands the plugin's lifeline (the pipe whose closing makes the plugin
-// exit) to its command, so that the lock outlives a lockmgr killed with
+// hands the plugin's lifeline (the host's end of the socket pair whose
+// closing makes the plugin exit) to its command, so that the lock outlives a lockmgr killed with
 // SIGKILL, as flock(1)'s does; the plugin is then reparented (to init or
 // a subreaper), and the parent is no longer the host. The test is whether
 // the parent holds the plugin's lifeline, as every live host does. When
@@ -29,7 +35,6 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
-	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -54,6 +59,19 @@ func attribute(st backend.Status) backend.Status {
 }
 
 func attributeOwner(o backend.LockOwner) backend.LockOwner {
+	if o.PID > 0 && o.Command == lockmgrComm {
+		// A lockmgr that holds the locked descriptor itself (flock, ofd: the
+		// plugin that took the lock has handed it over and is gone). What
+		// matters is the lockmgr and the command it runs, which shares the
+		// descriptor; who took the lock no longer does.
+		if sub := subcommandOf(o.PID); sub != "" {
+			o.Command += " " + sub
+		}
+		if child, comm := commandOf(o.PID); child > 0 {
+			o.Detail = fmt.Sprintf("running %s (pid %d)", comm, child)
+		}
+		return o
+	}
 	if o.PID <= 0 || !strings.HasPrefix(o.Command, pluginComm) {
 		return o
 	}
@@ -111,23 +129,20 @@ func pluginName(pid int) string {
 	return pluginComm
 }
 
-// lifelineOf returns the plugin's lifeline as /proc/PID/fd shows it
-// ("pipe:[12345]"), or "" if it cannot be read. The plugin's environment
-// names the descriptor.
+// lifelineOf returns the host's end of the plugin's lifeline as
+// /proc/PID/fd shows it ("socket:[12345]"), or "" if it cannot be read:
+// the plugin's environment names it.
 func lifelineOf(pid int) string {
-	fd := "3"
-	if env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ"); err == nil {
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineEnv+"="); ok {
-				fd = v
-			}
-		}
-	}
-	link, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd)
-	if err != nil || !strings.HasPrefix(link, "pipe:") {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
 		return ""
 	}
-	return link
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, pluginproc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
+			return v
+		}
+	}
+	return ""
 }
 
 // holds reports whether process pid has a descriptor open on target, a

@@ -145,6 +145,7 @@ func scriptParams(backendName string) testscript.Params {
 			"waitfile":  cmdWaitFile,
 			"signal":    cmdSignal,
 			"pluginof":  cmdPluginOf,
+			"noplugin":  cmdNoPlugin,
 			"gone":      cmdGone,
 			"envfile":   cmdEnvFile,
 			"oneline":   cmdOneLine,
@@ -355,20 +356,39 @@ func cmdPluginOf(ts *testscript.TestScript, neg bool, args []string) {
 	lm := pidFrom(ts, args[0])
 	found := 0
 	poll(ts, fmt.Sprintf("a plugin under pid %d", lm), func() bool {
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if _, ppid, ok := procStat(pid); ok && ppid == lm && strings.HasPrefix(proclocks.Command(pid), "lockmgr-backend") {
-				found = pid
-				return true
-			}
+		if p := pluginsOf(lm); len(p) > 0 {
+			found = p[0]
+			return true
 		}
 		return false
 	})
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(strconv.Itoa(found)+"\n"), 0o644))
+}
+
+// cmdNoPlugin waits until the lockmgr whose pid is in LMPIDFILE has no
+// live backend plugin: noplugin LMPIDFILE.
+func cmdNoPlugin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: noplugin LMPIDFILE")
+	}
+	lm := pidFrom(ts, args[0])
+	poll(ts, fmt.Sprintf("pid %d to have no plugin", lm), func() bool { return len(pluginsOf(lm)) == 0 })
+}
+
+// pluginsOf lists the live backend plugins whose parent is lm.
+func pluginsOf(lm int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, ppid, ok := procStat(pid); ok && ppid == lm && state != "Z" && state != "X" && strings.HasPrefix(proclocks.Command(pid), "lockmgr-backend") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // cmdGone waits until the process in PIDFILE has exited (a zombie has:

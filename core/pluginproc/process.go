@@ -52,6 +52,13 @@ const (
 	// LogEnv sets the log level of lockmgr and its plugins ("debug",
 	// "trace", ...); unset means silent.
 	LogEnv = "LOCKMGR_LOG"
+	// LifelineHostEnv names the host's end of the lifeline as /proc shows
+	// a descriptor of it ("socket:[INODE]"). Nothing in the plugin needs
+	// it: it is there for `lockmgr status`, which credits a plugin's lock
+	// to whoever holds the host's end (the host, or the command that
+	// lockmgr run handed a copy to), and a socket pair's two ends, unlike
+	// a pipe's, have different names.
+	LifelineHostEnv = "LOCKMGR_LIFELINE_HOST"
 	// SocketDirEnv is go-plugin's variable for the directory its Unix
 	// socket goes in.
 	SocketDirEnv = "PLUGIN_UNIX_SOCKET_DIR"
@@ -259,7 +266,7 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        []string{spec.Path},
-		Env:         append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir),
+		Env:         append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir, LifelineHostEnv+"="+hostEnd(lifeW)),
 		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
@@ -302,6 +309,12 @@ func lifeline() (plugin, host *os.File, err error) {
 		return nil, nil, err
 	}
 	return os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline"), nil
+}
+
+// hostEnd names f as /proc/self/fd shows it.
+func hostEnd(f *os.File) string {
+	link, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	return link
 }
 
 // forkThread is the goroutine, locked to its OS thread for the life of
