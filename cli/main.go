@@ -10,6 +10,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	// Starts run's plugin while lockmgr's own packages initialize; see
 	// its documentation.
@@ -17,5 +18,13 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == flockName {
+		// The flock personality (flockcompat.go).
+		code, sig := executeFlock(os.Args)
+		if sig != 0 {
+			dieBySignal(sig)
+		}
+		os.Exit(code)
+	}
 	os.Exit(execute(os.Args[1:]))
 }

@@ -60,6 +60,13 @@ type runOptions struct {
 	grace  time.Duration
 	start  int64
 	length int64
+	// rangeSet is whether --start or --length was given.
+	rangeSet bool
+	// flock(1)'s own options (flockcompat.go): -u, -F, --fcntl, -V.
+	unlock, noFork, fcntl, version bool
+	// compat, in the flock personality, makes lockmgr speak as util-linux
+	// flock(1): its messages, --verbose lines and exit codes.
+	compat *flockCompat
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -114,6 +121,7 @@ SIGKILL after --grace; kill sends SIGKILL at once; ignore only warns.
 	fs.Var(durationValue{d: &o.grace}, "grace", "with --on-lost term, send SIGKILL `DURATION` after SIGTERM")
 	fs.Int64Var(&o.start, "start", 0, "lock a byte range starting at byte `N` (posix, ofd)")
 	fs.Int64Var(&o.length, "length", 0, "lock `N` bytes from --start; 0 reaches the end of the file however long it grows (posix, ofd)")
+	o.registerFlockFlags(fs)
 	return c
 }
 
@@ -159,6 +167,9 @@ func parseRunArgs(args []string) (file string, argv []string, err error) {
 
 // check refuses bad flag values, as usage errors.
 func (o *runOptions) check(changed func(string) bool) error {
+	if err := o.checkFlock(); err != nil {
+		return err
+	}
 	if err := o.lockFlags.check(); err != nil {
 		return err
 	}
@@ -179,6 +190,19 @@ func (o *runOptions) check(changed func(string) bool) error {
 // run is the whole of `lockmgr run`; changed reports whether a flag was
 // given.
 func (o *runOptions) run(g *globals, changed func(string) bool, args []string) error {
+	if o.version {
+		return printVersion(os.Stdout)
+	}
+	if fd, ok := fdArg(args); ok {
+		// flock(1)'s `flock [-u] N`: lock (or unlock) a descriptor.
+		if err := o.check(changed); err != nil {
+			return err
+		}
+		return o.runFD(g, fd)
+	}
+	if o.unlock {
+		return usageErrorf("run: --unlock (-u) takes a descriptor number, as in 'lockmgr run -u 9'; a lock taken for a command ends with the command")
+	}
 	file, argv, err := parseRunArgs(args)
 	if err != nil {
 		return err
@@ -186,11 +210,18 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 	if err := o.check(changed); err != nil {
 		return err
 	}
+	o.rangeSet = changed("start") || changed("length")
+	return o.runFile(g, file, argv)
+}
+
+// runFile runs argv while holding a lock on file.
+func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	// Find the command before touching the lock file: a command that is
-	// not there must not leave a lock file behind.
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return commandError(argv[0], err)
+	// not there must not leave a lock file behind. flock(1) finds out
+	// only when it has the lock, and so does its personality.
+	path, lookErr := lookPath(argv[0])
+	if lookErr != nil && o.compat == nil {
+		return commandError(argv[0], lookErr)
 	}
 	cfg, err := g.loadConfig(o.backend)
 	if err != nil {
@@ -207,21 +238,32 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 		// explicit choice for this one lock.
 		opts = append(opts, lockmgr.WithBackend(o.backend))
 	}
-	if changed("start") || changed("length") {
+	if o.rangeSet {
 		opts = append(opts, lockmgr.WithRange(o.start, o.length))
 	}
 	h := lockmgr.New(file, opts...)
 	defer h.Close()
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	notifyRelayed(sigs)
 	defer signal.Stop(sigs)
 
+	start := time.Now()
 	if err := o.acquire(h, sigs); err != nil {
 		return err
 	}
+	o.compat.acquired(time.Since(start))
 	for _, w := range h.Warnings() {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
+	}
+	if lookErr != nil {
+		return o.compat.execFailed(argv[0], lookErr)
+	}
+	o.compat.executing(argv[0])
+	if o.noFork {
+		if done, err := o.execLocked(h, path, argv); done {
+			return err
+		}
 	}
 	return o.runLocked(h, host, path, argv, sigs)
 }
@@ -245,12 +287,18 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 		},
 		inspect: h.Status,
 	}
-	err := o.lockFlags.acquire(ctx, l, os.Stderr)
+	f := o.lockFlags
+	if o.compat != nil {
+		f.verbose = false // flock(1)'s lines instead (flockcompat.go)
+	}
+	err := f.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
 		// A signal that came as the lock was granted still means stop:
-		// the command has not started, and must not.
-		return exitStatus(exitSignal + int(s.(syscall.Signal)))
+		// the command has not started, and must not. lockmgr ends by
+		// it, as an uncaught signal would have ended flock(1).
+		return signalExit(s.(syscall.Signal))
 	}
+	o.compat.failed(err, &o.lockFlags)
 	return err
 }
 
@@ -282,7 +330,7 @@ func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path st
 	if !o.close {
 		cmd.ExtraFiles = []*os.File{p.Lifeline()}
 	}
-	if err := cmd.Start(); err != nil {
+	if cmd, err = startCommand(cmd); err != nil {
 		return commandError(argv[0], err)
 	}
 	exited := make(chan struct{})
@@ -331,10 +379,7 @@ wait:
 	if uerr != nil && !errors.Is(uerr, lockmgr.ErrLost) {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
 	}
-	if code := childStatus(cmd.ProcessState); code != 0 {
-		return exitStatus(code)
-	}
-	return nil
+	return o.commandExit(cmd.ProcessState)
 }
 
 // lockLost acts on --on-lost, and reports whether the command is being

@@ -36,7 +36,9 @@ import (
 const EnvDisable = "LOCKMGR_PRESTART"
 
 func init() {
-	if os.Getenv(EnvDisable) == "0" {
+	if os.Getenv(EnvDisable) == "0" || filepath.Base(os.Args[0]) == "flock" {
+		// The flock personality has flock(1)'s command line, which
+		// Predict does not read.
 		return
 	}
 	if spec, ok := Predict(os.Args[1:]); ok {
@@ -53,6 +55,9 @@ func init() {
 var RunFlags = map[string]bool{
 	"exclusive": false, "e": false, "shared": false, "nonblock": false,
 	"verbose": false, "close": false,
+	// flock(1)'s spellings.
+	"nb": false, "nonblocking": false, "wait": true, "unlock": false,
+	"no-fork": false, "fcntl": false, "version": false,
 	"timeout": true, "conflict-exit-code": true, "backend": true,
 	"on-lost": true, "grace": true, "start": true, "length": true,
 	"config": true,
@@ -62,6 +67,7 @@ var RunFlags = map[string]bool{
 var RunShorthands = map[byte]string{
 	'x': "exclusive", 'e': "e", 's': "shared", 'n': "nonblock", 'v': "verbose",
 	'o': "close", 'w': "timeout", 'E': "conflict-exit-code", 'b': "backend",
+	'u': "unlock", 'F': "no-fork", 'V': "version",
 }
 
 // runArgs is what the prediction needs from a `lockmgr run` command line.
@@ -185,6 +191,10 @@ func (ra *runArgs) set(name, value string, hasValue bool) bool {
 	switch name {
 	case "backend":
 		ra.backend = value
+	case "fcntl":
+		ra.backend = "ofd"
+	case "version", "unlock":
+		return false // no plugin to start, or not for a file
 	case "config":
 		ra.configFile = value
 	case "close":
