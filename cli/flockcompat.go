@@ -172,6 +172,7 @@ var flockOptions = []flockOption{
 	{"timeout", 'w', true}, {"wait", 'w', true},
 	{"conflict-exit-code", 'E', true}, {"close", 'o', false}, {"no-fork", 'F', false},
 	{"verbose", 0, false}, {"fcntl", 0, false}, {"start", 0, true}, {"length", 0, true},
+	{"fd", 0, true},
 	{"help", 'h', false}, {"version", 'V', false},
 }
 
@@ -186,13 +187,15 @@ type flockArgs struct {
 	o          *runOptions
 	help, vers bool
 	operands   []string
+	// commandLine is -c's argument given as an option (with --fd).
+	commandLine *string
 }
 
 // parseFlockArgs reads args (without the program name) as flock(1)'s
 // getopt_long does: options until the first operand or "--". help and
 // version end the reading where they stand, as in flock(1).
 func parseFlockArgs(argv0, short string, args []string) (*flockArgs, error) {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second}
+	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: -1}
 	o.mode = backend.Exclusive
 	o.conflict = exitHeld
 	fa := &flockArgs{o: o}
@@ -209,6 +212,15 @@ func parseFlockArgs(argv0, short string, args []string) (*flockArgs, error) {
 		}
 		if len(a) < 2 || a[0] != '-' {
 			break
+		}
+		if a == "-c" || a == "--command" {
+			// -c as an option, with --fd: the one argument left is the
+			// command line.
+			if len(args)-i-1 != 1 {
+				return nil, &flockUsage{[]string{fmt.Sprintf("%s: %s requires exactly one command argument", short, a)}}
+			}
+			fa.commandLine = &args[i+1]
+			return fa, nil
 		}
 		if strings.HasPrefix(a, "--") {
 			name, value, hasValue := strings.Cut(a[2:], "=")
@@ -356,6 +368,12 @@ func (fa *flockArgs) set(opt flockOption, value, short string) (done bool, err e
 			o.length = n
 		}
 		o.rangeSet, o.fcntl = true, true
+	case "fd":
+		n, err := strconv.ParseInt(value, 10, 32)
+		if err != nil || n < 0 {
+			return false, bad("invalid file descriptor")
+		}
+		o.fd = int(n)
 	case "help":
 		fa.help = true
 		return true, nil
@@ -467,6 +485,34 @@ func runFlock(c *flockCompat, argv []string) error {
 	}
 	g := &globals{}
 	ops := fa.operands
+	shellLine := func(line string) []string {
+		shell := os.Getenv("SHELL")
+		if shell == "" {
+			shell = "/bin/sh"
+		}
+		return []string{shell, "-c", line}
+	}
+	if o.fd >= 0 {
+		// --fd N COMMAND: the lock goes around the command, on the
+		// caller's descriptor.
+		c.target = strconv.Itoa(o.fd)
+		var cmd []string
+		switch {
+		case fa.commandLine != nil:
+			cmd = shellLine(*fa.commandLine)
+		case len(ops) > 0:
+			cmd = ops
+		default:
+			return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
+		}
+		if _, err := unix.FcntlInt(uintptr(o.fd), unix.F_GETFD, 0); err != nil {
+			return c.badFD()
+		}
+		return o.runWithFD(g, o.fd, cmd)
+	}
+	if fa.commandLine != nil {
+		return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
+	}
 	switch {
 	case len(ops) > 1:
 		file, cmd := ops[0], ops[1:]
@@ -475,11 +521,7 @@ func runFlock(c *flockCompat, argv []string) error {
 			if len(cmd) != 2 {
 				return &flockUsage{[]string{fmt.Sprintf("%s: %s requires exactly one command argument", short, cmd[0])}}
 			}
-			shell := os.Getenv("SHELL")
-			if shell == "" {
-				shell = "/bin/sh"
-			}
-			cmd = []string{shell, "-c", cmd[1]}
+			cmd = shellLine(cmd[1])
 		}
 		if o.unlock {
 			return c.runUnlocked(file, cmd)
@@ -573,6 +615,7 @@ Options:
      --fcntl              take an open file description lock (backend ofd)
      --start <offset>     first byte of the locked range (implies --fcntl)
      --length <number>    bytes in the locked range (implies --fcntl)
+     --fd <number>        lock the caller's descriptor around the command
      --verbose            say how long the lock took, and what runs
 
  -h, --help               show this help

@@ -230,6 +230,12 @@ var diffCases = []diffCase{
 	{name: "fd-shared-twice", script: func(d, l string) string {
 		return `exec 8>>` + l + ` 9>>` + l + `; "$0" "$@" -s 8 && "$0" "$@" -s -n 9; echo $? > seen; "$0" "$@" -n -E 4 9; echo $? >> seen`
 	}},
+	{name: "fd-command", needs: []string{"flock --fd"}, script: func(d, l string) string {
+		return `exec 9>>` + l + `; "$0" "$@" --fd 9 sh -c 'grep -c ^lock: /proc/$$/fdinfo/9 > seen'`
+	}},
+	{name: "fd-command-close", needs: []string{"flock --fd"}, script: func(d, l string) string {
+		return `exec 9>>` + l + `; "$0" "$@" -o --fd 9 -c 'test -e /proc/$$/fd/9; echo $? > seen'`
+	}},
 	{name: "verbose", args: func(d, l string) []string { return []string{"--verbose", l, "echo", "out"} }, run: keepStatus},
 	{name: "verbose-held", hold: true, args: func(d, l string) []string { return []string{"--verbose", "-n", l, "true"} }, run: keepStatus},
 	{name: "verbose-timeout", hold: true, args: func(d, l string) []string { return []string{"--verbose", "-w", "0.05", l, "true"} }, run: keepStatus},

@@ -8,10 +8,15 @@ package main
 // takes them too.
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"strconv"
+	"time"
 
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 )
 
 // registerFlockFlags adds flock(1)'s options that only `run` has.
@@ -20,6 +25,8 @@ func (o *runOptions) registerFlockFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.noFork, "no-fork", "F", false, "run the command in lockmgr's place rather than as its child (not with --close)")
 	fs.BoolVar(&o.fcntl, "fcntl", false, "take an open file description lock, as flock(1)'s --fcntl: the same as --backend ofd")
 	fs.BoolVarP(&o.version, "version", "V", false, "print lockmgr's version, as 'lockmgr version'")
+	fs.StringVarP(&o.commandLine, "command", "c", "", "with --fd: run `COMMAND-LINE` by $SHELL -c (after FILE, -c is not a flag but the command)")
+	fs.IntVar(&o.fd, "fd", -1, "lock the file open on the caller's descriptor `N` rather than FILE, run the command with N, and leave the lock with N (what follows is the command)")
 }
 
 // checkFlock refuses flock(1)'s options in combinations flock(1) refuses,
@@ -52,6 +59,58 @@ func fdArg(args []string) (int, bool) {
 	}
 	fd, err := strconv.Atoi(args[0])
 	return fd, err == nil
+}
+
+// runWithFD is flock(1)'s --fd N COMMAND: lock the file open on the
+// caller's descriptor N, run the command with N inherited (unless
+// --close), and leave the lock where it is, with N, whose holders (the
+// caller, the command) release it by closing it.
+func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
+	start := time.Now()
+	var err error
+	if o.unlock {
+		err = unlockFD(g, o.backend, fd, false)
+	} else {
+		f := o.lockFlags
+		if o.compat != nil {
+			f.verbose = false // flock(1)'s lines instead
+		}
+		err = lockFD(g, &f, fd)
+		o.compat.failed(err, &o.lockFlags)
+	}
+	if err != nil {
+		return err
+	}
+	o.compat.acquired(time.Since(start))
+	path, err := lookPath(argv[0])
+	if err != nil {
+		if o.compat != nil {
+			return o.compat.execFailed(argv[0], err)
+		}
+		return commandError(argv[0], err)
+	}
+	o.compat.executing(argv[0])
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if o.close {
+		// The caller's descriptor is open in lockmgr without
+		// close-on-exec, and would reach the command anyway.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return withCode(exitNoInput, fmt.Errorf("--close: descriptor %d: %w", fd, err))
+		}
+	} else if fd > 2 {
+		// Entry i of ExtraFiles is descriptor 3+i in the command; the
+		// nil ones are closed there.
+		cmd.ExtraFiles = make([]*os.File, fd-2)
+		cmd.ExtraFiles[fd-3] = os.NewFile(uintptr(fd), "lock")
+	}
+	if cmd, err = startCommand(cmd); err != nil {
+		if o.compat != nil {
+			return o.compat.execFailed(argv[0], err)
+		}
+		return commandError(argv[0], err)
+	}
+	_ = cmd.Wait()
+	return o.commandExit(cmd.ProcessState)
 }
 
 // runFD is the descriptor form: `lockmgr lock --fd N`, or with -u

@@ -62,6 +62,10 @@ type runOptions struct {
 	length int64
 	// rangeSet is whether --start or --length was given.
 	rangeSet bool
+	// fd is --fd, or -1; commandLine is -c given before the operands,
+	// which only --fd allows.
+	fd          int
+	commandLine string
 	// flock(1)'s own options (flockcompat.go): -u, -F, --fcntl, -V.
 	unlock, noFork, fcntl, version bool
 	// compat, in the flock personality, makes lockmgr speak as util-linux
@@ -70,7 +74,7 @@ type runOptions struct {
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second}
+	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: -1}
 	c := &cobra.Command{
 		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
 		Short: "Run a command while holding a lock on FILE",
@@ -88,7 +92,19 @@ LOCKMGR_LOCK_FILE (FILE's absolute path, or the etcd lock's name), LOCKMGR_BACKE
 that holds the lock) and, from backends that give one, LOCKMGR_FENCING_TOKEN.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
 from the terminal reach it directly, and are not sent twice), and the lock
-is released only after it has exited.
+is released only after it has exited. A signal the caller ignores (nohup's
+SIGHUP, a background job's SIGINT) stays ignored, in lockmgr and in the
+command. If the command is killed by a signal, lockmgr releases the lock
+and ends itself by the same signal, so that a shell loop stops at ^C.
+
+COMMAND is found as execvp(3) finds it, as flock(1) does: an empty entry
+of $PATH is the current directory, and with $PATH unset /bin:/usr/bin is
+searched.
+
+flock(1)'s own spellings work too: -e, --nb, --nonblocking, --wait, -u,
+-F (--no-fork), --fcntl (--backend ofd), -V, --fd N COMMAND, and a
+descriptor number alone instead of FILE ('lockmgr run 9' locks descriptor
+9, 'lockmgr run -u 9' unlocks it).
 
 As with flock(1), the lock lives as long as the command: if lockmgr itself
 is killed, the lock is held until the command, and every process that
@@ -199,6 +215,27 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 			return err
 		}
 		return o.runFD(g, fd)
+	}
+	if o.fd >= 0 {
+		// flock(1)'s --fd N COMMAND: everything after the flags is the
+		// command.
+		if changed("command") {
+			args = append([]string{"-c", o.commandLine}, args...)
+		}
+		_, argv, err := parseRunArgs(append([]string{"--fd"}, args...))
+		if err != nil {
+			return err
+		}
+		if err := o.check(changed); err != nil {
+			return err
+		}
+		return o.runWithFD(g, o.fd, argv)
+	}
+	if changed("fd") {
+		return usageErrorf("--fd %d is not a descriptor", o.fd)
+	}
+	if changed("command") {
+		return usageErrorf("run: -c goes after FILE, as in 'lockmgr run FILE -c COMMAND-LINE' (before it, only with --fd N)")
 	}
 	if o.unlock {
 		return usageErrorf("run: --unlock (-u) takes a descriptor number, as in 'lockmgr run -u 9'; a lock taken for a command ends with the command")

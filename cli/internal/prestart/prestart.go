@@ -57,7 +57,7 @@ var RunFlags = map[string]bool{
 	"verbose": false, "close": false,
 	// flock(1)'s spellings.
 	"nb": false, "nonblocking": false, "wait": true, "unlock": false,
-	"no-fork": false, "fcntl": false, "version": false,
+	"no-fork": false, "fcntl": false, "version": false, "fd": true, "command": true,
 	"timeout": true, "conflict-exit-code": true, "backend": true,
 	"on-lost": true, "grace": true, "start": true, "length": true,
 	"config": true,
@@ -67,7 +67,7 @@ var RunFlags = map[string]bool{
 var RunShorthands = map[byte]string{
 	'x': "exclusive", 'e': "e", 's': "shared", 'n': "nonblock", 'v': "verbose",
 	'o': "close", 'w': "timeout", 'E': "conflict-exit-code", 'b': "backend",
-	'u': "unlock", 'F': "no-fork", 'V': "version",
+	'u': "unlock", 'F': "no-fork", 'V': "version", 'c': "command",
 }
 
 // runArgs is what the prediction needs from a `lockmgr run` command line.
@@ -193,7 +193,7 @@ func (ra *runArgs) set(name, value string, hasValue bool) bool {
 		ra.backend = value
 	case "fcntl":
 		ra.backend = "ofd"
-	case "version", "unlock":
+	case "version", "unlock", "fd", "command":
 		return false // no plugin to start, or not for a file
 	case "config":
 		ra.configFile = value
