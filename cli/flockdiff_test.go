@@ -10,9 +10,10 @@ package main
 // differs on purpose (docs/cli.rst, "Coming from flock(1)"), the scenario
 // says what it gives instead.
 //
-// lockmgr here is this test binary, run through links named lockmgr and
-// flock (TestMain). A scenario is one diffCase in diffCases: adding one is
-// a few lines.
+// lockmgr here is lockmgr built with its signal entry (sigentry.go) where
+// there is one (amd64), else this test binary, run through links named
+// lockmgr and flock (TestMain). A scenario is one diffCase in diffCases:
+// adding one is a few lines.
 
 import (
 	"bytes"
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +79,10 @@ type diffCase struct {
 	skipRun bool
 	// noStreams compares no output (the personality's -V, -h).
 	noStreams bool
+	// needsEntry marks a scenario that only lockmgr's signal entry can
+	// pass (sigentry.go): what the caller ignored or blocked of SIGTERM,
+	// SIGQUIT, SIGPIPE...
+	needsEntry bool
 }
 
 // diffResult is what a script can observe of one run.
@@ -175,6 +181,12 @@ var diffCases = []diffCase{
 	{name: "ignored-and-blocked", needs: []string{"env --ignore-signal"},
 		prefix: []string{"env", "--ignore-signal=HUP,INT", "--block-signal=USR1,USR2,PIPE,ALRM,WINCH"},
 		args:   func(d, l string) []string { return append([]string{l}, probe("")...) }},
+	{name: "ignored-and-blocked-all", needs: []string{"env --ignore-signal"}, needsEntry: true,
+		prefix: []string{"env", "--ignore-signal=HUP,INT,QUIT,PIPE,TERM,USR1,ALRM", "--block-signal=HUP,INT,QUIT,TERM,USR1,USR2,PIPE"},
+		args:   func(d, l string) []string { return append([]string{l}, probe("")...) }},
+	{name: "ignored-term-not-relayed", needs: []string{"env --ignore-signal"}, needsEntry: true,
+		prefix: []string{"env", "--ignore-signal=TERM"}, during: readyThen(syscall.SIGTERM),
+		args: func(d, l string) []string { return append([]string{l}, probe(gated)...) }},
 	{name: "nohup", needs: []string{"nohup"}, prefix: []string{"nohup"},
 		args: func(d, l string) []string { return append([]string{l}, probe("")...) }},
 	{name: "ignored-hup-not-relayed", needs: []string{"env --ignore-signal"},
@@ -289,10 +301,7 @@ func TestFlockDifferential(t *testing.T) {
 	if err := buildErrs["ofd"]; err != nil {
 		t.Fatalf("no ofd plugin: %v", err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self, entry := lockmgrWithEntry(t)
 	bin := t.TempDir()
 	for _, name := range []string{"lockmgr", flockName} {
 		if err := os.Symlink(self, filepath.Join(bin, name)); err != nil {
@@ -311,6 +320,9 @@ func TestFlockDifferential(t *testing.T) {
 	}
 	for _, c := range diffCases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.needsEntry && !entry {
+				t.Skipf("needs lockmgr's signal entry, which %s/%s has not (sigentry.go)", runtime.GOOS, runtime.GOARCH)
+			}
 			for _, need := range c.needs {
 				if !have(need, help) {
 					t.Skipf("%s is not available here", need)
@@ -342,6 +354,26 @@ func TestFlockDifferential(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockmgrWithEntry builds lockmgr as the Makefile should, linked with its
+// signal entry, where there is one (amd64), and returns its path and
+// true; elsewhere it returns this test binary, which runs lockmgr's main
+// through TestMain, and false.
+func lockmgrWithEntry(t *testing.T) (string, bool) {
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		out := filepath.Join(t.TempDir(), "lockmgr")
+		cmd := exec.Command("go", "build", "-ldflags=-E=main.lockmgrEntry", "-o", out, ".")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building lockmgr with its signal entry: %v\n%s", err, b)
+		}
+		return out, true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self, false
 }
 
 // have reports whether a scenario's need is met: a program on PATH,

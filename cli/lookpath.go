@@ -87,7 +87,7 @@ func executable(p string) error {
 // for a file the kernel cannot execute (ENOEXEC: a script without #!),
 // /bin/sh running it, as execvp does.
 func startCommand(cmd *exec.Cmd) (*exec.Cmd, error) {
-	err := cmd.Start()
+	err := withCallerMask(cmd.Start)
 	if !errors.Is(err, syscall.ENOEXEC) {
 		return cmd, err
 	}
@@ -102,7 +102,7 @@ func startCommand(cmd *exec.Cmd) (*exec.Cmd, error) {
 		ExtraFiles:  cmd.ExtraFiles,
 		SysProcAttr: cmd.SysProcAttr,
 	}
-	if err := sh.Start(); err != nil {
+	if err := withCallerMask(sh.Start); err != nil {
 		return cmd, err
 	}
 	return sh, nil

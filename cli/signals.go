@@ -11,12 +11,12 @@ package main
 // the command inherits it ignored. The Go runtime keeps an inherited
 // SIG_IGN, and reports it through signal.Ignored, for SIGHUP and SIGINT
 // only: it installs its own handler over every other signal before any
-// of lockmgr's code runs, and does not tell what it replaced. An ignored
-// SIGTERM, SIGQUIT, SIGPIPE or SIGUSR1 therefore reaches the command as
-// the default (docs/cli.rst, "Coming from flock(1)"), and so does a
-// blocked SIGHUP, SIGINT, SIGTERM or SIGQUIT: the runtime unblocks them in
-// its threads, and a child inherits the mask of the thread that starts
-// it. Every other blocked signal reaches the command blocked.
+// of lockmgr's code runs, does not tell what it replaced, and unblocks
+// SIGHUP, SIGINT, SIGTERM and SIGQUIT in its threads. sigentry.go
+// recovers the rest, in a lockmgr linked with its own entry point; without
+// it an ignored SIGTERM, SIGQUIT or SIGPIPE reaches the command at its
+// default, and those four signals unblocked (docs/cli.rst, "Coming from
+// flock(1)").
 //
 // Dying. A shell stops a loop only when its child was killed by SIGINT
 // (bash's "wait and cooperative exit"), so lockmgr, like env, nice and
@@ -44,9 +44,10 @@ var relayedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP
 // not ignore. It must be called before any signal.Notify: Notify for an
 // ignored signal replaces the SIG_IGN the command would have inherited.
 func catchableSignals() []os.Signal {
+	restoreIgnored()
 	var out []os.Signal
 	for _, s := range relayedSignals {
-		if !signal.Ignored(s) {
+		if !callerIgnored(s) {
 			out = append(out, s)
 		}
 	}
