@@ -364,6 +364,7 @@ func lockmgrWithEntry(t *testing.T) (string, bool) {
 	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
 		out := filepath.Join(t.TempDir(), "lockmgr")
 		cmd := exec.Command("go", "build", "-ldflags=-E=main.lockmgrEntry", "-o", out, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building lockmgr with its signal entry: %v\n%s", err, b)
 		}
