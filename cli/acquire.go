@@ -120,6 +120,14 @@ func (f *lockFlags) register(fs *pflag.FlagSet, backendHelp string) {
 	fs.BoolVarP(&f.nonblock, "nonblock", "n", false, "fail at once, rather than wait, if the lock is held")
 	fs.VarP(durationValue{&f.timeout, &f.timeoutSet}, "timeout", "w",
 		"wait at most `SECONDS` for the lock (fractions allowed; 0 means --nonblock)")
+	// flock(1)'s other spellings of the two, so that its scripts run
+	// unchanged; hidden, as -e is.
+	fs.BoolVar(&f.nonblock, "nb", false, "same as --nonblock")
+	fs.BoolVar(&f.nonblock, "nonblocking", false, "same as --nonblock")
+	fs.Var(durationValue{&f.timeout, &f.timeoutSet}, "wait", "same as --timeout")
+	for _, name := range []string{"nb", "nonblocking", "wait"} {
+		fs.Lookup(name).Hidden = true
+	}
 	fs.IntVarP(&f.conflict, "conflict-exit-code", "E", exitHeld,
 		"exit `CODE` when the lock is held, or the timeout passes")
 	fs.StringVarP(&f.backend, "backend", "b", "", backendHelp)

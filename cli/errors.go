@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 )
 
 // exitError carries the exit code a command has decided on. A silent one
@@ -14,6 +15,10 @@ type exitError struct {
 	code   int
 	err    error
 	silent bool
+	// signal, if not 0, is the signal lockmgr ends itself by, once every
+	// deferred release has run (signals.go); code is the exit status if
+	// that signal does not end a process.
+	signal syscall.Signal
 }
 
 func (e *exitError) Error() string {

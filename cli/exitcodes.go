@@ -54,7 +54,8 @@ const (
 const exitCodesHelp = `Exit status:
   N        the command's own exit status, when it ran
   128+N    the command was ended by signal N (or lockmgr by signal N
-           while it waited for the lock)
+           while it waited for the lock): lockmgr ends itself by signal
+           N, which a shell reports as 128+N
   1        the lock is held by someone else, or --timeout passed
            (change it with --conflict-exit-code)
   64       usage error: unknown flag, bad value, missing argument

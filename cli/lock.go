@@ -212,12 +212,12 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 		},
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	notifyRelayed(sigs)
 	defer signal.Stop(sigs)
 	ctx, stop := cancelOnSignal(sigs)
 	err = o.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
-		return exitStatus(exitSignal + int(s.(syscall.Signal)))
+		return signalExit(s.(syscall.Signal))
 	}
 	return err
 }

@@ -10,6 +10,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	// Starts run's plugin while lockmgr's own packages initialize; see
 	// its documentation.
@@ -17,5 +18,16 @@ import (
 )
 
 func main() {
+	// A signal the caller ignored stays ignored, in lockmgr and in what
+	// it runs (sigentry.go).
+	restoreIgnored()
+	if filepath.Base(os.Args[0]) == flockName {
+		// The flock personality (flockcompat.go).
+		code, sig := executeFlock(os.Args)
+		if sig != 0 {
+			dieBySignal(sig)
+		}
+		os.Exit(code)
+	}
 	os.Exit(execute(os.Args[1:]))
 }

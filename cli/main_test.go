@@ -87,6 +87,12 @@ func (w withPlugins) Run() int {
 }
 
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == flockName && os.Getenv(envTestFlock) == "1" {
+		// The flock personality, for flockdiff_test.go; not a
+		// testscript command, which would shadow util-linux flock(1) in
+		// the scripts.
+		main()
+	}
 	testscript.Main(withPlugins{m}, map[string]func(){"lockmgr": main})
 }
 

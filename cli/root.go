@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
@@ -152,22 +154,43 @@ func newHelpCmd() *cobra.Command {
 
 // execute runs lockmgr with args and returns its exit code. Whatever
 // happens, the user sees at most one line on stderr from lockmgr itself:
-// even a bug shows as a line, not a Go stack trace.
-func execute(args []string) (code int) {
+// even a bug shows as a line, not a Go stack trace. When lockmgr must end
+// by a signal (the command's, or one that stopped the wait), it does so
+// here, after everything else has been let go.
+func execute(args []string) int {
+	code, sig := executeCommand(args)
+	if sig != 0 {
+		dieBySignal(sig)
+	}
+	return code
+}
+
+// executeCommand runs lockmgr's command line, and returns its exit code
+// and the signal to end by, if any.
+func executeCommand(args []string) (code int, sig syscall.Signal) {
 	// A plugin started ahead (cli/internal/prestart) that this command
 	// did not use ends with it.
 	defer pluginproc.DiscardPrestarted()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintln(os.Stderr, "lockmgr: internal error:", oneLine(fmt.Sprint(r)))
-			code = exitSoftware
+			code, sig = exitSoftware, 0
 		}
 	}()
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
-		return 0
+		return 0, 0
 	}
-	return report(os.Stderr, err)
+	return report(os.Stderr, err), exitSignalOf(err)
+}
+
+// exitSignalOf is the signal err says to end by, or 0.
+func exitSignalOf(err error) syscall.Signal {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.signal
+	}
+	return 0
 }

@@ -65,10 +65,21 @@ type runOptions struct {
 	grace  time.Duration
 	start  int64
 	length int64
+	// rangeSet is whether --start or --length was given.
+	rangeSet bool
+	// fd is --fd, or -1; commandLine is -c given before the operands,
+	// which only --fd allows.
+	fd          int
+	commandLine string
+	// flock(1)'s own options (flockcompat.go): -u, -F, --fcntl, -V.
+	unlock, noFork, fcntl, version bool
+	// compat, in the flock personality, makes lockmgr speak as util-linux
+	// flock(1): its messages, --verbose lines and exit codes.
+	compat *flockCompat
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second}
+	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: -1}
 	c := &cobra.Command{
 		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
 		Short: "Run a command while holding a lock on FILE",
@@ -90,7 +101,19 @@ command as lockmgr got it, so a lockmgr the command starts chooses its
 backend as any other would, whatever -b this run was given.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
 from the terminal reach it directly, and are not sent twice), and the lock
-is released only after it has exited.
+is released only after it has exited. A signal the caller ignores (nohup's
+SIGHUP, a background job's SIGINT) stays ignored, in lockmgr and in the
+command. If the command is killed by a signal, lockmgr releases the lock
+and ends itself by the same signal, so that a shell loop stops at ^C.
+
+COMMAND is found as execvp(3) finds it, as flock(1) does: an empty entry
+of $PATH is the current directory, and with $PATH unset /bin:/usr/bin is
+searched.
+
+flock(1)'s own spellings work too: -e, --nb, --nonblocking, --wait, -u,
+-F (--no-fork), --fcntl (--backend ofd), -V, --fd N COMMAND, and a
+descriptor number alone instead of FILE ('lockmgr run 9' locks descriptor
+9, 'lockmgr run -u 9' unlocks it).
 
 As with flock(1), the lock lives as long as the command: if lockmgr itself
 is killed, the lock is held until the command, and every process that
@@ -128,6 +151,7 @@ ignore only warns. A flock or ofd lock cannot be lost while held.
 	fs.Var(durationValue{d: &o.grace}, "grace", "with --on-lost term, send SIGKILL `DURATION` after SIGTERM")
 	fs.Int64Var(&o.start, "start", 0, "lock a byte range starting at byte `N` (posix, ofd)")
 	fs.Int64Var(&o.length, "length", 0, "lock `N` bytes from --start; 0 reaches the end of the file however long it grows (posix, ofd)")
+	o.registerFlockFlags(fs)
 	return c
 }
 
@@ -173,6 +197,9 @@ func parseRunArgs(args []string) (file string, argv []string, err error) {
 
 // check refuses bad flag values, as usage errors.
 func (o *runOptions) check(changed func(string) bool) error {
+	if err := o.checkFlock(); err != nil {
+		return err
+	}
 	if err := o.lockFlags.check(); err != nil {
 		return err
 	}
@@ -193,6 +220,40 @@ func (o *runOptions) check(changed func(string) bool) error {
 // run is the whole of `lockmgr run`; changed reports whether a flag was
 // given.
 func (o *runOptions) run(g *globals, changed func(string) bool, args []string) error {
+	if o.version {
+		return printVersion(os.Stdout)
+	}
+	if fd, ok := fdArg(args); ok {
+		// flock(1)'s `flock [-u] N`: lock (or unlock) a descriptor.
+		if err := o.check(changed); err != nil {
+			return err
+		}
+		return o.runFD(g, fd)
+	}
+	if o.fd >= 0 {
+		// flock(1)'s --fd N COMMAND: everything after the flags is the
+		// command.
+		if changed("command") {
+			args = append([]string{"-c", o.commandLine}, args...)
+		}
+		_, argv, err := parseRunArgs(append([]string{"--fd"}, args...))
+		if err != nil {
+			return err
+		}
+		if err := o.check(changed); err != nil {
+			return err
+		}
+		return o.runWithFD(g, o.fd, argv)
+	}
+	if changed("fd") {
+		return usageErrorf("--fd %d is not a descriptor", o.fd)
+	}
+	if changed("command") {
+		return usageErrorf("run: -c goes after FILE, as in 'lockmgr run FILE -c COMMAND-LINE' (before it, only with --fd N)")
+	}
+	if o.unlock {
+		return usageErrorf("run: --unlock (-u) takes a descriptor number, as in 'lockmgr run -u 9'; a lock taken for a command ends with the command")
+	}
 	file, argv, err := parseRunArgs(args)
 	if err != nil {
 		return err
@@ -200,11 +261,18 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 	if err := o.check(changed); err != nil {
 		return err
 	}
+	o.rangeSet = changed("start") || changed("length")
+	return o.runFile(g, file, argv)
+}
+
+// runFile runs argv while holding a lock on file.
+func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	// Find the command before touching the lock file: a command that is
-	// not there must not leave a lock file behind.
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return commandError(argv[0], err)
+	// not there must not leave a lock file behind. flock(1) finds out
+	// only when it has the lock, and so does its personality.
+	path, lookErr := lookPath(argv[0])
+	if lookErr != nil && o.compat == nil {
+		return commandError(argv[0], lookErr)
 	}
 	cfg, err := g.loadConfig(o.backend)
 	if err != nil {
@@ -221,21 +289,32 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 		// explicit choice for this one lock.
 		opts = append(opts, lockmgr.WithBackend(o.backend))
 	}
-	if changed("start") || changed("length") {
+	if o.rangeSet {
 		opts = append(opts, lockmgr.WithRange(o.start, o.length))
 	}
 	h := lockmgr.New(file, opts...)
 	defer h.Close()
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	notifyRelayed(sigs)
 	defer signal.Stop(sigs)
 
+	start := time.Now()
 	if err := o.acquire(h, sigs); err != nil {
 		return err
 	}
+	o.compat.acquired(time.Since(start))
 	for _, w := range h.Warnings() {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
+	}
+	if lookErr != nil {
+		return o.compat.execFailed(argv[0], lookErr)
+	}
+	o.compat.executing(argv[0])
+	if o.noFork {
+		if done, err := o.execLocked(h, path, argv); done {
+			return err
+		}
 	}
 	return o.runLocked(h, host, path, argv, sigs)
 }
@@ -259,12 +338,18 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 		},
 		inspect: h.Status,
 	}
-	err := o.lockFlags.acquire(ctx, l, os.Stderr)
+	f := o.lockFlags
+	if o.compat != nil {
+		f.verbose = false // flock(1)'s lines instead (flockcompat.go)
+	}
+	err := f.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
 		// A signal that came as the lock was granted still means stop:
-		// the command has not started, and must not.
-		return exitStatus(exitSignal + int(s.(syscall.Signal)))
+		// the command has not started, and must not. lockmgr ends by
+		// it, as an uncaught signal would have ended flock(1).
+		return signalExit(s.(syscall.Signal))
 	}
+	o.compat.failed(err, &o.lockFlags)
 	return err
 }
 
@@ -293,15 +378,12 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 	if o.close {
 		give = nil
 	}
-	cmd, exited, err := startCommand(path, argv, env, give)
+	cmd, exited, err := launch(path, argv, env, give)
 	if err != nil {
 		return err
 	}
 	o.supervise(cmd, exited, sigs, nil, nil)
-	if code := childStatus(cmd.ProcessState); code != 0 {
-		return exitStatus(code)
-	}
-	return nil
+	return o.commandExit(cmd.ProcessState)
 }
 
 // runWithPlugin runs the command holding a lock that its plugin holds
@@ -327,7 +409,7 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, host *pluginhost.Host, pat
 	if !o.close {
 		give = p.Lifeline()
 	}
-	cmd, exited, err := startCommand(path, argv, env, give)
+	cmd, exited, err := launch(path, argv, env, give)
 	if err != nil {
 		return err
 	}
@@ -345,16 +427,13 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, host *pluginhost.Host, pat
 	if uerr != nil && !errors.Is(uerr, lockmgr.ErrLost) {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
 	}
-	if code := childStatus(cmd.ProcessState); code != 0 {
-		return exitStatus(code)
-	}
-	return nil
+	return o.commandExit(cmd.ProcessState)
 }
 
-// startCommand starts the command with the caller's stdio and every
-// descriptor the caller passed to lockmgr, unchanged, plus give, if not
-// nil, at the lowest number the caller left free (see commandFiles).
-func startCommand(path string, argv []string, env []string, give *os.File) (*exec.Cmd, <-chan struct{}, error) {
+// launch starts the command with the caller's stdio, signal mask and
+// every descriptor the caller passed to lockmgr, unchanged, plus give, if
+// not nil, at the lowest number the caller left free (see commandFiles).
+func launch(path string, argv []string, env []string, give *os.File) (*exec.Cmd, <-chan struct{}, error) {
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       argv,
@@ -364,7 +443,8 @@ func startCommand(path string, argv []string, env []string, give *os.File) (*exe
 		Stderr:     os.Stderr,
 		ExtraFiles: commandFiles(give),
 	}
-	if err := cmd.Start(); err != nil {
+	cmd, err := startCommand(cmd)
+	if err != nil {
 		return nil, nil, commandError(argv[0], err)
 	}
 	exited := make(chan struct{})

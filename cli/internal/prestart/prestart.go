@@ -39,7 +39,12 @@ func init() {
 	if os.Getenv(EnvDisable) == "0" {
 		return
 	}
-	if spec, ok := Predict(os.Args[1:]); ok {
+	predict := Predict
+	if filepath.Base(os.Args[0]) == "flock" {
+		// lockmgr's flock personality, with flock(1)'s command line.
+		predict = PredictFlock
+	}
+	if spec, ok := predict(os.Args[1:]); ok {
 		// An error here is the real start's to report, with context.
 		_ = pluginproc.Prestart(spec)
 	}
@@ -53,6 +58,9 @@ func init() {
 var RunFlags = map[string]bool{
 	"exclusive": false, "e": false, "shared": false, "nonblock": false,
 	"verbose": false, "close": false,
+	// flock(1)'s spellings.
+	"nb": false, "nonblocking": false, "wait": true, "unlock": false,
+	"no-fork": false, "fcntl": false, "version": false, "fd": true, "command": true,
 	"timeout": true, "conflict-exit-code": true, "backend": true,
 	"on-lost": true, "grace": true, "start": true, "length": true,
 	"config": true,
@@ -62,6 +70,7 @@ var RunFlags = map[string]bool{
 var RunShorthands = map[byte]string{
 	'x': "exclusive", 'e': "e", 's': "shared", 'n': "nonblock", 'v': "verbose",
 	'o': "close", 'w': "timeout", 'E': "conflict-exit-code", 'b': "backend",
+	'u': "unlock", 'F': "no-fork", 'V': "version", 'c': "command",
 }
 
 // runArgs is what the prediction needs from a `lockmgr run` command line.
@@ -78,6 +87,86 @@ func Predict(args []string) (pluginproc.Spec, bool) {
 	if !ok {
 		return pluginproc.Spec{}, false
 	}
+	return ra.predict()
+}
+
+// PredictFlock is Predict for the flock personality: args are flock(1)'s
+// (without the program name), and only its FILE COMMAND form starts a
+// plugin the way `lockmgr run` does.
+func PredictFlock(args []string) (pluginproc.Spec, bool) {
+	ra, ok := parseFlock(args)
+	if !ok {
+		return pluginproc.Spec{}, false
+	}
+	return ra.predict()
+}
+
+// flock(1)'s long options that take no value, and those whose value
+// does not decide the plugin.
+var (
+	flockNoValue   = map[string]bool{"shared": true, "exclusive": true, "nonblocking": true, "nb": true, "close": true, "no-fork": true, "verbose": true, "fcntl": true}
+	flockSkipValue = map[string]bool{"timeout": true, "wait": true, "conflict-exit-code": true, "start": true, "length": true}
+)
+
+// parseFlock reads flock(1)'s `[options] FILE COMMAND...` as the
+// personality will: long options by their full names only, anything
+// else (-u, -h, -V, --fd, -c as an option, an abbreviation) means no
+// prediction.
+func parseFlock(args []string) (runArgs, bool) {
+	var ra runArgs
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		if strings.HasPrefix(a, "--") {
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			switch {
+			case flockNoValue[name] && !hasValue:
+				ra.close = ra.close || name == "close"
+				if name == "fcntl" {
+					ra.backend = "ofd"
+				}
+			case flockSkipValue[name]:
+				if !hasValue {
+					i++
+				}
+				if name == "start" || name == "length" {
+					ra.backend = "ofd"
+				}
+			default:
+				return ra, false
+			}
+			continue
+		}
+		for j := 1; j < len(a); j++ {
+			switch c := a[j]; {
+			case strings.IndexByte("sexnoF", c) >= 0:
+				ra.close = ra.close || c == 'o'
+			case c == 'w' || c == 'E':
+				if j == len(a)-1 {
+					i++
+				}
+				j = len(a)
+			default:
+				return ra, false
+			}
+		}
+	}
+	if len(args)-i < 2 || args[i] == "" {
+		return ra, false
+	}
+	ra.file = args[i]
+	return ra, true
+}
+
+// predict is the Spec of the plugin a run with ra starts.
+func (ra runArgs) predict() (pluginproc.Spec, bool) {
 	cfg, err := config.Load(config.LoadOptions{ExplicitFile: ra.configFile, Backend: ra.backend})
 	if err != nil {
 		return pluginproc.Spec{}, false
@@ -185,6 +274,10 @@ func (ra *runArgs) set(name, value string, hasValue bool) bool {
 	switch name {
 	case "backend":
 		ra.backend = value
+	case "fcntl":
+		ra.backend = "ofd"
+	case "version", "unlock", "fd", "command":
+		return false // no plugin to start, or not for a file
 	case "config":
 		ra.configFile = value
 	case "close":

@@ -80,3 +80,54 @@ func TestPredict(t *testing.T) {
 		})
 	}
 }
+
+func TestPredictFlock(t *testing.T) {
+	plugins := pluginDir(t, "flock", "ofd", "posix")
+	work := t.TempDir()
+	cfg := filepath.Join(work, "config.toml")
+	rules := "[[rules]]\npath = \"" + work + "/nfs\"\nbackend = \"posix\"\n"
+	if err := os.WriteFile(cfg, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOCKMGR_PLUGIN_DIR", plugins)
+	t.Setenv("LOCKMGR_CONFIG", cfg)
+	t.Setenv("LOCKMGR_BACKEND", "")
+	lock := filepath.Join(work, "lock")
+
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		backend string // "" means no prediction
+		share   bool
+	}{
+		{"default", []string{lock, "true"}, "flock", true},
+		{"a rule's backend", []string{"-n", work + "/nfs/lock", "true"}, "posix", true},
+		{"fcntl", []string{"--fcntl", lock, "true"}, "ofd", true},
+		{"start implies fcntl", []string{"--start", "4", lock, "true"}, "ofd", true},
+		{"values", []string{"-w", "3", "-E5", "--timeout=1", "-sn", lock, "-c", "true"}, "flock", true},
+		{"close", []string{"-xo", lock, "true"}, "flock", false},
+		{"-- before FILE", []string{"--", lock, "true"}, "flock", true},
+		{"fd form", []string{"-n", "9"}, "", false},
+		{"--fd", []string{"--fd", "9", "true"}, "", false},
+		{"unlock", []string{"-u", lock, "true"}, "", false},
+		{"abbreviation", []string{"--nonb", lock, "true"}, "", false},
+		{"help", []string{"-h"}, "", false},
+		{"value missing", []string{"-w"}, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, ok := PredictFlock(tt.args)
+			if tt.backend == "" {
+				if ok {
+					t.Fatalf("PredictFlock(%q) predicted %+v; want no prediction", tt.args, spec)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("PredictFlock(%q): no prediction; want %s", tt.args, tt.backend)
+			}
+			if want := filepath.Join(plugins, pluginproc.BinaryPrefix+tt.backend); spec.Path != want || spec.ShareLifeline != tt.share {
+				t.Fatalf("PredictFlock(%q) = %s (share %v); want %s (share %v)", tt.args, spec.Path, spec.ShareLifeline, want, tt.share)
+			}
+		})
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+// util-linux flock(1)'s options for `lockmgr run`, with flock(1)'s
+// meanings, so that `flock` can be replaced by `lockmgr run` in a script
+// without touching anything else on the line: -u, -F (--no-fork),
+// --fcntl, -V, and the descriptor forms `lockmgr run [-u] N`. The other
+// spellings (-e, --nb, --nonblocking, --wait) are lockFlags', since `lock`
+// takes them too.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// registerFlockFlags adds flock(1)'s options that only `run` has.
+func (o *runOptions) registerFlockFlags(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.unlock, "unlock", "u", false, "with a descriptor number N instead of FILE: release the lock held through N, as 'lockmgr unlock --fd N'")
+	fs.BoolVarP(&o.noFork, "no-fork", "F", false, "run the command in lockmgr's place rather than as its child (not with --close)")
+	fs.BoolVar(&o.fcntl, "fcntl", false, "take an open file description lock, as flock(1)'s --fcntl: the same as --backend ofd")
+	fs.BoolVarP(&o.version, "version", "V", false, "print lockmgr's version, as 'lockmgr version'")
+	fs.StringVarP(&o.commandLine, "command", "c", "", "with --fd: run `COMMAND-LINE` by $SHELL -c (after FILE, -c is not a flag but the command)")
+	fs.IntVar(&o.fd, "fd", -1, "lock the file open on the caller's descriptor `N` rather than FILE, run the command with N, and leave the lock with N (what follows is the command)")
+}
+
+// checkFlock refuses flock(1)'s options in combinations flock(1) refuses,
+// and turns --fcntl into the backend it means.
+func (o *runOptions) checkFlock() error {
+	if o.noFork && o.close {
+		return usageErrorf("--no-fork (-F) and --close (-o) cannot be used together: with -F the command is lockmgr, and holds the lock as long as it runs")
+	}
+	if o.fcntl {
+		if o.backend != "" && o.backend != config.BackendOFD {
+			return usageErrorf("--fcntl takes an ofd lock, but --backend says %s", o.backend)
+		}
+		o.backend = config.BackendOFD
+	}
+	return nil
+}
+
+// fdArg reports whether run's arguments are flock(1)'s descriptor form,
+// a lone descriptor number: `lockmgr run 9` locks descriptor 9, `lockmgr
+// run -u 9` unlocks it. A lock file named by a number alone still works
+// with a command after it.
+func fdArg(args []string) (int, bool) {
+	if len(args) != 1 || args[0] == "" {
+		return 0, false
+	}
+	for _, c := range args[0] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	fd, err := strconv.Atoi(args[0])
+	return fd, err == nil
+}
+
+// runWithFD is flock(1)'s --fd N COMMAND: lock the file open on the
+// caller's descriptor N, run the command with N inherited (unless
+// --close), and leave the lock where it is, with N, whose holders (the
+// caller, the command) release it by closing it.
+func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
+	start := time.Now()
+	var err error
+	if o.unlock {
+		err = unlockFD(g, o.backend, fd, false)
+	} else {
+		f := o.lockFlags
+		if o.compat != nil {
+			f.verbose = false // flock(1)'s lines instead
+		}
+		err = lockFD(g, &f, fd)
+		o.compat.failed(err, &o.lockFlags)
+	}
+	if err != nil {
+		return err
+	}
+	o.compat.acquired(time.Since(start))
+	path, err := lookPath(argv[0])
+	if err != nil {
+		if o.compat != nil {
+			return o.compat.execFailed(argv[0], err)
+		}
+		return commandError(argv[0], err)
+	}
+	o.compat.executing(argv[0])
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if o.close {
+		// The caller's descriptor is open in lockmgr without
+		// close-on-exec, and would reach the command anyway.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return withCode(exitNoInput, fmt.Errorf("--close: descriptor %d: %w", fd, err))
+		}
+	} else if fd > 2 {
+		// Entry i of ExtraFiles is descriptor 3+i in the command; the
+		// nil ones are closed there.
+		cmd.ExtraFiles = make([]*os.File, fd-2)
+		cmd.ExtraFiles[fd-3] = os.NewFile(uintptr(fd), "lock")
+	}
+	if cmd, err = startCommand(cmd); err != nil {
+		if o.compat != nil {
+			return o.compat.execFailed(argv[0], err)
+		}
+		return commandError(argv[0], err)
+	}
+	_ = cmd.Wait()
+	return o.commandExit(cmd.ProcessState)
+}
+
+// runFD is the descriptor form: `lockmgr lock --fd N`, or with -u
+// `lockmgr unlock --fd N`.
+func (o *runOptions) runFD(g *globals, fd int) error {
+	if o.unlock {
+		return unlockFD(g, o.backend, fd, o.verbose)
+	}
+	return lockFD(g, &o.lockFlags, fd)
+}
