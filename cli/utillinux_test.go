@@ -21,7 +21,7 @@ const envUtilLinuxTests = "LOCKMGR_UTIL_LINUX_TESTS"
 // personality cannot pass yet, and why. One that passes fails the test,
 // so that it is taken off this list.
 var utilLinuxKnownFailures = map[string]string{
-	"range-lock": "needs -F to exec the command in lockmgr's place, holding the lock's descriptor (issue 11), and an lslocks that names OFD lock holders",
+	"range-lock": "needs an lslocks that names the pid holding an OFD lock (util-linux 2.38's shows none), whatever flock runs",
 }
 
 // TestUtilLinuxFlockSuite runs util-linux's own flock(1) tests with the
