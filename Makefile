@@ -17,6 +17,13 @@ GOLDFLAGS   ?=
 CGO_ENABLED ?= 0
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
 GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS))'
+# lockmgr's own amd64 entry point (cli/sigentry.go) records the signals its
+# caller ignored or blocked before the Go runtime takes them over; a cgo
+# build records them in a C constructor instead, and the plugins need
+# neither.
+GOARCH_   := $(shell $(GO) env GOARCH)
+CLIENTRY  := $(if $(and $(filter 0,$(CGO_ENABLED)),$(filter amd64,$(GOARCH_))),-E=main.lockmgrEntry)
+GOBUILDCLI := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS) $(CLIENTRY))'
 FUZZTIME  ?= 10s
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
@@ -28,7 +35,7 @@ all: build
 ## build: every binary into bin/, the plugins beside the CLI (where it looks first)
 build:
 	@mkdir -p $(BIN)
-	$(GOBUILD) -o $(BIN)/lockmgr ./cli
+	$(GOBUILDCLI) -o $(BIN)/lockmgr ./cli
 	@for b in $(BACKENDS); do \
 		echo "$(GOBUILD) -o $(BIN)/lockmgr-backend-$$b ./backends/$$b"; \
 		$(GOBUILD) -o $(BIN)/lockmgr-backend-$$b ./backends/$$b || exit 1; \

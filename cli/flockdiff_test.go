@@ -547,3 +547,38 @@ func waitFor(t *testing.T, what string, done func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestCgoBuildKeepsIgnoredSignals: a lockmgr linked by the system linker
+// (cgo, as Arch's PKGBUILD builds it), which starts at the C library's
+// entry rather than lockmgrEntry, still starts its command with the
+// signals its caller ignored, as flock(1) does.
+func TestCgoBuildKeepsIgnoredSignals(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc: a cgo build needs a C compiler")
+	}
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("no util-linux flock(1) to compare with")
+	}
+	lm := filepath.Join(t.TempDir(), "lockmgr")
+	build := exec.Command("go", "build", "-ldflags=-linkmode=external", "-o", lm, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("cgo build: %v\n%s", err, b)
+	}
+	lock := filepath.Join(t.TempDir(), "lock")
+	sigIgn := func(tool ...string) string {
+		script := `trap "" USR1 TERM PIPE; exec "$@" ` + lock + ` sh -c 'grep SigIgn /proc/self/status'`
+		cmd := exec.Command("sh", append([]string{"-c", script, "sh"}, tool...)...)
+		cmd.Env = append(os.Environ(), "LOCKMGR_PLUGIN_DIR="+pluginDir, "LOCKMGR_CONFIG="+os.DevNull, "LOCKMGR_BACKEND=flock")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", tool, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	want, got := sigIgn(flock), sigIgn(lm, "run")
+	if got != want {
+		t.Fatalf("the command of a cgo-built lockmgr has %q, under flock(1) %q", got, want)
+	}
+}

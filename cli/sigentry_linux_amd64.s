@@ -1,3 +1,5 @@
+//go:build !cgo
+
 #include "textflag.h"
 
 // lockmgrEntry is lockmgr's ELF entry point when it is linked with
