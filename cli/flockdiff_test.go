@@ -259,6 +259,29 @@ var diffCases = []diffCase{
 	{name: "fcntl-range", needs: []string{"flock --fcntl"}, args: func(d, l string) []string {
 		return []string{"--start", "1", "--length", "1K", l, "touch", "ran"}
 	}},
+	// The command sees the caller's descriptors unchanged, and the lock
+	// file at the lowest number the caller left free (issue 13, item 2).
+	{name: "caller-descriptors", script: func(d, l string) string {
+		return `exec 3>out; "$0" "$@" ` + l + ` bash -c 'echo hi >&3; for f in /proc/$$/fd/[3-9]; do t=$(readlink $f); case $t in pipe:*) ;; *) echo "${f##*/} $t";; esac; done > fds'; cat out fds > seen`
+	}},
+	// A background child that inherited the lock keeps it after the
+	// command and the tool have exited (item 3).
+	{name: "background-keeps-lock", script: func(d, l string) string {
+		return `"$0" "$@" ` + l + ` sh -c 'sleep 3 & echo $! > bg.pid'; flock -n ` + l + ` true; echo "free after: $?" > seen; kill $(cat bg.pid)`
+	}},
+	// A signal to the whole process group reaches the command once,
+	// never again from the tool (item 6). TERM, since a background job
+	// of a script starts with INT ignored.
+	{name: "group-TERM-once", needs: []string{"setsid"}, script: func(d, l string) string {
+		return `setsid "$0" "$@" ` + l + ` bash -c 'n=0; trap "n=\$((n+1))" TERM; touch ready; while [ ! -e go ]; do sleep 0.01; done; echo "TERM $n" > got' &
+pid=$!
+for i in $(seq 1000); do [ -e ready ] && break; sleep 0.01; done
+kill -TERM -- -$pid
+sleep 0.3; touch go
+wait $pid; echo "tool $?" > seen
+for i in $(seq 1000); do [ -s got ] && break; sleep 0.01; done
+cat got >> seen`
+	}},
 	{name: "version", noStreams: true, args: func(d, l string) []string { return []string{"-V"} }, run: keepStatus},
 
 	// The personality's usage errors, word for word.

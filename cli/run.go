@@ -99,9 +99,13 @@ that give one, LOCKMGR_FENCING_TOKEN. These are outputs, set afresh by
 every run and read by no lockmgr; LOCKMGR_BACKEND, an input, reaches the
 command as lockmgr got it, so a lockmgr the command starts chooses its
 backend as any other would, whatever -b this run was given.
-SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it (SIGINT and SIGQUIT
-from the terminal reach it directly, and are not sent twice), and the lock
-is released only after it has exited. A signal the caller ignores (nohup's
+With flock and ofd, where the command holds the lock itself, lockmgr
+handles no signal, as flock(1) does: SIGINT, SIGTERM, SIGHUP or SIGQUIT
+ends lockmgr, and the command runs on holding the lock (a signal sent to
+the process group reaches it once, from the sender). With posix and etcd,
+where lockmgr's plugin holds the lock, they are passed on to the command
+(SIGINT and SIGQUIT from the terminal reach it directly, and are not sent
+twice), and the lock is released only after it has exited. A signal the caller ignores (nohup's
 SIGHUP, a background job's SIGINT) stays ignored, in lockmgr and in the
 command. If the command is killed by a signal, lockmgr releases the lock
 and ends itself by the same signal, so that a shell loop stops at ^C.
@@ -382,7 +386,7 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 	if err != nil {
 		return err
 	}
-	o.supervise(cmd, exited, sigs, nil, nil)
+	o.supervise(cmd, exited, sigs, nil, nil, false)
 	return o.commandExit(cmd.ProcessState)
 }
 
@@ -413,7 +417,7 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, host *pluginhost.Host, pat
 	if err != nil {
 		return err
 	}
-	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, p, cmd, argv[0]) })
+	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, p, cmd, argv[0]) }, true)
 	uerr := h.Unlock()
 	if !o.close {
 		// The command's heirs may hold the lifeline still (a daemon it
@@ -455,11 +459,18 @@ func launch(path string, argv []string, env []string, give *os.File) (*exec.Cmd,
 	return cmd, exited, nil
 }
 
-// supervise waits for the command to exit, passing signals on to it and,
-// if lost fires, acting on --on-lost through onLost (which reports
-// whether it is stopping the command). It reports whether the command
-// was stopped for a lost lock.
-func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-chan os.Signal, lost <-chan struct{}, onLost func() bool) bool {
+// supervise waits for the command to exit and, if lost fires, acts on
+// --on-lost through onLost (which reports whether it is stopping the
+// command). It reports whether the command was stopped for a lost lock.
+//
+// A signal for lockmgr is relayed to the command only where lockmgr
+// holds what the command relies on (relay: a plugin's lock, which ends if
+// lockmgr does not see the command out). Where the command holds the lock
+// itself (flock, ofd), lockmgr does as flock(1) does: it has no handler,
+// and the signal ends it, while the command, which got any signal sent to
+// the process group from the sender, not a second copy from lockmgr, runs
+// on with its lock.
+func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-chan os.Signal, lost <-chan struct{}, onLost func() bool, relay bool) bool {
 	var (
 		killAt  <-chan time.Time
 		stopped bool
@@ -467,6 +478,10 @@ func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-cha
 	for {
 		select {
 		case s := <-sigs:
+			if !relay {
+				dieBySignal(s.(syscall.Signal))
+				continue // a signal whose default does not end a process
+			}
 			forward(cmd.Process, s.(syscall.Signal))
 		case <-lost:
 			lost = nil

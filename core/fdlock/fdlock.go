@@ -98,9 +98,11 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	if b.mech.Warn != nil {
 		warnings = b.mech.Warn(o.File)
 	}
-	if req.HandOver && req.FD <= 0 && !req.RemoveOnRelease {
+	if req.HandOver && b.mech.Info.Capabilities.HandsOver && req.FD <= 0 && !req.RemoveOnRelease {
 		// The lock is the open file description's, so the file is the
-		// whole of it: give it away and keep nothing. Remove-on-release
+		// whole of it: give it away and keep nothing, where the backend
+		// says it does (Capabilities.HandsOver), so that what it promises
+		// and what it does agree. Remove-on-release
 		// stays here, since the unlink must happen while this code, which
 		// knows how to convert the lock, still holds it.
 		return backend.Held{File: o.File, Warnings: warnings}, nil

@@ -31,6 +31,9 @@ func newBackend() backend.LockMgr {
 				Owner:               backend.OwnerOpenFileDescription,
 				InheritedAcrossFork: true,
 				InheritedFD:         true,
+				// The lock is the open file: hand it to the host, which
+				// then holds it itself, beyond this plugin's life.
+				HandsOver: true,
 			},
 		},
 		TryLock: func(fd int, mode backend.Mode, _ backend.Range) error {
