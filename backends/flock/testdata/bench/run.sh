@@ -13,7 +13,7 @@
 #
 # Everything it writes stays in .cache/bench/: results.txt (the raw
 # results, for benchstat), benchstat.txt (benchstat's own tables),
-# hyperfine.md. ROUNDS=N changes the number of rounds (default 6).
+# hyperfine-ROUND.md. ROUNDS=N changes the number of rounds (default 6).
 #
 # With the CLI, stampede.sh then starts 200 `lockmgr run -w 120` on one
 # held file beside 200 flock(1)s, and reports the time to start and to
@@ -124,7 +124,6 @@ if [ -z "$cli" ] || [ ! -x "$cli" ]; then
 elif ! command -v hyperfine >/dev/null || ! command -v python3 >/dev/null; then
 	say "skipping 'lockmgr run FILE true' vs 'flock FILE true': needs hyperfine and python3"
 else
-	say "hyperfine: lockmgr run vs flock(1)"
 	lock=$(mktemp "${TMPDIR:-/tmp}/lockmgr-bench.XXXXXX")
 	personality=$out/personality
 	mkdir -p "$personality"
@@ -134,27 +133,47 @@ else
 		say "the flock personality ($personality/flock -> $cli) failed"
 		exit 1
 	fi
-	oldrun=()
+	names=(lockmgr-run flock-cmd)
+	cmds=("$cli run $lock true" "flock $lock true")
 	if [ -n "$old" ]; then
-		oldrun=(-n old-lockmgr-run "$old/lockmgr run $lock true")
+		names+=(old-lockmgr-run)
+		cmds+=("$old/lockmgr run $lock true")
 	fi
-	hyperfine -N --warmup 20 --style none \
-		--export-markdown "$out/hyperfine.md" --export-json "$out/hyperfine.json" \
-		-n lockmgr-run "$cli run $lock true" -n flock-cmd "flock $lock true" \
-		"${oldrun[@]}" \
-		-n lockmgr-run-F "$cli run -F $lock true" \
-		-n flock-personality "$personality/flock $lock true" \
-		-n env-prestart-on "env LOCKMGR_PRESTART=1 $cli run $lock true" \
-		-n env-prestart-off "env LOCKMGR_PRESTART=0 $cli run $lock true" >"$out/hyperfine.log" 2>&1
-	python3 - "$out/hyperfine.json" >>"$results" <<-'EOF'
-		import json, sys
-		for r in json.load(open(sys.argv[1]))["results"]:
-		    name = r["command"]
-		    if name.startswith("old-"):
-		        name = name[len("old-"):] + "/old"
-		    for t in r["times"]:
-		        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (name, round(t * 1e9)))
-	EOF
+	names+=(lockmgr-run-F flock-personality env-prestart-on env-prestart-off)
+	cmds+=("$cli run -F $lock true" "$personality/flock $lock true"
+		"env LOCKMGR_PRESTART=1 $cli run $lock true" "env LOCKMGR_PRESTART=0 $cli run $lock true")
+	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
+	# command, the order turned by one each round: hyperfine times one
+	# command after another, and on a shared machine a single run of it
+	# gives whichever command came during a busy spell the worse figure.
+	# The rows are printed in names' order whatever the order of the run.
+	for round in $(seq "$rounds"); do
+		say "hyperfine $round of $rounds ($((SECONDS - start))s so far)"
+		args=()
+		k=${#names[@]}
+		for i in $(seq 0 $((k - 1))); do
+			j=$(((i + round - 1) % k))
+			args+=(-n "${names[j]}" "${cmds[j]}")
+		done
+		hyperfine -N --warmup 10 --runs "${HYPERFINE_RUNS:-60}" --style none \
+			--export-markdown "$out/hyperfine-$round.md" --export-json "$out/hyperfine-$round.json" \
+			"${args[@]}" >"$out/hyperfine.log" 2>&1 || {
+			cat "$out/hyperfine.log" >&2
+			say "hyperfine failed"
+			exit 1
+		}
+		python3 - "$out/hyperfine-$round.json" "${names[@]}" >>"$results" <<-'EOF'
+			import json, sys
+			order = sys.argv[2:]
+			results = json.load(open(sys.argv[1]))["results"]
+			for r in sorted(results, key=lambda r: order.index(r["command"])):
+			    name = r["command"]
+			    if name.startswith("old-"):
+			        name = name[len("old-"):] + "/old"
+			    for t in r["times"]:
+			        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (name, round(t * 1e9)))
+		EOF
+	done
 
 	peers=("lockmgr-run=$cli run" "flock-cmd=flock")
 	if [ -n "$old" ]; then
