@@ -5,7 +5,8 @@ package main
 // that a noisy machine treats the peers alike and the table reads as a
 // comparison (lockmgr-plugin comes first in each):
 //
-//	BenchmarkUncontended  Lock+Unlock of a free lock
+//	BenchmarkUncontended  Lock+Unlock of a free lock (flock, and ofd through its plugin)
+//	BenchmarkPipeRoundTrip one byte there and back over pipes between two processes
 //	BenchmarkHandoff      release in one process → acquire in another
 //	BenchmarkContended    4 processes × 2,000 locked counter increments
 //	BenchmarkDeadHolder   SIGKILL of a process holding the lock → lock free
@@ -40,6 +41,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,6 +55,7 @@ import (
 // The peers, as sub-benchmark names.
 const (
 	peerPlugin    = "lockmgr-plugin"            // lockmgr through its flock plugin process
+	peerPluginOFD = "lockmgr-plugin-ofd"        // lockmgr through the ofd plugin process
 	peerInproc    = "lockmgr-inproc"            // lockmgr with the flock backend in-process (WithLockMgr)
 	peerKernel    = "kernel-flock"              // flock(2) in Go, blocking in the kernel
 	peerGofrs     = "gofrs-flock"               // github.com/gofrs/flock Lock, which blocks in flock(2)
@@ -90,6 +93,11 @@ func newPeerLock(impl, path, pluginDir string) (peerLock, error) {
 	switch impl {
 	case peerPlugin:
 		return lockmgr.New(path, lockmgr.WithPluginDir(pluginDir), lockmgr.WithBackend("flock")), nil
+	case peerPluginOFD:
+		if err := buildOFDPlugin(pluginDir); err != nil {
+			return nil, err
+		}
+		return lockmgr.New(path, lockmgr.WithPluginDir(pluginDir), lockmgr.WithBackend("ofd")), nil
 	case peerInproc:
 		return lockmgr.New(path, lockmgr.WithLockMgr(newBackend())), nil
 	case peerKernel:
@@ -104,6 +112,21 @@ func newPeerLock(impl, path, pluginDir string) (peerLock, error) {
 		return gofrsPoll{gofrs.New(path)}, nil
 	}
 	return nil, fmt.Errorf("no peer %q", impl)
+}
+
+// The ofd plugin is built once, beside the flock plugin locktest.Main
+// built, from the ofd backend's source (../ofd): the flock and ofd locks
+// now travel to the host alike, and the targets cover both.
+var (
+	ofdPluginOnce sync.Once
+	ofdPluginErr  error
+)
+
+func buildOFDPlugin(dir string) error {
+	ofdPluginOnce.Do(func() {
+		ofdPluginErr = locktest.BuildPlugin(filepath.Join("..", "ofd"), "ofd", dir)
+	})
+	return ofdPluginErr
 }
 
 // startPlugin starts a lockmgr handle's plugin (other peers have none),
@@ -190,11 +213,12 @@ func micros(ns int64) float64 { return float64(ns) / 1e3 }
 func millis(ns int64) float64 { return float64(ns) / 1e6 }
 
 // BenchmarkUncontended times Lock+Unlock of a lock no one else wants:
-// through the plugin (two round trips to it), through the same backend
-// in-process, and with gofrs/flock, which like lockmgr opens the file at
-// each lock and closes it at each unlock.
+// through the flock and the ofd plugins (one round trip to lock; the
+// plugin hands the locked descriptor over, and unlock is a local close),
+// through the flock backend in-process, and with gofrs/flock, which like
+// lockmgr opens the file at each lock and closes it at each unlock.
 func BenchmarkUncontended(b *testing.B) {
-	for _, impl := range []string{peerPlugin, peerInproc, peerGofrs} {
+	for _, impl := range []string{peerPlugin, peerPluginOFD, peerInproc, peerGofrs} {
 		b.Run(impl, func(b *testing.B) {
 			l := mustPeerLock(b, impl, filepath.Join(b.TempDir(), "lock"))
 			ctx := context.Background()
@@ -220,6 +244,85 @@ func BenchmarkUncontended(b *testing.B) {
 			b.ReportMetric(quantile(lat, 0.50), "p50-µs")
 			b.ReportMetric(quantile(lat, 0.99), "p99-µs")
 		})
+	}
+}
+
+// BenchmarkPipeRoundTrip times one byte written to another process over
+// a pipe and echoed back over a second pipe: the least a request to a
+// plugin process can cost on this machine, and the yardstick the
+// Uncontended target is read against (its p50 as a multiple of this
+// p50). The echo is this test binary run again, as every helper is.
+func BenchmarkPipeRoundTrip(b *testing.B) {
+	toEcho, echoIn, err := os.Pipe()
+	mustOK(b, "pipe", err)
+	echoOut, fromEcho, err := os.Pipe()
+	mustOK(b, "pipe", err)
+	exe, err := os.Executable()
+	mustOK(b, "finding the test binary", err)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), roleEnv+"=echo")
+	// *os.File stdin and stdout are the pipes themselves, with no copying
+	// goroutine between: the echo reads and writes them directly.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = toEcho, fromEcho, os.Stderr
+	mustOK(b, "starting the echo", cmd.Start())
+	toEcho.Close()
+	fromEcho.Close()
+	b.Cleanup(func() {
+		echoIn.Close() // the echo sees end-of-file and exits
+		_ = cmd.Wait()
+		echoOut.Close()
+	})
+	wfd, rfd := int(echoIn.Fd()), int(echoOut.Fd())
+	one := []byte{'x'}
+	roundTrip := func() {
+		if _, err := unix.Write(wfd, one); err != nil {
+			b.Fatalf("writing to the echo: %v", err)
+		}
+		for {
+			n, err := unix.Read(rfd, one)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n != 1 {
+				b.Fatalf("reading the echo: %d bytes, %v", n, err)
+			}
+			return
+		}
+	}
+	for range 100 {
+		roundTrip()
+	}
+	lat := make([]float64, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		roundTrip()
+		lat[i] = micros(time.Since(start).Nanoseconds())
+	}
+	b.StopTimer()
+	b.ReportMetric(quantile(lat, 0.50), "p50-µs")
+	b.ReportMetric(quantile(lat, 0.99), "p99-µs")
+}
+
+// echo is BenchmarkPipeRoundTrip's other process: it writes back each
+// byte it reads on stdin, until end-of-file.
+func echo() int {
+	var buf [1]byte
+	for {
+		n, err := unix.Read(0, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "echo: read:", err)
+			return 1
+		case n == 0:
+			return 0
+		}
+		if _, err := unix.Write(1, buf[:n]); err != nil {
+			fmt.Fprintln(os.Stderr, "echo: write:", err)
+			return 1
+		}
 	}
 }
 
@@ -348,11 +451,11 @@ func incrementCounter(f *os.File) error {
 
 // BenchmarkDeadHolder kills (SIGKILL) a process that holds the lock and
 // times how long until a waiter in this process, already waiting, has
-// it. Through lockmgr, the holder's plugin exits when its lifeline pipe
-// closes with the holder, and the kernel's release of the plugin's
-// descriptors fires the inotify event the waiter sleeps on; with flock(2)
-// the kernel releases and wakes at the holder's own exit. b.N is the
-// number of kills.
+// it. Through lockmgr, the holder holds the locked descriptor its plugin
+// handed over, so the kernel releases the lock at the holder's own exit,
+// as with flock(2); a lockmgr waiter then learns of it from the inotify
+// event it sleeps on, where flock(2)'s waiter is woken by the kernel.
+// b.N is the number of kills.
 func BenchmarkDeadHolder(b *testing.B) {
 	const bound = 50 * time.Millisecond
 	for _, impl := range []string{peerPlugin, peerKernel} {
@@ -654,6 +757,9 @@ func (h *benchProc) clockReading(b *testing.B) int64 {
 // benchHelper is a helper process's whole life: it locks the file at
 // $LOCKMGR_BENCH_PATH with the peer $LOCKMGR_BENCH_IMPL as its role says.
 func benchHelper(role string) int {
+	if role == "echo" {
+		return echo()
+	}
 	fail := func(what string, err error) int {
 		fmt.Printf("error: %s: %v\n", what, err)
 		return 1

@@ -13,7 +13,22 @@
 #
 # Everything it writes stays in .cache/bench/: results.txt (the raw
 # results, for benchstat), benchstat.txt (benchstat's own tables),
-# hyperfine.md. ROUNDS=N changes the number of rounds (default 6).
+# hyperfine-ROUND.md. ROUNDS=N changes the number of rounds (default 6).
+#
+# With the CLI, stampede.sh then starts 200 `lockmgr run -w 120` on one
+# held file beside 200 flock(1)s, and reports the time to start and to
+# drain them and the Pss of all that wait (STAMPEDE_ROUNDS, default
+# ROUNDS, times; STAMPEDE_N processes, default 200).
+#
+# OLD=DIR sets an older build beside this one in the same run: DIR holds
+# its lockmgr and plugins (make build BIN=DIR), its benchmark binary
+# flock.test (go test -c in its backends/flock), and src, its source
+# tree (a symbolic link will do; OLD_SRC=PATH overrides it), because its
+# benchmarks build their plugin from the source they run in. Each round
+# then also runs the old binary's lockmgr-plugin benchmarks, their rows
+# named BenchmarkX/lockmgr-plugin/old so that they sit under today's; and
+# hyperfine and the stampede time the old lockmgr too (lockmgr-run/old).
+# The other peers are not run twice: they are the same code in both.
 # A quick smoke test of the benchmarks alone:
 #
 #   cd backends/flock && go test -run '^$' -bench . -benchtime 1x
@@ -26,6 +41,18 @@ rounds=${ROUNDS:-6}
 out=$root/.cache/bench
 bin=$root/.cache/bin
 cli=${1:-}
+old=${OLD:-}
+if [ -n "$old" ]; then
+	old=$(cd "$old" && pwd)
+	old_src=${OLD_SRC:-$old/src}
+	for f in "$old/flock.test" "$old/lockmgr" "$old_src/backends/flock"; do
+		if [ ! -e "$f" ]; then
+			printf 'bench: OLD=%s: no %s (see the comment at the top of run.sh)\n' "$old" "$f" >&2
+			exit 2
+		fi
+	done
+	old_src=$(cd "$old_src" && pwd)
+fi
 if [ -n "$cli" ]; then
 	cli=$(cd "$(dirname "$cli")" && pwd)/$(basename "$cli")
 fi
@@ -57,12 +84,27 @@ bench() {
 		exit 1
 	fi
 	grep -v -e '^PASS$' -e '^ok ' "$log" >>"$results"
+	# The pipe's round trip is the machine's, not a build's.
+	if [ -z "$old" ] || [ "$1" = PipeRoundTrip ]; then
+		return
+	fi
+	# The old build's lockmgr-plugin peer of the same benchmarks, run in
+	# its own source tree, renamed BenchmarkX/lockmgr-plugin/old-N.
+	if ! (cd "$old_src/backends/flock" && "$old/flock.test" -test.run '^$' \
+		-test.bench "^Benchmark($1)\$/^lockmgr-plugin\$" \
+		-test.benchtime "$2" -test.count "$3" -test.timeout 30m) >"$log" 2>&1; then
+		cat "$log" >&2
+		say "Benchmark($1) of the old build failed"
+		exit 1
+	fi
+	grep '^Benchmark' "$log" | sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)([[:space:]])#\1/old-\2\3#' >>"$results"
 }
 
 start=$SECONDS
 for round in $(seq "$rounds"); do
 	say "round $round of $rounds ($((SECONDS - start))s so far)"
 	bench Uncontended 0.5s 2
+	bench PipeRoundTrip 0.5s 2
 	bench Handoff 200x 1
 	bench 'Contended|Scale' 1x 1
 	bench DeadHolder 50x 1
@@ -72,26 +114,75 @@ done
 # The CLI beside flock(1), as whole commands. Each hyperfine run becomes
 # one result line, so that benchstat sums these up like the rest. The two
 # env- rows measure what starting the plugin ahead saves (LOCKMGR_PRESTART),
-# both paying for env(1)'s exec alike.
+# both paying for env(1)'s exec alike. lockmgr-run-F execs the command in
+# lockmgr's place (-F); flock-personality is lockmgr under the name flock
+# (a symbolic link), which finds the plugins beside the binary the link
+# names, as LOCKMGR_PLUGIN_DIR would: hyperfine sets no environment per
+# command, and a global one would send the old build to today's plugins.
 if [ -z "$cli" ] || [ ! -x "$cli" ]; then
 	say "skipping 'lockmgr run FILE true' vs 'flock FILE true': the CLI is not built (make build)"
 elif ! command -v hyperfine >/dev/null || ! command -v python3 >/dev/null; then
 	say "skipping 'lockmgr run FILE true' vs 'flock FILE true': needs hyperfine and python3"
 else
-	say "hyperfine: lockmgr run vs flock(1)"
 	lock=$(mktemp "${TMPDIR:-/tmp}/lockmgr-bench.XXXXXX")
+	personality=$out/personality
+	mkdir -p "$personality"
+	ln -sfn "$cli" "$personality/flock"
 	trap 'rm -f "$lock"' EXIT
-	hyperfine -N --warmup 20 --style none \
-		--export-markdown "$out/hyperfine.md" --export-json "$out/hyperfine.json" \
-		-n lockmgr-run "$cli run $lock true" -n flock-cmd "flock $lock true" \
-		-n env-prestart-on "env LOCKMGR_PRESTART=1 $cli run $lock true" \
-		-n env-prestart-off "env LOCKMGR_PRESTART=0 $cli run $lock true" >"$out/hyperfine.log" 2>&1
-	python3 - "$out/hyperfine.json" >>"$results" <<-'EOF'
-		import json, sys
-		for r in json.load(open(sys.argv[1]))["results"]:
-		    for t in r["times"]:
-		        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (r["command"], round(t * 1e9)))
-	EOF
+	if ! "$personality/flock" "$lock" true; then
+		say "the flock personality ($personality/flock -> $cli) failed"
+		exit 1
+	fi
+	names=(lockmgr-run flock-cmd)
+	cmds=("$cli run $lock true" "flock $lock true")
+	if [ -n "$old" ]; then
+		names+=(old-lockmgr-run)
+		cmds+=("$old/lockmgr run $lock true")
+	fi
+	names+=(lockmgr-run-F flock-personality env-prestart-on env-prestart-off)
+	cmds+=("$cli run -F $lock true" "$personality/flock $lock true"
+		"env LOCKMGR_PRESTART=1 $cli run $lock true" "env LOCKMGR_PRESTART=0 $cli run $lock true")
+	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
+	# command, the order turned by one each round: hyperfine times one
+	# command after another, and on a shared machine a single run of it
+	# gives whichever command came during a busy spell the worse figure.
+	# The rows are printed in names' order whatever the order of the run.
+	for round in $(seq "$rounds"); do
+		say "hyperfine $round of $rounds ($((SECONDS - start))s so far)"
+		args=()
+		k=${#names[@]}
+		for i in $(seq 0 $((k - 1))); do
+			j=$(((i + round - 1) % k))
+			args+=(-n "${names[j]}" "${cmds[j]}")
+		done
+		hyperfine -N --warmup 10 --runs "${HYPERFINE_RUNS:-60}" --style none \
+			--export-markdown "$out/hyperfine-$round.md" --export-json "$out/hyperfine-$round.json" \
+			"${args[@]}" >"$out/hyperfine.log" 2>&1 || {
+			cat "$out/hyperfine.log" >&2
+			say "hyperfine failed"
+			exit 1
+		}
+		python3 - "$out/hyperfine-$round.json" "${names[@]}" >>"$results" <<-'EOF'
+			import json, sys
+			order = sys.argv[2:]
+			results = json.load(open(sys.argv[1]))["results"]
+			for r in sorted(results, key=lambda r: order.index(r["command"])):
+			    name = r["command"]
+			    if name.startswith("old-"):
+			        name = name[len("old-"):] + "/old"
+			    for t in r["times"]:
+			        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (name, round(t * 1e9)))
+		EOF
+	done
+
+	peers=("lockmgr-run=$cli run" "flock-cmd=flock")
+	if [ -n "$old" ]; then
+		peers+=("lockmgr-run/old=$old/lockmgr run")
+	fi
+	for round in $(seq "${STAMPEDE_ROUNDS:-$rounds}"); do
+		say "stampede $round of ${STAMPEDE_ROUNDS:-$rounds} ($((SECONDS - start))s so far)"
+		"$here/stampede.sh" "$results" "${peers[@]}"
+	done
 fi
 
 "$bin/benchstat" "$results" >"$out/benchstat.txt" 2>&1

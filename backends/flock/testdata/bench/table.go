@@ -156,14 +156,29 @@ func equal(want float64) func(float64, func(string, string) float64) bool {
 	return func(v float64, _ func(string, string) float64) bool { return v == want }
 }
 
+// atLeastTimes is met when the value is at least k times another row's
+// median: today's build against the old one timed in the same run.
+func atLeastTimes(k float64, row, unit string) func(float64, func(string, string) float64) bool {
+	return func(v float64, look func(string, string) float64) bool { return v >= k*look(row, unit) }
+}
+
+// noWorse is met when a time is at most another row's median (the old
+// build's, in the same run) with the slack given, a fraction of it.
+func noWorse(row, unit string, slack float64) func(float64, func(string, string) float64) bool {
+	return func(v float64, look func(string, string) float64) bool { return v <= (1+slack)*look(row, unit) }
+}
+
+// The targets of issue 11 (the descriptor travels to the host) and those
+// before it. A target naming an .../old row has no data without OLD=DIR.
 var targets = []target{
-	{"Uncontended/lockmgr-plugin", "p50-µs", "≤ 150", atMost(150)},
+	{"Uncontended/lockmgr-plugin", "p50-µs", "≤ 70", atMost(70)},
+	{"Uncontended/lockmgr-plugin-ofd", "p50-µs", "≤ 70", atMost(70)},
 	{"Handoff/lockmgr-plugin", "p50-µs", "≤ 1000", atMost(1000)},
 	{"Handoff/lockmgr-plugin", "p99-µs", "≤ 10000", atMost(10000)},
-	{"Contended/lockmgr-plugin", "cycles/s", "≥ python-seed", func(v float64, look func(string, string) float64) bool {
-		return v >= look("Contended/python-seed", "cycles/s")
-	}},
+	{"Handoff/lockmgr-plugin", "p50-µs", "≤ old +10%", noWorse("Handoff/lockmgr-plugin/old", "p50-µs", 0.10)},
+	{"Contended/lockmgr-plugin", "cycles/s", "≥ 2 × old", atLeastTimes(2, "Contended/lockmgr-plugin/old", "cycles/s")},
 	{"Contended/lockmgr-plugin", "lost-updates", "= 0", equal(0)},
+	{"DeadHolder/lockmgr-plugin", "p50-ms", "≤ old +10%", noWorse("DeadHolder/lockmgr-plugin/old", "p50-ms", 0.10)},
 	{"DeadHolder/lockmgr-plugin", "max-ms", "≤ 50", atMost(50)},
 	{"DeadHolder/lockmgr-plugin", "within-50ms", "= trials", func(v float64, look func(string, string) float64) bool {
 		return v == look("DeadHolder/lockmgr-plugin", "trials")
@@ -174,22 +189,31 @@ var targets = []target{
 	{"Timeout/lockmgr-plugin", "canceled-not-timeout", "= 0", equal(0)},
 	{"Scale/lockmgr-plugin", "held", "= 10000", equal(10000)},
 	{"Scale/lockmgr-plugin", "ratio-10k/1", "≤ 1.5", atMost(1.5)},
+	{"Stampede/lockmgr-run", "ran-once", "= commands", func(v float64, look func(string, string) float64) bool {
+		return v == look("Stampede/lockmgr-run", "commands")
+	}},
+	{"Stampede/lockmgr-run", "not-once", "= 0", equal(0)},
+	{"Stampede/lockmgr-run", "error-lines", "= 0", equal(0)},
+	{"Stampede/lockmgr-run", "plugins-left", "= 0", equal(0)},
+	{"Stampede/lockmgr-run", "killed", "= 0", equal(0)},
 }
 
 // Counts and ratios are not compared with a peer's.
 var noPeerRatio = map[string]bool{
 	"lost-updates": true, "within-50ms": true, "canceled-not-timeout": true, "trials": true, "held": true, "ratio-10k/1": true,
+	"commands": true, "waiting": true, "plugins-waiting": true, "ran-once": true, "not-once": true, "error-lines": true, "plugins-left": true, "killed": true,
 }
 
 // groupOrder is the order of the benchmarks in the table, the order of
 // the comparisons in the brief; others follow.
-var groupOrder = []string{"Uncontended", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue"}
+var groupOrder = []string{"Uncontended", "PipeRoundTrip", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue", "Stampede"}
 
 // unitOrder puts each row's metrics in reading order; others follow.
 var unitOrder = []string{
 	"sec/op", "p50-µs", "p99-µs", "max-µs", "cycles/s", "lost-updates",
 	"p50-ms", "max-ms", "within-50ms", "trials", "late-p50-ms", "late-p99-ms", "late-max-ms", "canceled-not-timeout",
 	"held", "p50-µs-1-held", "p50-µs-10k-held", "ratio-10k/1", "lock-10k-ms", "rss-MiB", "KiB/lock",
+	"commands", "start-ms", "drain-ms", "pss-MiB", "waiting", "plugins-waiting", "ran-once", "not-once", "error-lines", "plugins-left", "killed",
 }
 
 func (t *table) look(row, unit string) float64 {
@@ -298,6 +322,59 @@ func (t *table) print(w *os.File) {
 	fmt.Fprintln(out, "LOCKMGR÷THIS is the group's first row's median over this row's: above 1 for a time")
 	fmt.Fprintln(out, "means lockmgr takes longer, below 1 for a rate means it does less.")
 	fmt.Fprintln(out, "A target must hold in every run to meet; \"median meets\" means some runs miss.")
+	t.printRatios(out)
+}
+
+// A ratio is one median over another, for the comparisons a row's
+// LOCKMGR÷THIS does not make: against the pipe's round trip, against
+// flock(1) for each build, and the old build against today's.
+type ratio struct {
+	label        string
+	numRow, numU string
+	denRow, denU string
+}
+
+var ratios = []ratio{
+	{"Lock+Unlock flock plugin p50 ÷ pipe round trip p50", "Uncontended/lockmgr-plugin", "p50-µs", "PipeRoundTrip", "p50-µs"},
+	{"Lock+Unlock ofd plugin p50 ÷ pipe round trip p50", "Uncontended/lockmgr-plugin-ofd", "p50-µs", "PipeRoundTrip", "p50-µs"},
+	{"Lock+Unlock old flock plugin p50 ÷ pipe round trip p50", "Uncontended/lockmgr-plugin/old", "p50-µs", "PipeRoundTrip", "p50-µs"},
+	{"Lock+Unlock p50, old ÷ today", "Uncontended/lockmgr-plugin/old", "p50-µs", "Uncontended/lockmgr-plugin", "p50-µs"},
+	{"Contended cycles/s, today ÷ old (target ≥ 2)", "Contended/lockmgr-plugin", "cycles/s", "Contended/lockmgr-plugin/old", "cycles/s"},
+	{"Handoff p50, today ÷ old", "Handoff/lockmgr-plugin", "p50-µs", "Handoff/lockmgr-plugin/old", "p50-µs"},
+	{"DeadHolder p50, today ÷ old", "DeadHolder/lockmgr-plugin", "p50-ms", "DeadHolder/lockmgr-plugin/old", "p50-ms"},
+	{"lockmgr run FILE true ÷ flock FILE true, today", "CLIRunTrue/lockmgr-run", "sec/op", "CLIRunTrue/flock-cmd", "sec/op"},
+	{"lockmgr run FILE true ÷ flock FILE true, old", "CLIRunTrue/lockmgr-run/old", "sec/op", "CLIRunTrue/flock-cmd", "sec/op"},
+	{"lockmgr run -F FILE true ÷ flock FILE true", "CLIRunTrue/lockmgr-run-F", "sec/op", "CLIRunTrue/flock-cmd", "sec/op"},
+	{"flock personality ÷ flock FILE true", "CLIRunTrue/flock-personality", "sec/op", "CLIRunTrue/flock-cmd", "sec/op"},
+	{"Stampede start, today ÷ flock(1)", "Stampede/lockmgr-run", "start-ms", "Stampede/flock-cmd", "start-ms"},
+	{"Stampede start, old ÷ flock(1)", "Stampede/lockmgr-run/old", "start-ms", "Stampede/flock-cmd", "start-ms"},
+	{"Stampede drain, today ÷ flock(1)", "Stampede/lockmgr-run", "drain-ms", "Stampede/flock-cmd", "drain-ms"},
+	{"Stampede drain, old ÷ flock(1)", "Stampede/lockmgr-run/old", "drain-ms", "Stampede/flock-cmd", "drain-ms"},
+	{"Stampede Pss, today ÷ flock(1)", "Stampede/lockmgr-run", "pss-MiB", "Stampede/flock-cmd", "pss-MiB"},
+	{"Stampede Pss, old ÷ flock(1)", "Stampede/lockmgr-run/old", "pss-MiB", "Stampede/flock-cmd", "pss-MiB"},
+}
+
+func (t *table) printRatios(out *bufio.Writer) {
+	var lines [][2]string
+	for _, r := range ratios {
+		v := t.look(r.numRow, r.numU) / t.look(r.denRow, r.denU)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		lines = append(lines, [2]string{r.label, num(v) + "×"})
+	}
+	if len(lines) == 0 {
+		return
+	}
+	width := 0
+	for _, l := range lines {
+		width = max(width, len([]rune(l[0])))
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "RATIOS OF MEDIANS")
+	for _, l := range lines {
+		fmt.Fprintf(out, "%s%s  %8s\n", l[0], strings.Repeat(" ", width-len([]rune(l[0]))), l[1])
+	}
 }
 
 func groupRank(row string) int {
