@@ -362,7 +362,7 @@ func cmdPluginOf(ts *testscript.TestScript, neg bool, args []string) {
 	lm := pidFrom(ts, args[0])
 	found := 0
 	poll(ts, fmt.Sprintf("a plugin under pid %d", lm), func() bool {
-		if p := pluginsOf(lm); len(p) > 0 {
+		if p := locktest.PluginProcesses(lm); len(p) > 0 {
 			found = p[0]
 			return true
 		}
@@ -378,24 +378,9 @@ func cmdNoPlugin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: noplugin LMPIDFILE")
 	}
 	lm := pidFrom(ts, args[0])
-	poll(ts, fmt.Sprintf("pid %d to have no plugin", lm), func() bool { return len(pluginsOf(lm)) == 0 })
+	poll(ts, fmt.Sprintf("pid %d to have no plugin", lm), func() bool { return len(locktest.PluginProcesses(lm)) == 0 })
 }
 
-// pluginsOf lists the live backend plugins whose parent is lm.
-func pluginsOf(lm int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if state, ppid, ok := procStat(pid); ok && ppid == lm && state != "Z" && state != "X" && strings.HasPrefix(proclocks.Command(pid), "lockmgr-backend") {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
 
 // cmdGone waits until the process in PIDFILE has exited (a zombie has:
 // it holds nothing); with !, checks that it is still running:
