@@ -381,7 +381,6 @@ func cmdNoPlugin(ts *testscript.TestScript, neg bool, args []string) {
 	poll(ts, fmt.Sprintf("pid %d to have no plugin", lm), func() bool { return len(locktest.PluginProcesses(lm)) == 0 })
 }
 
-
 // cmdGone waits until the process in PIDFILE has exited (a zombie has:
 // it holds nothing); with !, checks that it is still running:
 // [!] gone PIDFILE.
