@@ -224,7 +224,6 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	var file *os.File
 	if err == nil && r.GetAcquired().GetHandedOver() {
 		c.forget(handle) // the kernel holds it now: nothing can lose it
-		lost = nil
 		if file, err = c.inbox.take(handle); err != nil {
 			err = backend.Errorf("lock", req.Path, c.name, err)
 		}
@@ -252,7 +251,7 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	}
 	a := r.GetAcquired()
 	held := backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), File: file}
-	if lost != nil {
+	if file == nil {
 		held.Lost = lost
 	}
 	return held, nil
