@@ -42,6 +42,13 @@ func newBackend() *fdlock.Backend {
 			}
 			return unix.Flock(fd, how|unix.LOCK_NB)
 		},
+		Lock: func(fd int, mode backend.Mode, _ backend.Range) error {
+			how := unix.LOCK_EX
+			if mode == backend.Shared {
+				how = unix.LOCK_SH
+			}
+			return unix.Flock(fd, how)
+		},
 		Unlock: func(fd int, _ backend.Range) error {
 			return unix.Flock(fd, unix.LOCK_UN)
 		},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/locktest"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -12,3 +13,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestConformance(t *testing.T) { locktest.Run(t) }
+
+// TestWaiterSleepsInTheKernel: a waiter through the plugin blocks in
+// flock(2) itself, as under flock(1).
+func TestWaiterSleepsInTheKernel(t *testing.T) { locktest.RunKernelWait(t, unix.SYS_FLOCK) }

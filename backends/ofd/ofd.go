@@ -38,17 +38,24 @@ func newBackend() *fdlock.Backend {
 			if mode == backend.Shared {
 				typ = unix.F_RDLCK
 			}
-			return setlk(fd, typ, r)
+			return setlk(fd, unix.F_OFD_SETLK, typ, r)
+		},
+		Lock: func(fd int, mode backend.Mode, r backend.Range) error {
+			typ := int16(unix.F_WRLCK)
+			if mode == backend.Shared {
+				typ = unix.F_RDLCK
+			}
+			return setlk(fd, unix.F_OFD_SETLKW, typ, r)
 		},
 		Unlock: func(fd int, r backend.Range) error {
-			return setlk(fd, unix.F_UNLCK, r)
+			return setlk(fd, unix.F_OFD_SETLK, unix.F_UNLCK, r)
 		},
 	})
 }
 
-func setlk(fd int, typ int16, r backend.Range) error {
+func setlk(fd, cmd int, typ int16, r backend.Range) error {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: r.Start, Len: r.Len(), Pid: 0}
-	err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+	err := unix.FcntlFlock(uintptr(fd), cmd, &lk)
 	if err == unix.EINVAL && typ != unix.F_UNLCK {
 		// EINVAL on a valid request means a kernel without OFD locks.
 		return backend.Unsupportedf("this kernel has no open file description locks (F_OFD_SETLK needs Linux 3.15)")

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/kernelwait"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/lockwait"
 	"github.com/lockmgr/lockmgr/core/proclocks"
@@ -32,6 +33,13 @@ type Mechanism struct {
 	// conflicting lock. It is also called with Exclusive on a held lock to
 	// convert it before remove-on-release unlinks the file.
 	TryLock func(fd int, mode backend.Mode, r backend.Range) error
+	// Lock is TryLock's blocking form (flock(2) without LOCK_NB,
+	// F_OFD_SETLKW), which returns unix.EINTR when a signal interrupts it.
+	// With Lock, a waiter in a process that enabled core/kernelwait (a
+	// plugin) sleeps in the kernel and is granted the lock the moment its
+	// holder lets go, as under flock(1); without it, or where kernel waits
+	// are unavailable, it sleeps on inotify (core/lockwait).
+	Lock func(fd int, mode backend.Mode, r backend.Range) error
 	// Unlock releases the lock on fd in r. Closing the descriptor is
 	// enough when it is our own; Unlock is for a descriptor inherited from
 	// the host, whose open file description outlives the release.
@@ -162,6 +170,22 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 		case !req.Wait:
 			o.File.Close()
 			return nil, backend.ErrBusy
+		}
+		if b.mech.Lock != nil {
+			fd := int(o.File.Fd())
+			werr := kernelwait.Wait(ctx, func() error { return b.mech.Lock(fd, req.Mode, req.Range) })
+			switch {
+			case werr == nil:
+				// Granted: the next try, on a lock this description
+				// already holds, succeeds at once and checks the path.
+				continue
+			case werr == unix.EINTR:
+				o.File.Close()
+				return nil, backend.WaitError(ctx)
+			case werr != kernelwait.ErrUnavailable:
+				o.File.Close()
+				return nil, explain(werr, req.Mode)
+			}
 		}
 		if watch == nil {
 			// Subscribe, then try once more before sleeping, so that a

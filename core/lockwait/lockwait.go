@@ -1,12 +1,14 @@
 // Package lockwait lets a backend wait for a held lock without blocking a
 // thread in the kernel and without polling at a coarse fixed delay.
 //
-// Why not simply block in flock(2) or F_SETLKW? Go installs its signal
-// handlers with SA_RESTART, so a blocked lock call cannot be interrupted
-// the way util-linux flock(1) interrupts it with SIGALRM: a canceled or
-// timed-out wait would leave a thread stuck in the kernel, and that thread
-// would take the lock later, for no one. So a waiter makes non-blocking
-// attempts and sleeps between them until one of these wakes it:
+// A plugin's flock and OFD waiters block in the kernel instead
+// (core/kernelwait), which can interrupt the lock call because the plugin
+// owns its signals. lockwait serves every other waiter: POSIX locks (a
+// blocked F_SETLKW is the process's, not the waiter's), backends running
+// in their user's process (whose signals are not the library's to
+// change), and plugin waiters beyond kernelwait.MaxWaiters. A waiter makes
+// non-blocking attempts and sleeps between them until one of these wakes
+// it:
 //
 //   - an inotify event on the lock file's inode. A holder that exits or
 //     releases by closing its descriptor closes the file, which fires

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/kernelwait"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -22,6 +23,10 @@ import (
 // as soon as the host's lifeline closes.
 func Serve(impl backend.LockMgr) {
 	lifeline := watchLifeline(impl)
+	// A plugin owns its signals, so its waiters may sleep in the kernel's
+	// lock call and be woken by the release itself. If this fails they
+	// wait on inotify, which is slower to notice a release, not wrong.
+	_ = kernelwait.Enable()
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin's work is a few syscalls per call; what costs is handing
 		// each message between goroutines, and on one P that hand-off is a
