@@ -190,6 +190,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 		return nil, err
 	}
 	h.opts.Logger.Debug("starting plugin", "backend", name, "path", path)
+	go pluginrpc.Warm() // runs while the plugin starts
 	proto, err := gp.Client()
 	if err != nil {
 		switch {

@@ -34,6 +34,7 @@ func Serve(impl backend.LockMgr) {
 		// 2-core machine: a lock round trip 20% faster.
 		runtime.GOMAXPROCS(1)
 	}
+	go Warm() // runs while the host connects
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, sender: senderOn(lifeline)}},
