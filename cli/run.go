@@ -320,7 +320,7 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 			return err
 		}
 	}
-	return o.runLocked(h, host, path, argv, sigs)
+	return o.runLocked(h, path, argv, sigs)
 }
 
 // acquire takes the lock, or gives up on a signal.
@@ -359,12 +359,12 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 
 // runLocked runs the command while h holds the lock, and returns its exit
 // status (or 75 if the lock was lost and the command stopped for it).
-func (o *runOptions) runLocked(h *lockmgr.Handle, host *pluginhost.Host, path string, argv []string, sigs <-chan os.Signal) error {
+func (o *runOptions) runLocked(h *lockmgr.Handle, path string, argv []string, sigs <-chan os.Signal) error {
 	env := childEnv(h)
 	if f, err := h.Detach(); err == nil {
 		return o.runWithDescriptor(h, f, path, argv, env, sigs)
 	}
-	return o.runWithPlugin(h, host, path, argv, env, sigs)
+	return o.runWithPlugin(h, path, argv, env, sigs)
 }
 
 // runWithDescriptor runs the command holding a lock that is the locked
@@ -395,36 +395,34 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 // lifeline, unless --close, so that the plugin, and the lock, live as long
 // as the command; and if the plugin loses the lock meanwhile, --on-lost
 // says what becomes of the command.
-func (o *runOptions) runWithPlugin(h *lockmgr.Handle, host *pluginhost.Host, path string, argv []string, env []string, sigs <-chan os.Signal) error {
-	// The handle's plugin, for its lifeline and pid: the host hands out
-	// the running one, without a round trip.
-	p, err := host.Get(h.Backend())
-	if err != nil {
-		return err
-	}
-	defer p.Done()
+func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string, env []string, sigs <-chan os.Signal) error {
 	lost := h.Lost()
 	select {
 	case <-lost:
-		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), argv[0], lossCause(p)))
+		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), argv[0], lossCause(h)))
 	default:
 	}
 	var give *os.File
 	if !o.close {
-		give = p.Lifeline()
+		var err error
+		if give, err = h.Lifeline(); err != nil {
+			return err
+		}
 	}
 	cmd, exited, err := launch(path, argv, env, give)
+	if give != nil {
+		give.Close() // the command has its own copy
+	}
 	if err != nil {
 		return err
 	}
-	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, p, cmd, argv[0]) }, true)
+	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, cmd, argv[0]) }, true)
 	uerr := h.Unlock()
-	if !o.close {
-		// The command's heirs may hold the lifeline still (a daemon it
-		// started): the plugin, holding nothing now, must not live on
-		// with them. Nothing is waited for.
-		_ = p.Kill()
-	}
+	// The plugin, holding nothing now, must not live on with the
+	// command's heirs, which may hold its lifeline still (a daemon it
+	// started): closing the handle stops it, by SIGKILL when the
+	// lifeline was shared. Nothing is waited for.
+	h.Close()
 	if stopped {
 		return exitStatus(exitLost)
 	}
@@ -526,8 +524,8 @@ func callerDescriptor(fd int) bool {
 
 // lockLost acts on --on-lost, and reports whether the command is being
 // stopped.
-func (o *runOptions) lockLost(h *lockmgr.Handle, p *pluginhost.Plugin, cmd *exec.Cmd, name string) bool {
-	what := fmt.Sprintf("lost the lock on %s (%s): %s", h.LockName(context.Background()), h.Backend(), lossCause(p))
+func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) bool {
+	what := fmt.Sprintf("lost the lock on %s (%s): %s", h.LockName(context.Background()), h.Backend(), lossCause(h))
 	switch o.onLost {
 	case onLostIgnore:
 		fmt.Fprintf(os.Stderr, "lockmgr: warning: %s; %s (pid %d) runs on without it (--on-lost ignore)\n", what, name, cmd.Process.Pid)
@@ -627,11 +625,9 @@ func commandError(name string, err error) error {
 // lossCause says why a lock was lost: its plugin died, or the plugin, still
 // running, reported the loss (an etcd lease that expired while the lock
 // service was out of reach).
-func lossCause(p *pluginhost.Plugin) string {
-	select {
-	case <-p.Dead():
+func lossCause(h *lockmgr.Handle) string {
+	if errors.Is(h.LostCause(), lockmgr.ErrPluginExited) {
 		return "its backend plugin exited"
-	default:
-		return "the backend lost it (a lease that expired, or a lock service out of reach)"
 	}
+	return "the backend lost it (a lease that expired, or a lock service out of reach)"
 }

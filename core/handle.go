@@ -12,6 +12,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"golang.org/x/sys/unix"
 )
 
 // state is where a Handle is in its life; each method moves it along one
@@ -303,6 +304,57 @@ func (h *Handle) Detach() (*os.File, error) {
 	f := h.held.File
 	h.state, h.held, h.granter = unlocked, backend.Held{}, nil
 	return f, nil
+}
+
+// Lifeline hands the caller a copy of the lifeline of the plugin that
+// holds the handle's lock (posix, etcd): while any process holds a copy,
+// the plugin, and with it the lock, lives on, even if this process is
+// killed. It is how a command inherits such a lock (lockmgr run): pass the
+// copy to the child and close it here. Only a plugin started by a host
+// made with pluginhost.Options.ShareLifeline lives by its lifeline; any
+// other dies with this process, and its Lifeline is ErrUnsupported. A lock
+// that is a locked file has no lifeline: Detach it instead.
+func (h *Handle) Lifeline() (*os.File, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.state != locked:
+		return nil, h.errorf("lifeline", backend.ErrNotLocked)
+	case h.held.File != nil:
+		return nil, h.errorf("lifeline", backend.Unsupportedf("a lock that is a locked file has no lifeline: detach it"))
+	case h.plugin == nil || !h.plugin.SharesLifeline():
+		return nil, h.errorf("lifeline", backend.Unsupportedf("this plugin dies with its host whatever holds its lifeline (no ShareLifeline)"))
+	}
+	f, err := dupCloexec(h.plugin.Lifeline())
+	if err != nil {
+		return nil, h.errorf("lifeline", err)
+	}
+	return f, nil
+}
+
+func dupCloexec(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// LostCause says why the lock the handle holds was lost, once Lost has
+// fired: ErrPluginExited when the plugin that held it exited, else ErrLost,
+// the backend's own report (an etcd lease that expired while the cluster
+// was out of reach). It is nil while the lock is held and not lost, and
+// when none is held.
+func (h *Handle) LostCause() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.state != locked || !isClosed(h.held.Lost) {
+		return nil
+	}
+	if h.plugin != nil && isClosed(h.plugin.Dead()) {
+		return ErrPluginExited
+	}
+	return ErrLost
 }
 
 func isClosed(ch <-chan struct{}) bool {

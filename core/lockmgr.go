@@ -18,7 +18,10 @@
 // WithLockMgr uses one in-process, without a plugin.
 package lockmgr
 
-import "github.com/lockmgr/lockmgr/core/backend"
+import (
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
+)
 
 // Mode is the kind of lock: Exclusive or Shared.
 type Mode = backend.Mode
@@ -43,6 +46,9 @@ var (
 	ErrPluginRejected  = backend.ErrPluginRejected
 	ErrConfig          = backend.ErrConfig
 	ErrUnavailable     = backend.ErrUnavailable
+	// ErrPluginExited is why a lock its plugin held was lost when that
+	// plugin exited; it is also ErrLost.
+	ErrPluginExited = pluginrpc.ErrPluginExited
 )
 
 // Error is the type of every error lockmgr returns for a lock operation:

@@ -172,6 +172,7 @@ func RunTarget(t *testing.T, tgt Target) {
 		t.Run("DescriptorLimitNamed", s.descriptorLimit)
 		t.Run("StaleHandleReleasesNothingAfterRestart", s.staleHandleAfterRestart)
 		t.Run("LockAfterPluginDeathHoldsALock", s.lockAfterPluginDeath)
+		t.Run("LifelineKeepsThePluginsLock", s.lifelineKeepsLock)
 		t.Run("Model", s.model)
 	}
 }
@@ -594,6 +595,9 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := h.Lost()
+	if err := h.LostCause(); err != nil {
+		t.Fatalf("LostCause of a lock not lost: %v, want nil", err)
+	}
 	if !killPlugin(t, nil) {
 		t.Fatal("found no plugin process to kill")
 	}
@@ -613,6 +617,9 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 		case <-time.After(promptly):
 			t.Fatalf("Lost() did not fire %v after the plugin was killed", promptly)
 		}
+		if err := h.LostCause(); !errorsIs(err, lockmgr.ErrPluginExited) || !errorsIs(err, lockmgr.ErrLost) {
+			t.Fatalf("LostCause after the plugin died: %v, want ErrPluginExited, which is ErrLost", err)
+		}
 		if err := h.Unlock(); !errorsIs(err, lockmgr.ErrLost) {
 			t.Fatalf("Unlock after the plugin died: %v, want ErrLost", err)
 		}
@@ -620,6 +627,73 @@ func (s *suiteRun) pluginKilled(t *testing.T) {
 	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
 		t.Fatalf("Lock through a fresh plugin: %v", err)
 	}
+}
+
+// lifelineKeepsLock: a lock its plugin holds lives as long as some
+// process holds a copy of the plugin's lifeline (Handle.Lifeline), even
+// after its host is SIGKILLed, and ends when the last copy goes. A lock
+// that is a locked file has no lifeline, and neither has a plugin that
+// dies with its host.
+func (s *suiteRun) lifelineKeepsLock(t *testing.T) {
+	p := s.lockPath(t)
+	h := s.handle(t, p, lockmgr.WithHost(privateHost(t)))
+	if _, err := h.Lifeline(); !errorsIs(err, lockmgr.ErrNotLocked) {
+		t.Fatalf("Lifeline with no lock held: %v, want ErrNotLocked", err)
+	}
+	if err := h.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.Lifeline()
+	h.Unlock()
+	if !errorsIs(err, lockmgr.ErrUnsupported) {
+		t.Fatalf("Lifeline of a lock whose plugin dies with its host: %v, want ErrUnsupported", err)
+	}
+	if s.info.Capabilities.HandsOver {
+		return // the lock is a locked file: Detach, not Lifeline
+	}
+	c := startChild(t, s.tgt.Name, p, "lifeline")
+	line := c.Next(t, promptly)
+	var heir int
+	if _, err := fmt.Sscanf(line, "locked %d", &heir); err != nil {
+		t.Fatalf("the host said %q, want \"locked PID\"", line)
+	}
+	t.Cleanup(func() { syscall.Kill(heir, syscall.SIGKILL) })
+	plugins := PluginProcesses(c.Cmd.Process.Pid)
+	if len(plugins) == 0 {
+		t.Fatal("found no plugin process under the helper process")
+	}
+	c.Cmd.Process.Kill()
+	c.Cmd.Wait()
+	// A plugin whose lifeline is cut exits within milliseconds; give it
+	// far longer, then it must still be there, holding the lock.
+	time.Sleep(shortly)
+	for _, pid := range plugins {
+		if !alive(pid) {
+			t.Fatalf("plugin %d exited with its host, though an heir holds its lifeline", pid)
+		}
+	}
+	other := s.handle(t, p)
+	if ok, err := other.TryLock(); err != nil || ok {
+		t.Fatalf("with its host killed and an heir holding the lifeline, the lock was free to take (%v, %v)", ok, err)
+	}
+	syscall.Kill(heir, syscall.SIGKILL)
+	if err := other.Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatalf("the lock still held %v after the last lifeline holder died: %v", promptly, err)
+	}
+	for _, pid := range plugins {
+		waitGone(t, pid)
+	}
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // privateHost returns a host of the test's own, configured as the shared

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
 )
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
@@ -41,8 +43,11 @@ func child(target string) int {
 	h := lockmgr.New(os.Getenv("LOCKTEST_PATH"), opts...)
 	defer h.Close()
 	action := os.Getenv("LOCKTEST_ACTION")
-	if action == "fill-descriptors" {
+	switch action {
+	case "fill-descriptors":
 		return fillDescriptors(opts)
+	case "lifeline":
+		return lockForHeir(os.Getenv("LOCKTEST_PATH"), opts)
 	}
 	shared := strings.HasSuffix(action, "shared")
 	if strings.HasPrefix(action, "try-") {
@@ -195,6 +200,42 @@ func fillDescriptors(opts []lockmgr.Option) int {
 		}
 	}
 	fmt.Println("all held")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// lockForHeir takes the lock through a host whose plugins live by their
+// lifeline, gives a copy of the lifeline to a child (sleep) as lockmgr
+// run gives it to its command, and says "locked PID" with the child's pid.
+func lockForHeir(path string, opts []lockmgr.Option) int {
+	fail := func(err error) int {
+		fmt.Println("error:", err)
+		return 1
+	}
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		return fail(err)
+	}
+	settings, err := cfg.BackendSettings()
+	if err != nil {
+		return fail(err)
+	}
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{os.Getenv("LOCKTEST_PLUGIN_DIR")}, Settings: settings, ShareLifeline: true})
+	h := lockmgr.New(path, append(opts, lockmgr.WithHost(host))...)
+	if err := h.Lock(context.Background()); err != nil {
+		return fail(err)
+	}
+	f, err := h.Lifeline()
+	if err != nil {
+		return fail(err)
+	}
+	heir := exec.Command("sleep", "60")
+	heir.ExtraFiles = []*os.File{f}
+	if err := heir.Start(); err != nil {
+		return fail(err)
+	}
+	f.Close()
+	fmt.Println("locked", heir.Process.Pid)
 	io.Copy(io.Discard, os.Stdin)
 	return 0
 }

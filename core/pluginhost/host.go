@@ -41,8 +41,9 @@ type Options struct {
 	Checksums map[string]string
 	// ShareLifeline keeps the lifeline's write end open for the host to
 	// hand on (Plugin.Lifeline), so that the plugin, and its locks, live as
-	// long as whoever holds a copy; it turns off Pdeathsig, which would
-	// end the plugin with the host regardless.
+	// long as whoever holds a copy, even after the host is killed; it
+	// turns off Pdeathsig, which would end the plugin with the host
+	// regardless. The host's last Done still ends the plugin.
 	ShareLifeline bool
 	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
 	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
@@ -240,7 +241,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 }
 
 // Done gives up one use of p; the last one stops the plugin, without
-// waiting for it to exit. Its locks are released by the kernel as it
+// waiting for it to exit: by closing its lifeline, or, when the lifeline
+// is shared (Options.ShareLifeline) and copies of it may live on
+// elsewhere, by SIGKILL. Its locks are released by the kernel as it
 // exits, so Done must come after every lock of p is released.
 func (p *Plugin) Done() {
 	h := p.host
@@ -263,8 +266,14 @@ func (p *Plugin) stop() {
 	p.stopped = true
 	p.host.opts.Logger.Debug("stopping plugin", "backend", p.Name)
 	p.MarkDead()
-	// Closing our end of the lifeline is the plugin's signal to exit; if
-	// the lifeline was handed on, the plugin stays as long as the copies.
+	if p.SharesLifeline() {
+		// Copies of the lifeline may live on in processes that no longer
+		// need the plugin (a daemon that lockmgr run's command started),
+		// and would keep it, holding nothing, for as long as they run.
+		// Nothing is waited for.
+		_ = p.Kill()
+	}
+	// Closing our end of the lifeline is the plugin's signal to exit.
 	p.proc.Lifeline.Close()
 	if p.conn != nil {
 		// gRPC's Close waits for its resolver and balancer goroutines to
@@ -273,6 +282,11 @@ func (p *Plugin) stop() {
 	}
 	os.RemoveAll(p.proc.SocketDir)
 }
+
+// SharesLifeline reports whether p lives by its lifeline alone, without
+// Pdeathsig (Options.ShareLifeline): then a process that holds a copy of
+// the lifeline keeps p, and every lock it holds, alive.
+func (p *Plugin) SharesLifeline() bool { return p.host.opts.ShareLifeline }
 
 // Lifeline returns the write end of p's lifeline. With
 // Options.ShareLifeline, a command that inherits a copy keeps the plugin,
