@@ -270,8 +270,9 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
 }
 
-// holdersText says who holds l, for a person: "held by pid 1234
-// (backup.sh), exclusive flock".
+// holdersText says who holds l, for a person, as lockmgr status does:
+// "held by pid 1234 (lockmgr run), exclusive flock [running backup.sh
+// (pid 1235)]".
 func holdersText(ctx context.Context, l locker) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -289,7 +290,7 @@ func holdersText(ctx context.Context, l locker) string {
 	// system can show one lock twice; a person needs each holder once.
 	var parts []string
 	for _, o := range st.Holders {
-		if t := ownerText(o); !slices.Contains(parts, t) {
+		if t := ownerText(o) + detailText(o); !slices.Contains(parts, t) {
 			parts = append(parts, t)
 		}
 	}
