@@ -68,6 +68,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -183,12 +184,11 @@ func (b *Backend) client() (*clientv3.Client, settings, error) {
 		})},
 	})
 	if err != nil {
-		// The client's errors name no password; it is not ours to add.
 		kind := backend.ErrUnavailable
 		if isAuthError(err) {
 			kind = backend.ErrConfig
 		}
-		return nil, cfg, fmt.Errorf("connecting to etcd at %s: %w: %w", cfg.endpointList(), kind, err)
+		return nil, cfg, redact(fmt.Errorf("connecting to etcd at %s: %w: %w", cfg.endpointList(), kind, err))
 	}
 	b.mu.Lock()
 	b.cli = cli
@@ -698,17 +698,29 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 	case errors.Is(err, backend.ErrBusy):
 		return err
 	case errors.Is(err, errLeaseGone):
-		return fmt.Errorf("%s at %s: %w", what, s.endpointList(), err)
+		return redact(fmt.Errorf("%s at %s: %w", what, s.endpointList(), err))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout)
+		return redact(fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout))
 	case isAuthError(err):
 		// The settings' username and password, or the user's rights: a
 		// matter for the configuration, not for trying again.
-		return fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrConfig, err)
+		return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrConfig, err))
 	}
 	// Anything else etcd says is the service failing to serve.
-	return fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err)
+	return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err))
 }
+
+// redacted is an error whose text hides the user info of every URL in it
+// (an endpoint written http://user:password@host:2379), since errors end
+// up in logs and on terminals; errors.Is and As still see the error
+// inside.
+type redacted struct{ err error }
+
+func redact(err error) error { return redacted{err} }
+
+func (r redacted) Error() string { return config.RedactUserinfo(r.err.Error()) }
+
+func (r redacted) Unwrap() error { return r.err }
 
 // isAuthError reports whether etcd refused the settings' username and
 // password, or the user's rights.
@@ -830,16 +842,16 @@ func checkEndpoint(ep string) error {
 	if strings.Contains(ep, "://") {
 		u, err := url.Parse(ep)
 		if err != nil {
-			return fmt.Errorf("endpoint %q is not a URL", ep)
+			return fmt.Errorf("endpoint %q is not a URL", config.RedactUserinfo(ep))
 		}
 		switch u.Scheme {
 		case "http", "https", "unix", "unixs":
 			return nil
 		}
-		return fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", ep, u.Scheme)
+		return fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", config.RedactUserinfo(ep), u.Scheme)
 	}
 	if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
-		return fmt.Errorf("endpoint %q is not host:port or a URL", ep)
+		return fmt.Errorf("endpoint %q is not host:port or a URL", config.RedactUserinfo(ep))
 	}
 	return nil
 }

@@ -712,3 +712,34 @@ func BenchmarkLockUnlock(b *testing.B) {
 		}
 	}
 }
+
+// TestErrorsHideEndpointCredentials: an endpoint URL may carry a user and
+// password (http://user:secret@host:2379); no error shows them, neither a
+// refused setting nor a cluster out of reach, since errors reach logs and
+// terminals.
+func TestErrorsHideEndpointCredentials(t *testing.T) {
+	const secret = "s3cret-pw"
+	_, err := parseSettings([]byte(`{"endpoints": "ftp://alice:` + secret + `@127.0.0.1:1"}`))
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("refused endpoint: %v; want an error without the password", err)
+	}
+
+	b := newBackend(os.Getpid())
+	defer b.Close()
+	// A port nothing listens on: every attempt is refused, and the wait
+	// ends at dial_timeout.
+	raw, _ := json.Marshal(map[string]any{"endpoints": "http://alice:" + secret + "@127.0.0.1:9", "dial_timeout": "300ms"})
+	err = b.Configure(context.Background(), raw)
+	if err == nil {
+		_, err = b.Acquire(context.Background(), request(uniqueName("secret"), false))
+	}
+	if err == nil {
+		t.Fatal("locking through an endpoint nothing listens on succeeded")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("unreachable cluster: %q shows the password", err)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:9") {
+		t.Errorf("unreachable cluster: %q does not name the endpoint", err)
+	}
+}
