@@ -580,7 +580,7 @@ func (s *suiteRun) hostKilled(t *testing.T) {
 	}
 	t.Logf("lock free %v after the host's SIGKILL", time.Since(killed))
 	for _, pid := range plugins {
-		waitGone(t, pid)
+		waitGone(t, pid, "its host was killed")
 	}
 }
 
@@ -681,19 +681,8 @@ func (s *suiteRun) lifelineKeepsLock(t *testing.T) {
 		t.Fatalf("the lock still held %v after the last lifeline holder died: %v", promptly, err)
 	}
 	for _, pid := range plugins {
-		waitGone(t, pid)
+		waitGone(t, pid, "the last holder of its lifeline died")
 	}
-}
-
-// alive reports whether process pid exists and is not a zombie.
-func alive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // privateHost returns a host of the test's own, configured as the shared

@@ -263,6 +263,6 @@ func killPlugin(t *testing.T, _ *pluginhost.Host) bool {
 	}
 	pid := newest(ours)
 	syscall.Kill(pid, syscall.SIGKILL)
-	waitGone(t, pid)
+	waitGone(t, pid, "SIGKILL")
 	return true
 }

@@ -145,21 +145,27 @@ func processExe(pid int) string {
 // longer run, and the caller has already checked that the lock is free
 // (a multi-threaded process shows as a zombie a moment before its other
 // threads have closed their descriptors, so a zombie alone proves little).
-func waitGone(t *testing.T, pid int) {
+func waitGone(t *testing.T, pid int, why string) {
 	t.Helper()
 	deadline := time.Now().Add(promptly)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		s := string(stat)
-		if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(fields) > 0 && fields[0] == "Z" {
-			return
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin process %d still running %v after %s", pid, promptly, why)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("plugin process %d still running %v after its host was killed", pid, promptly)
+}
+
+// alive reports whether process pid exists and has not exited (a zombie
+// has: it runs no more).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // fillDescriptors takes locks on files of its own until the process's
