@@ -116,6 +116,18 @@ func Wait(ctx context.Context, lock func() error) error {
 	// The signal is aimed at this thread, so the call must stay on it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// The runtime keeps the signal mask the process inherited for every
+	// signal it does not need, Signal among them: a caller that started
+	// lockmgr with it blocked would leave the lock call uninterruptible.
+	// Unblock it on this thread while it waits.
+	var only, old unix.Sigset_t
+	only.Val[(Signal-1)/64] = 1 << ((Signal - 1) % 64)
+	if err := unix.PthreadSigmask(unix.SIG_UNBLOCK, &only, &old); err != nil {
+		return ErrUnavailable
+	}
+	if old.Val[(Signal-1)/64]&only.Val[(Signal-1)/64] != 0 {
+		defer unix.PthreadSigmask(unix.SIG_BLOCK, &only, nil)
+	}
 	pid, tid := unix.Getpid(), unix.Gettid()
 	done, stopped := make(chan struct{}), make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {

@@ -3,11 +3,14 @@ package kernelwait
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(childBeforeEnable())
 	case "ignored":
 		os.Exit(childIgnored())
+	case "blocked":
+		os.Exit(childBlocked())
 	}
 	os.Exit(2)
 }
@@ -57,6 +62,61 @@ func childIgnored() int {
 	return 0
 }
 
+// childBlocked: a process that inherits Signal blocked (the runtime keeps
+// an inherited mask for every signal it does not need) must still have
+// its waits interrupted.
+func childBlocked() int {
+	status, _ := os.ReadFile("/proc/self/status")
+	if !blockedIn(string(status), int(Signal)) {
+		os.Stderr.WriteString("the child does not have signal 40 blocked: the test set-up failed\n")
+		return 1
+	}
+	if err := Enable(); err != nil {
+		os.Stderr.WriteString("Enable: " + err.Error() + "\n")
+		return 1
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("kernelwait-blocked-%d", os.Getpid()))
+	defer os.Remove(path)
+	holder, err := os.Create(path)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	waiter, err := os.Open(path)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	unix.Flock(int(holder.Fd()), unix.LOCK_EX)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Wait(ctx, blockingFlock(waiter)) }()
+	select {
+	case err := <-done:
+		if err != unix.EINTR {
+			os.Stderr.WriteString(fmt.Sprintf("Wait past its deadline: %v, want EINTR\n", err))
+			return 1
+		}
+	case <-time.After(10 * time.Second):
+		os.Stderr.WriteString("with signal 40 blocked at start, the deadline did not interrupt the lock call\n")
+		return 1
+	}
+	return 0
+}
+
+// blockedIn reports whether /proc/PID/status text shows signal sig in
+// SigBlk, the blocked mask (hexadecimal, bit sig-1).
+func blockedIn(status string, sig int) bool {
+	for _, line := range strings.Split(status, "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigBlk:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && mask&(1<<(sig-1)) != 0
+		}
+	}
+	return false
+}
+
 func runChild(t *testing.T, check string) {
 	t.Helper()
 	exe, err := os.Executable()
@@ -73,6 +133,25 @@ func runChild(t *testing.T, check string) {
 func TestUnavailableBeforeEnable(t *testing.T) { runChild(t, "before-enable") }
 
 func TestEnableRefusesAnIgnoredSignal(t *testing.T) { runChild(t, "ignored") }
+
+// TestInterruptsWithTheSignalBlockedAtStart: python3 blocks signal 40
+// and execs the test binary, as any caller may start lockmgr (and so its
+// plugin) with it blocked.
+func TestInterruptsWithTheSignalBlockedAtStart(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 to start a process with signal 40 blocked")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_BLOCK, {40}); os.execv(sys.argv[1], sys.argv[1:])", exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=blocked")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
 
 // pair opens path twice: two open file descriptions, whose flock(2) locks
 // conflict as two processes' would.
