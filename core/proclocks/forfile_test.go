@@ -403,7 +403,9 @@ func TestForFileSharedDescription(t *testing.T) {
 	}
 
 	st := forFile(t, path)
-	first, second := min(os.Getpid(), sharer.pid()), max(os.Getpid(), sharer.pid())
+	// We are the sharer's parent: the description is ours, whichever pid
+	// is lower.
+	first, second := os.Getpid(), sharer.pid()
 	var pids []int
 	for _, o := range st.Holders {
 		pids = append(pids, o.PID)
@@ -531,4 +533,70 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// lastPID is where the kernel keeps the last pid it handed out; root may
+// write it to choose the next one.
+const lastPID = "/proc/sys/kernel/ns_last_pid"
+
+// TestForFileOwnerIsTheEldestSharerAfterPIDWrap: pids wrap around (at
+// 32768 on many systems), so a child that inherited a locked descriptor
+// can have a lower pid than the process it inherited it from. The owner
+// of a description shared by a parent and its child is the parent, which
+// is what a person must end for the lock to go; crediting the lowest pid
+// named a short-lived `sleep` under `lockmgr run -v` on a busy machine.
+func TestForFileOwnerIsTheEldestSharerAfterPIDWrap(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("choosing a child's pid takes root (writing " + lastPID + ")")
+	}
+	f, path := lockFile(t)
+	// A child with a pid below ours shares our description.
+	var child *helper
+	for try := 0; child == nil && try < 50; try++ {
+		low := freePIDBelow(t, os.Getpid())
+		if err := os.WriteFile(lastPID, []byte(strconv.Itoa(low-1)), 0); err != nil {
+			t.Skipf("cannot choose the next pid: %v", err)
+		}
+		h := startHelper(t, "hold-inherited", path, f)
+		h.expect(t, "ready")
+		if h.pid() < os.Getpid() {
+			child = h
+		} else {
+			h.stop()
+		}
+	}
+	if child == nil {
+		t.Skip("could not start a child with a pid below this process's")
+	}
+	// Another child locks the description and exits, as a plugin does:
+	// then /proc/locks names a dead pid and the owner comes from fdinfo.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperModeEnv+"=flock-inherited")
+	cmd.ExtraFiles = []*os.File{f}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+
+	st := forFile(t, path)
+	if len(st.Holders) != 1 {
+		t.Fatalf("holders = %+v, want one", st.Holders)
+	}
+	if got := st.Holders[0].PID; got != os.Getpid() {
+		t.Errorf("holder is pid %d, want this process %d, from which child %d inherited the description", got, os.Getpid(), child.pid())
+	}
+	if d := st.Holders[0].Detail; !strings.Contains(d, strconv.Itoa(child.pid())) {
+		t.Errorf("holder's Detail %q does not name pid %d, which shares its description", d, child.pid())
+	}
+}
+
+// freePIDBelow returns a pid below limit that no process has.
+func freePIDBelow(t *testing.T, limit int) int {
+	t.Helper()
+	for pid := limit - 1; pid > 300; pid-- {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); errors.Is(err, fs.ErrNotExist) {
+			return pid
+		}
+	}
+	t.Skipf("no free pid below %d", limit)
+	return 0
 }

@@ -264,11 +264,75 @@ func groupDescriptions(found []fdLock) map[lockKey][]*description {
 	}
 	for _, ds := range groups {
 		for _, d := range ds {
-			slices.Sort(d.pids)
+			d.pids = inheritanceOrder(d.pids)
 		}
 		slices.SortStableFunc(ds, func(a, b *description) int { return a.pids[0] - b.pids[0] })
 	}
 	return groups
+}
+
+// inheritanceOrder puts first, among the processes sharing one open file
+// description, the one the others inherited it from: the sharer none of
+// whose ancestors shares it (the eldest such, if the description was
+// passed between unrelated processes). That is the process a person must
+// end for the lock to go, such as `lockmgr run`, whose command and the
+// command's children (a `sleep` in a shell loop) share its descriptor.
+// The lowest pid is not it: pids wrap around, at 32768 on many systems,
+// and a busy machine soon gives a new child a pid below its parent's.
+func inheritanceOrder(pids []int) []int {
+	type sharer struct {
+		pid     int
+		heir    bool   // an ancestor shares the description too
+		started uint64 // clock ticks after boot
+	}
+	set := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		set[pid] = true
+	}
+	sharers := make([]sharer, 0, len(pids))
+	for _, pid := range pids {
+		if slices.ContainsFunc(sharers, func(s sharer) bool { return s.pid == pid }) {
+			continue
+		}
+		sharers = append(sharers, sharer{pid: pid, heir: hasAncestorIn(pid, set), started: startTime(pid)})
+	}
+	slices.SortFunc(sharers, func(a, b sharer) int {
+		switch {
+		case a.heir != b.heir:
+			if a.heir {
+				return 1
+			}
+			return -1
+		case a.started != b.started:
+			// One that cannot be read (0) goes last.
+			if a.started != 0 && (b.started == 0 || a.started < b.started) {
+				return -1
+			}
+			return 1
+		}
+		return a.pid - b.pid
+	})
+	out := make([]int, len(sharers))
+	for i, s := range sharers {
+		out[i] = s.pid
+	}
+	return out
+}
+
+// hasAncestorIn reports whether some ancestor of pid is in set. The walk
+// is bounded, since a process tree read piecewise from /proc can change
+// under it.
+func hasAncestorIn(pid int, set map[int]bool) bool {
+	for range 64 {
+		pid = ParentPID(pid)
+		if pid <= 1 {
+			return false
+		}
+		if set[pid] {
+			return true
+		}
+	}
+	return false
 }
 
 // sameDescription reports whether descriptors a and b refer to one open

@@ -39,6 +39,20 @@ func ParentPID(pid int) int {
 	return ppid
 }
 
+// startTime returns when process pid started, in clock ticks after boot
+// (field 22 of /proc/PID/stat), or 0 when it cannot be read.
+func startTime(pid int) uint64 {
+	fields, ok := statFields(pid)
+	if !ok || len(fields) < 20 {
+		return 0
+	}
+	t, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return t
+}
+
 // alive reports whether process pid exists and has not exited. A zombie
 // counts as exited: the kernel closed its descriptors when it died, so it
 // holds no lock, though it keeps its /proc entry until it is reaped.
