@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,6 +150,7 @@ func scriptParams(backendName string) testscript.Params {
 			"waitlock":  cmdWaitLock,
 			"waitfree":  cmdWaitFree,
 			"waitfile":  cmdWaitFile,
+			"waitgrep":  cmdWaitGrep,
 			"signal":    cmdSignal,
 			"pluginof":  cmdPluginOf,
 			"noplugin":  cmdNoPlugin,
@@ -306,6 +308,24 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	poll(ts, file, func() bool {
 		fi, err := os.Stat(file)
 		return err == nil && fi.Size() > 0
+	})
+}
+
+// cmdWaitGrep waits until a line of FILE matches REGEXP: waitgrep FILE
+// REGEXP. It is how a script waits for a waiter to wait: `lockmgr run -v`
+// says "waiting for" on stderr, redirected to FILE, once it has found the
+// lock held, and a holder let go only after that is sure to be waited for,
+// however slowly the waiter started.
+func cmdWaitGrep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitgrep FILE REGEXP")
+	}
+	file := ts.MkAbs(args[0])
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	poll(ts, fmt.Sprintf("a line of %s to match %s", file, args[1]), func() bool {
+		data, err := os.ReadFile(file)
+		return err == nil && re.Match(data)
 	})
 }
 
