@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,8 @@ type Client struct {
 	lost     map[uint64]chan struct{}                // one per granted lock
 	dead     chan struct{}                           // closed once the plugin is gone
 	deadOnce sync.Once
+	// What the plugin declared of hand-over, once asked (handsOver).
+	handsOverKnown, declaresHandOver bool
 }
 
 var _ backend.LockMgr = (*Client)(nil)
@@ -166,6 +169,25 @@ func (c *Client) send(req *lockpb.SessionRequest) error {
 	return c.stream.Send(req)
 }
 
+// handsOver reports whether the plugin declares that it hands its locks
+// over (Capabilities.HandsOver), asking it once.
+func (c *Client) handsOver(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	known, declared := c.handsOverKnown, c.declaresHandOver
+	c.mu.Unlock()
+	if known {
+		return declared, nil
+	}
+	info, err := c.Describe(ctx)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	c.handsOverKnown, c.declaresHandOver = true, info.Capabilities.HandsOver
+	c.mu.Unlock()
+	return info.Capabilities.HandsOver, nil
+}
+
 // Describe implements backend.LockMgr.
 func (c *Client) Describe(ctx context.Context) (backend.Info, error) {
 	r, err := c.rpc.Describe(ctx, &lockpb.DescribeRequest{})
@@ -230,6 +252,19 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	}
 	if err == nil && r.GetFailure() != nil {
 		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
+	}
+	if err == nil && handOver && file == nil {
+		// A grant the plugin keeps. Only a backend that does not hand its
+		// locks over may answer so: one that declared it does would have
+		// its host believe in a lock that no descriptor holds.
+		if declared, derr := c.handsOver(ctx); derr != nil || declared {
+			_ = c.Release(context.Background(), backend.HandleID(handle))
+			if derr == nil {
+				derr = fmt.Errorf("%w: it declares that it hands its locks over, yet granted one without the locked descriptor", backend.ErrPluginRejected)
+			}
+			c.forget(handle)
+			return backend.Held{}, backend.Errorf("lock", req.Path, c.name, derr)
+		}
 	}
 	switch {
 	case err == nil && ctx.Err() != nil:

@@ -1,0 +1,79 @@
+package pluginrpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/lockpb"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// pretender declares that it hands its locks over (as flock and ofd do)
+// but grants them without a descriptor: what a process answering in a
+// real plugin's place would do to have its host run a command with the
+// lock free.
+type pretender struct{ scriptedBackend }
+
+func (p *pretender) Describe(context.Context) (backend.Info, error) {
+	return backend.Info{Name: "pretender", Capabilities: backend.Capabilities{HandsOver: true}}, nil
+}
+
+// serveWithLifeline serves impl as a plugin does, with a lifeline socket
+// pair for descriptors, and returns the host's Client.
+func serveWithLifeline(t *testing.T, impl backend.LockMgr) *Client {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[1], true); err != nil {
+		t.Fatal(err)
+	}
+	pluginEnd, hostEnd := os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline")
+	t.Cleanup(func() { pluginEnd.Close(); hostEnd.Close() })
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	lockpb.RegisterBackendServer(srv, newServer(impl, &descriptorSender{fd: int(pluginEnd.Fd())}))
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Stop(); lis.Close() })
+	conn, err := grpc.NewClient("passthrough:///plugin",
+		append(DialOptions(),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := NewClient(conn)
+	c.SetName("pretender")
+	c.TakeDescriptors(hostEnd)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestHandOverGrantWithoutDescriptorRefused: a plugin that declared it
+// hands its locks over never has a grant accepted without the locked
+// descriptor; the grant is given back, and the caller told why.
+func TestHandOverGrantWithoutDescriptorRefused(t *testing.T) {
+	b := &pretender{*newScripted(nil)}
+	c := serveWithLifeline(t, b)
+	held, err := c.Acquire(context.Background(), backend.Request{Path: "/x", HandOver: true})
+	if err == nil {
+		t.Fatalf("a grant without its descriptor was accepted: %+v", held)
+	}
+	if !errors.Is(err, backend.ErrPluginRejected) {
+		t.Errorf("Acquire: %v, want ErrPluginRejected", err)
+	}
+	if n := b.released.Load(); n != 1 {
+		t.Errorf("the plugin's grant was released %d times, want once", n)
+	}
+}
