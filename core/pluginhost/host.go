@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"google.golang.org/grpc"
 )
 
 // Options configure a Host.
@@ -155,6 +157,29 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// process is used only if it was started with exactly that.
 	var proc *pluginproc.Proc
 	var procErr error
+	// go-plugin makes a directory of its own before it starts anything:
+	// it goes where ours would, never in a place another user controls,
+	// nor on a read-only /tmp.
+	socketParent, err := pluginproc.SocketParent()
+	if err != nil {
+		return nil, backend.Errorf("start", "", name, err)
+	}
+	// The plugin's address is known once it has answered the handshake;
+	// the connection to it is checked to reach that very process.
+	var (
+		target  net.Addr
+		peerMu  sync.Mutex
+		peerErr error
+	)
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		conn, err := proc.Dial(ctx, target)
+		if errors.Is(err, pluginproc.ErrNotThePlugin) {
+			peerMu.Lock()
+			peerErr = err
+			peerMu.Unlock()
+		}
+		return conn, err
+	}
 	gp := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: pluginrpc.Handshake,
 		Plugins:         pluginrpc.PluginSet(nil),
@@ -181,7 +206,8 @@ func (h *Host) start(name string) (*Plugin, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),
-		GRPCDialOptions:  pluginrpc.DialOptions(),
+		GRPCDialOptions:  append(pluginrpc.DialOptions(), grpc.WithContextDialer(dial)),
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketParent},
 	})
 	fail := func(err error) (*Plugin, error) {
 		gp.Kill()
@@ -192,7 +218,11 @@ func (h *Host) start(name string) (*Plugin, error) {
 	}
 	h.opts.Logger.Debug("starting plugin", "backend", name, "path", path)
 	go pluginrpc.Warm() // runs while the plugin starts
-	proto, err := gp.Client()
+	target, err = gp.Start()
+	var proto plugin.ClientProtocol
+	if err == nil {
+		proto, err = gp.Client()
+	}
 	if err != nil {
 		switch {
 		case errors.Is(procErr, pluginproc.ErrChecksum):
@@ -222,6 +252,11 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// with this process when the plugin goes.
 	client.TakeDescriptors(proc.Lifeline)
 	if err := client.Start(); err != nil {
+		peerMu.Lock()
+		defer peerMu.Unlock()
+		if peerErr != nil {
+			return fail(rejected(name, "%v", peerErr))
+		}
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
 	}
 	if settings := h.opts.Settings[name]; len(settings) > 0 {

@@ -131,21 +131,6 @@ func Verify(path string) error {
 	return checkBinary(real, st)
 }
 
-// verifyPrivateDir checks that dir, and every name and directory it is
-// reached through, is as Verify would have it, and that dir itself is
-// closed to others: a directory to put a name in that nobody else can
-// replace.
-func verifyPrivateDir(dir string) error {
-	real, st, err := resolveTrusted(dir)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory", ErrUnsafe, real)
-	}
-	return trustedDir(real, st, "a name")
-}
-
 // resolveTrusted resolves path as Verify describes, checking every name
 // and directory on the way, and returns the real path of what it names,
 // a file or a directory, and its lstat.

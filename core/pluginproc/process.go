@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -236,9 +238,9 @@ func openBinary(path, sum string) (*os.File, error) {
 // descriptor stays open in the plugin, which a script plugin's
 // interpreter needs (it opens the script by that name).
 func start(spec Spec, bin *os.File) (*Proc, error) {
-	socketDir, err := os.MkdirTemp(runtimeDir(), "lockmgr-")
+	socketDir, err := makeSocketDir()
 	if err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
+		return nil, err
 	}
 	p := &Proc{SocketDir: socketDir, path: spec.Path}
 	fail := func(err error) (*Proc, error) {
@@ -255,13 +257,10 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	extra := append(append([]*os.File{lifeR}, spec.ExtraFiles...), bin)
 	self := "/proc/self/fd/" + strconv.Itoa(3+len(extra)-1)
 	exe := self
-	if err := verifyPrivateDir(socketDir); err == nil {
-		// Nobody else can replace a name in socketDir; if somebody could,
-		// the plugin is executed as "N" rather than through a name.
-		link := filepath.Join(socketDir, filepath.Base(spec.Path))
-		if os.Symlink(self, link) == nil {
-			exe = link
-		}
+	// Nobody else can replace a name in socketDir (makeSocketDir).
+	link := filepath.Join(socketDir, filepath.Base(spec.Path))
+	if os.Symlink(self, link) == nil {
+		exe = link
 	}
 	cmd := &exec.Cmd{
 		Path:        exe,
@@ -407,6 +406,53 @@ func (p *Proc) Name() string { return p.path }
 // ID is the plugin's pid, as go-plugin's runner.Runner reports it.
 func (p *Proc) ID() string { return strconv.Itoa(p.PID()) }
 
+// ErrNotThePlugin is the cause of a refused connection: the socket the
+// plugin named is served by some other process.
+var ErrNotThePlugin = errors.New("is not served by the plugin lockmgr started")
+
+// Dial connects to the plugin at addr, the address it gave in its
+// handshake, and makes sure that what answers is this process, run by
+// this user (SO_PEERCRED), before anything is sent: the name of a Unix
+// socket is only a name, and a process that could replace it would
+// otherwise answer for the plugin (grant every lock, hold none).
+func (p *Proc) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, addr.Network(), addr.String())
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkPeer(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (p *Proc) checkPeer(conn net.Conn) error {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("%s %w: not a Unix socket", conn.RemoteAddr(), ErrNotThePlugin)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return fmt.Errorf("asking who serves %s: %w", conn.RemoteAddr(), credErr)
+	}
+	if int(cred.Pid) != p.PID() || int(cred.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s %w (pid %d): it is served by pid %d, uid %d", conn.RemoteAddr(), ErrNotThePlugin, p.PID(), cred.Pid, cred.Uid)
+	}
+	return nil
+}
+
 // Diagnose adds nothing to go-plugin's error messages.
 func (p *Proc) Diagnose(context.Context) string { return "" }
 
@@ -489,16 +535,88 @@ func DiscardPrestarted() {
 // go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
 const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 
-func runtimeDir() string {
-	// $XDG_RUNTIME_DIR is private to the user and emptied at logout; the
-	// host removes the directory once connected in any case.
-	for _, d := range []string{os.Getenv("XDG_RUNTIME_DIR"), os.TempDir()} {
-		if d == "" || len(d) > maxSocketDir {
-			continue
+// SocketParent returns the directory that a plugin's private socket
+// directory is made in (go-plugin's own goes there too): the first of
+// $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
+// writable. Trusted is what Verify asks of a directory looked through:
+// every name on the way, and the directory itself, owned by root or the
+// running user, and not writable by others unless sticky, where others
+// may add names but never rename or remove ours. Root whose environment
+// still names a user's directory (su keeps XDG_RUNTIME_DIR, pam_tmpdir
+// sets TMPDIR) would otherwise put its socket where that user could swap
+// it for one of their own. /dev/shm is last because it is where a
+// service whose file system is read-only but for /dev
+// (ProtectSystem=strict) can still write, as flock(1) needs nothing of
+// the kind.
+func SocketParent() (string, error) {
+	var tried []string
+	for _, c := range socketCandidates() {
+		dir, err := trustedParent(c.dir)
+		if err == nil {
+			return dir, nil
 		}
-		if st, err := os.Stat(d); err == nil && st.IsDir() {
-			return d
-		}
+		tried = append(tried, c.name+": "+err.Error())
 	}
-	return "/tmp"
+	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
+}
+
+// makeSocketDir makes a plugin's private socket directory in the first
+// place SocketParent would choose where a directory can be made (a
+// trusted place may still be full, or read-only).
+func makeSocketDir() (string, error) {
+	var tried []string
+	for _, c := range socketCandidates() {
+		parent, err := trustedParent(c.dir)
+		if err == nil {
+			var dir string
+			if dir, err = os.MkdirTemp(parent, "lockmgr-"); err == nil {
+				return dir, nil
+			}
+			err = errors.Unwrap(err) // the *PathError names the directory
+		}
+		tried = append(tried, c.name+": "+err.Error())
+	}
+	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
+}
+
+type socketCandidate struct{ name, dir string }
+
+// socketCandidates lists where a socket directory may go, in order.
+// $XDG_RUNTIME_DIR is private to the user and emptied at logout; the
+// host removes its directory once connected in any case.
+func socketCandidates() []socketCandidate {
+	var out []socketCandidate
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		out = append(out, socketCandidate{"$XDG_RUNTIME_DIR (" + d + ")", d})
+	}
+	if d := os.Getenv("TMPDIR"); d != "" {
+		out = append(out, socketCandidate{"$TMPDIR (" + d + ")", d})
+	}
+	return append(out, socketCandidate{"/tmp", "/tmp"}, socketCandidate{"/dev/shm", "/dev/shm"})
+}
+
+// trustedParent checks dir as SocketParent describes, and that this
+// process may make a directory in it, and returns its real path.
+func trustedParent(dir string) (string, error) {
+	if !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("not an absolute path")
+	}
+	real, st, err := resolveTrusted(dir)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", real)
+	}
+	if err := trustedDir(real, st, ""); err != nil {
+		return "", err
+	}
+	if len(real) > maxSocketDir {
+		return "", fmt.Errorf("%s is too long a path for a socket (at most %d bytes)", real, maxSocketDir)
+	}
+	// access(2) also says EROFS for a read-only file system.
+	if err := unix.Access(real, unix.W_OK|unix.X_OK); err != nil {
+		return "", fmt.Errorf("%s: %w", real, err)
+	}
+	return real, nil
 }
