@@ -249,7 +249,10 @@ type Capabilities struct {
 	// HandsOver is true when the backend hands its locks over as locked
 	// files (Request.HandOver, Held.File): through a plugin, the lock then
 	// lives in the host's descriptor, not in the plugin, and the plugin's
-	// death cannot lose it.
+	// death cannot lose it. Such a backend keeps a lock itself only for a
+	// request with RemoveOnRelease (it must unlink the file while holding
+	// it) or an FD (the caller holds the open file already); a host
+	// refuses any other grant that comes without its file.
 	HandsOver bool
 }
 

@@ -253,10 +253,11 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	if err == nil && r.GetFailure() != nil {
 		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
 	}
-	if err == nil && handOver && file == nil {
+	if err == nil && handOver && file == nil && !req.RemoveOnRelease && req.FD <= 0 {
 		// A grant the plugin keeps. Only a backend that does not hand its
-		// locks over may answer so: one that declared it does would have
-		// its host believe in a lock that no descriptor holds.
+		// locks over may answer so (but for the two cases
+		// Capabilities.HandsOver allows): one that declared it does would
+		// have its host believe in a lock that no descriptor holds.
 		if declared, derr := c.handsOver(ctx); derr != nil || declared {
 			_ = c.Release(context.Background(), backend.HandleID(handle))
 			if derr == nil {

@@ -77,3 +77,22 @@ func TestHandOverGrantWithoutDescriptorRefused(t *testing.T) {
 		t.Errorf("the plugin's grant was released %d times, want once", n)
 	}
 }
+
+// TestHandOverBackendMayKeepWhatItMust: the two grants a hand-over
+// backend keeps by contract (RemoveOnRelease, an inherited FD) are
+// accepted without a descriptor.
+func TestHandOverBackendMayKeepWhatItMust(t *testing.T) {
+	c := serveWithLifeline(t, &pretender{*newScripted(nil)})
+	for _, req := range []backend.Request{
+		{Path: "/remove", HandOver: true, RemoveOnRelease: true},
+		{Path: "/fd", HandOver: true, FD: 4},
+	} {
+		held, err := c.Acquire(context.Background(), req)
+		if err != nil {
+			t.Fatalf("Acquire(%+v): %v", req, err)
+		}
+		if err := c.Release(context.Background(), held.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
