@@ -187,9 +187,11 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 	if err != nil {
 		return err
 	}
-	// Done stops the plugin without waiting, and without a release: the
-	// lock stays with the open file description the shell holds.
-	defer p.Done()
+	// The plugin stops without a release: the lock stays with the open
+	// file description the shell holds. lockmgr returns once the plugin
+	// has exited, so that when the shell closes its descriptor nothing
+	// else holds the description, as under flock(1).
+	defer p.DoneAndWait()
 
 	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
 	l := locker{

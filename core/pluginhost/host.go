@@ -280,7 +280,26 @@ func (h *Host) start(name string) (*Plugin, error) {
 // is shared (Options.ShareLifeline) and copies of it may live on
 // elsewhere, by SIGKILL. Its locks are released by the kernel as it
 // exits, so Done must come after every lock of p is released.
-func (p *Plugin) Done() {
+func (p *Plugin) Done() { p.done() }
+
+// DoneAndWait is Done, and then, if that was the last use, waits until
+// the plugin process has exited: for a host that handed the plugin a
+// caller's open file (Options.ExtraFiles), whose copy in the plugin keeps
+// a flock or OFD lock on it alive after the caller has closed its own.
+// `lockmgr lock --fd 9` must not return to a shell that then closes 9 and
+// expects the lock gone while its plugin still holds a copy.
+func (p *Plugin) DoneAndWait() {
+	if p.done() {
+		// The plugin exits on its own once its lifeline closes; go-plugin's
+		// Kill returns once it has been reaped, killing it only if it
+		// dawdles.
+		p.gp.Kill()
+	}
+}
+
+// done gives up one use of p, stops it after the last, and reports
+// whether that was the last.
+func (p *Plugin) done() bool {
 	h := p.host
 	h.mu.Lock()
 	p.refs--
@@ -292,6 +311,7 @@ func (p *Plugin) Done() {
 	if last {
 		p.stop()
 	}
+	return last
 }
 
 func (p *Plugin) stop() {
