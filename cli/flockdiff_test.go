@@ -273,10 +273,11 @@ var diffCases = []diffCase{
 	// never again from the tool (item 6). TERM, since a background job
 	// of a script starts with INT ignored.
 	{name: "group-TERM-once", needs: []string{"setsid"}, script: func(d, l string) string {
-		// The tool's stderr is compared through a file: bash's own notice
-		// of the killed job ("Terminated") comes whenever bash happens to
-		// notice, which on a busy machine may be before wait or never.
-		return `setsid "$0" "$@" ` + l + ` bash -c 'n=0; trap "n=\$((n+1))" TERM; touch ready; while [ ! -e go ]; do sleep 0.01; done; echo "TERM $n" > got' 2>tool.err &
+		// The tool's stderr is compared through a file, without bash's
+		// notices of a killed job ("Terminated"), from this shell or the
+		// command's: they come whenever bash happens to notice, or when
+		// the signal happens to catch the loop's sleep.
+		return `setsid "$0" "$@" ` + l + ` bash -c 'exec 2>/dev/null; n=0; trap "n=\$((n+1))" TERM; touch ready; while [ ! -e go ]; do sleep 0.01; done; echo "TERM $n" > got' 2>tool.err &
 pid=$!
 exec 2>/dev/null
 for i in $(seq 3000); do [ -e ready ] && break; sleep 0.01; done
