@@ -73,9 +73,13 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 )
 
 const backendName = "etcd"
@@ -257,7 +261,17 @@ func keyName(name string) string {
 	return b.String()
 }
 
-// Acquire implements backend.LockMgr.
+// Acquire implements backend.LockMgr. Each attempt is a lease of its own,
+// a place in the Mutex's line on it, and the holder's record once first
+// in line. An attempt that fails because the cluster could not serve it
+// (no member reachable, no leader, a request lost with a dead leader, the
+// lease expired meanwhile) is abandoned, its lease revoked in the
+// background as far as the cluster lets it, and another is made: until
+// the caller's deadline if it has one; without one (a wait without a
+// deadline, or a try), until no member can be reached for dial_timeout or
+// the cluster has failed for request_timeout. Giving up is the service
+// being unavailable, never "busy": busy is said only when the cluster
+// said the lock is held.
 func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
 	name := lockName(req)
 	fail := func(err error) (backend.Held, error) {
@@ -273,26 +287,142 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	if err != nil {
 		return fail(err)
 	}
+	start := time.Now()
+	_, hasDeadline := ctx.Deadline()
+	var failing time.Time // when the cluster began to fail this Acquire
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		l, what, err := b.attempt(ctx, cli, cfg, name, req.Wait)
+		switch {
+		case err == nil:
+			b.mu.Lock()
+			b.nextID++
+			id := b.nextID
+			b.locks[id] = l
+			b.mu.Unlock()
+			return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+		case errors.Is(err, errQueued):
+			// The wait in line ended: the lock was held, as the cluster
+			// last said.
+			return fail(backend.WaitError(ctx))
+		case ctx.Err() != nil && !pastDeadline(ctx):
+			return fail(backend.WaitError(ctx)) // canceled by the caller
+		case ctx.Err() != nil:
+			// The deadline passed while the cluster was still to answer.
+			return fail(cfg.unanswered(time.Since(start), err, ""))
+		case !retryable(err):
+			return fail(cfg.cause(ctx, what, err))
+		}
+		if failing.IsZero() {
+			failing = time.Now()
+		}
+		if !hasDeadline {
+			switch {
+			case errors.Is(err, errNoConnection):
+				return fail(cfg.unanswered(time.Since(start), err, fmt.Sprintf(" within dial_timeout (%v)", cfg.dialTimeout)))
+			case time.Since(failing) >= cfg.requestTimeout:
+				return fail(cfg.unanswered(time.Since(start), err, fmt.Sprintf(" (failing for longer than request_timeout, %v)", cfg.requestTimeout)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fail(cfg.unanswered(time.Since(start), err, ""))
+		case <-time.After(pause):
+		}
+	}
+}
+
+// attempt makes one attempt at the lock: a connection, a lease, a place
+// in line (waiting in it if wait is set) and the holder's record. It
+// returns the lock, or what it was doing when it failed and why. A
+// failed attempt's lease is revoked: at once when the cluster is
+// answering, so that no key of ours is left in the line; in the
+// background when it is not, since the caller must not wait on it (the
+// lease expires within its TTL anyway, its keep-alives stopped).
+func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, error) {
+	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
+		return nil, "connecting", err
+	}
 	l, err := grant(ctx, cli, cfg, name)
 	if err != nil {
-		return fail(cfg.cause(ctx, "granting a lease", err))
+		return nil, "granting a lease", err
 	}
-	err = l.acquire(ctx, req.Wait)
+	err = l.acquire(ctx, wait)
 	if err == nil {
 		err = l.claim(ctx, b.owner)
 	}
 	if err != nil {
-		// Revoking the lease deletes our key, whether we were waiting
-		// behind it or had just been granted the lock: nothing is left.
-		_ = l.end()
-		return fail(cfg.cause(ctx, "locking "+l.mutexPrefix(), err))
+		if retryable(err) || (ctx.Err() != nil && !errors.Is(err, errQueued)) {
+			go l.end()
+		} else {
+			_ = l.end()
+		}
+		return nil, "locking " + l.mutexPrefix(), err
 	}
-	b.mu.Lock()
-	b.nextID++
-	id := b.nextID
-	b.locks[id] = l
-	b.mu.Unlock()
-	return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+	return l, "", nil
+}
+
+// errNoConnection is why an attempt failed when no member of the cluster
+// could be reached within dial_timeout.
+var errNoConnection = errors.New("no member could be reached")
+
+// errQueued marks the end of a wait in line behind another holder, by the
+// caller's deadline or cancel.
+var errQueued = errors.New("waiting behind the holder")
+
+// awaitConnection waits until the client is connected to a member of the
+// cluster, for at most d (and not past ctx): that is what dial_timeout
+// bounds. Requests wait for a connection without failing, so without this
+// a cluster out of reach could not be told from one that is slow to
+// answer.
+func awaitConnection(ctx context.Context, cli *clientv3.Client, d time.Duration) error {
+	conn := cli.ActiveConnection()
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		st := conn.GetState()
+		switch st {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(cctx, st) {
+			return errNoConnection
+		}
+	}
+}
+
+// pastDeadline reports whether ctx has a deadline, and it has passed: a
+// cancel at or after it is the deadline's (a plugin's host cancels its
+// call when the deadline passes, and that may arrive before the plugin's
+// own copy of the deadline fires).
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// retryable reports whether err says the cluster could not serve a
+// request for now, rather than refused it: it had no leader, or lost the
+// request with its leader (etcd's "request timed out"), or could not be
+// reached, or did not answer within request_timeout, or a lease expired
+// for want of answers. Another attempt may succeed.
+func retryable(err error) bool {
+	switch {
+	case errors.Is(err, errNoConnection), errors.Is(err, errLeaseGone), errors.Is(err, concurrency.ErrSessionExpired),
+		errors.Is(err, rpctypes.ErrLeaseNotFound), errors.Is(err, rpctypes.ErrNotLeader),
+		errors.Is(err, context.DeadlineExceeded): // request_timeout; the caller's own is checked first
+		return true
+	}
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable || ee.Code() == codes.ResourceExhausted
+	}
+	if st, ok := status.FromError(err); ok {
+		// A member without a leader drops a proposal: raft's own error,
+		// which etcd passes on as it is.
+		return st.Code() == codes.Unavailable || st.Code() == codes.ResourceExhausted || st.Message() == raft.ErrProposalDropped.Error()
+	}
+	return false
 }
 
 // Release implements backend.LockMgr: it revokes the lock's lease, which
@@ -405,7 +535,7 @@ func renewAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 // grant starts the lock's session: a lease of cfg.ttl, kept alive, and
 // watched for its loss.
 func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
-	gctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	gctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
 	defer cancel()
 	resp, err := cli.Grant(gctx, int64(cfg.ttl/time.Second))
 	if err != nil {
@@ -573,20 +703,26 @@ func (l *lock) watchKey(revision int64) {
 	// the revision was compacted away, which leaves watch on guard.
 }
 
-// acquire takes the Mutex, waiting for it if wait is set, until ctx ends
-// or the lease is lost.
+// acquire takes the Mutex if it is free; if the cluster says it is held,
+// it is ErrBusy, or, if wait is set, waits in line for it until ctx ends
+// (errQueued) or the lease is lost. Each request is bounded by
+// request_timeout, so that etcd's own answer to a request lost with a
+// dead leader ("request timed out") can come.
 func (l *lock) acquire(ctx context.Context, wait bool) error {
-	if !wait {
-		tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
-		defer cancel()
-		err := l.mutex.TryLock(tctx)
-		if errors.Is(err, concurrency.ErrLocked) {
-			return backend.ErrBusy
-		}
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.requestTimeout)
+	err := l.mutex.TryLock(tctx)
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, concurrency.ErrLocked):
 		return err
+	case !wait:
+		return backend.ErrBusy
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Held, as the cluster has just said: wait in line.
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
 	got := make(chan error, 1)
 	// Mutex.Lock cleans up after a canceled wait with a Delete that waits
 	// for etcd however long it takes; the lease's revocation does the same
@@ -594,12 +730,15 @@ func (l *lock) acquire(ctx context.Context, wait bool) error {
 	go func() { got <- l.mutex.Lock(wctx) }()
 	select {
 	case err := <-got:
-		if err == nil && isClosed(l.lost) {
+		switch {
+		case err == nil && isClosed(l.lost):
 			return errLeaseGone
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", errQueued, ctx.Err())
 		}
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", errQueued, ctx.Err())
 	case <-l.lost:
 		return errLeaseGone
 	}
@@ -616,7 +755,7 @@ func (l *lock) claim(ctx context.Context, owner ownerRecord) error {
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.requestTimeout)
 	defer cancel()
 	resp, err := l.cli.Txn(tctx).If(owns).
 		Then(clientv3.OpPut(l.mutex.Key(), string(value), clientv3.WithLease(l.sess.Lease()))).
@@ -662,9 +801,12 @@ type settings struct {
 	prefix      string
 	ttl         time.Duration
 	dialTimeout time.Duration
-	tls         *tls.Config
-	username    string
-	password    string
+	// requestTimeout bounds one request to a connected cluster; see
+	// defaultRequestTimeout.
+	requestTimeout time.Duration
+	tls            *tls.Config
+	username       string
+	password       string
 }
 
 // defaultSettings are what an unconfigured backend uses: a local etcd,
@@ -672,12 +814,21 @@ type settings struct {
 // short enough that a crashed holder's lock frees within seconds.
 func defaultSettings() settings {
 	return settings{
-		endpoints:   []string{"127.0.0.1:2379"},
-		prefix:      "/lockmgr/",
-		ttl:         10 * time.Second,
-		dialTimeout: 5 * time.Second,
+		endpoints:      []string{"127.0.0.1:2379"},
+		prefix:         "/lockmgr/",
+		ttl:            10 * time.Second,
+		dialTimeout:    5 * time.Second,
+		requestTimeout: defaultRequestTimeout,
 	}
 }
+
+// defaultRequestTimeout is how long a request to a connected cluster may
+// take: etcd answers a request it cannot serve (a proposal lost with a
+// leader that died) only when its own request timeout expires, 5s and two
+// election timeouts, 7s with etcd's default election timeout of 1s; a
+// second more is for the answer's way back. Cut shorter, the request
+// would be given up just before etcd said it may be tried again.
+const defaultRequestTimeout = 8 * time.Second
 
 func (s settings) endpointList() string { return strings.Join(s.endpoints, ",") }
 
@@ -710,6 +861,35 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 	return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err))
 }
 
+// unanswered is the error of an Acquire that gave up after spent, with
+// the cluster never having served it: the service unavailable, naming the
+// endpoints (without their credentials) and what went wrong last, never
+// the raw gRPC status. why says what ended it, if not the caller's
+// deadline.
+func (s settings) unanswered(spent time.Duration, last error, why string) error {
+	return redact(fmt.Errorf("%w: etcd at %s did not serve the lock within %v: %s%s",
+		backend.ErrUnavailable, s.endpointList(), spent.Round(100*time.Millisecond), problem(last), why))
+}
+
+// problem says in a few words what last went wrong with a request.
+func problem(err error) string {
+	var ee rpctypes.EtcdError
+	switch {
+	case errors.Is(err, errNoConnection):
+		return errNoConnection.Error()
+	case errors.Is(err, errLeaseGone), errors.Is(err, concurrency.ErrSessionExpired), errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return "the lease expired for want of answers"
+	case errors.As(err, &ee):
+		return ee.Error() // etcd's own words: "etcdserver: no leader"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "no answer"
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
 // redacted is an error whose text hides the user info of every URL in it
 // (an endpoint written http://user:password@host:2379), since errors end
 // up in logs and on terminals; errors.Is and As still see the error
@@ -739,11 +919,14 @@ var settingKeys = map[string]func(*settings, json.RawMessage) error{
 	"prefix":       func(s *settings, v json.RawMessage) error { return decodeString(v, &s.prefix) },
 	"ttl":          decodeTTL,
 	"dial_timeout": decodeDialTimeout,
-	"tls_ca":       nil, // read together with tls_cert and tls_key
-	"tls_cert":     nil,
-	"tls_key":      nil,
-	"username":     func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
-	"password":     decodePassword,
+	"request_timeout": func(s *settings, v json.RawMessage) error {
+		return decodePositive(v, &s.requestTimeout)
+	},
+	"tls_ca":   nil, // read together with tls_cert and tls_key
+	"tls_cert": nil,
+	"tls_key":  nil,
+	"username": func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
+	"password": decodePassword,
 }
 
 // configError is a setting refused, naming the key but never its value,
@@ -773,7 +956,7 @@ func parseSettings(raw []byte) (settings, error) {
 	for _, k := range keys {
 		decode, known := settingKeys[k]
 		if !known {
-			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key, username, password)")
+			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, request_timeout, tls_ca, tls_cert, tls_key, username, password)")
 		}
 		if decode == nil || string(fields[k]) == "null" {
 			continue
@@ -898,6 +1081,11 @@ func decodeTTL(s *settings, v json.RawMessage) error {
 }
 
 func decodeDialTimeout(s *settings, v json.RawMessage) error {
+	return decodePositive(v, &s.dialTimeout)
+}
+
+// decodePositive takes a duration that must be positive.
+func decodePositive(v json.RawMessage, into *time.Duration) error {
 	d, err := decodeDuration(v)
 	switch {
 	case err != nil:
@@ -905,7 +1093,7 @@ func decodeDialTimeout(s *settings, v json.RawMessage) error {
 	case d <= 0:
 		return fmt.Errorf("%v is not positive", d)
 	}
-	s.dialTimeout = d
+	*into = d
 	return nil
 }
 

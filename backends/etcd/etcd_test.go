@@ -59,6 +59,9 @@ func TestMain(m *testing.M) {
 	}
 	sharedEtcd.Stop()
 	os.RemoveAll(dir)
+	if lockmgrBinaries.dir != "" {
+		os.RemoveAll(lockmgrBinaries.dir)
+	}
 	os.Exit(code)
 }
 
@@ -293,6 +296,8 @@ func TestSettings(t *testing.T) {
 		{`{"ttl": "1m"}`, func(s settings) bool { return s.ttl == time.Minute }},
 		{`{"dial_timeout": "250ms"}`, func(s settings) bool { return s.dialTimeout == 250*time.Millisecond }},
 		{`{"dial_timeout": "2.5"}`, func(s settings) bool { return s.dialTimeout == 2500*time.Millisecond }},
+		{`{}`, func(s settings) bool { return s.requestTimeout == 8*time.Second }},
+		{`{"request_timeout": "15s"}`, func(s settings) bool { return s.requestTimeout == 15*time.Second }},
 		{`{"prefix": ""}`, func(s settings) bool { return s.prefix == "" }},
 		{`{"username": "u", "password": "p"}`, func(s settings) bool { return s.username == "u" && s.password == "p" }},
 		{`{"ttl": null}`, func(s settings) bool { return s.ttl == 10*time.Second }},
@@ -315,6 +320,7 @@ func TestSettings(t *testing.T) {
 		{`{"ttl": true}`, "ttl"},
 		{`{"ttl": -3}`, "ttl"},
 		{`{"dial_timeout": "0s"}`, "dial_timeout"},
+		{`{"request_timeout": "-1s"}`, "request_timeout"},
 		{`{"endpoints": ""}`, "endpoints"},
 		{`{"endpoints": "no-port"}`, "endpoints"},
 		{`{"endpoints": "ftp://a:1"}`, "endpoints"},
