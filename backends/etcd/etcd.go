@@ -773,26 +773,40 @@ func (l *lock) claim(ctx context.Context, owner ownerRecord) error {
 
 // end stops the lease's keep-alives and revokes it, which deletes the
 // lock's key. It is safe to call more than once and from any goroutine;
-// the first call does the work and every call returns its result.
+// the first call does the work and every call returns its result. A lock
+// already lost is not waited on: its lease is gone, or expires within a
+// TTL of the last renewal, and the cluster may be out of reach, so the
+// revoke is left to the background, best effort, and the holder can exit
+// at once.
 func (l *lock) end() error {
 	l.endOnce.Do(func() {
 		close(l.released)
 		l.cancel()
 		l.sess.Orphan()
-		// If etcd cannot be reached, the lease expires within its TTL
-		// anyway; do not hold the caller longer than a dial for it.
-		ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
-		defer cancel()
-		_, err := l.cli.Revoke(ctx, l.sess.Lease())
-		switch {
-		case errors.Is(err, rpctypes.ErrLeaseNotFound):
-			// Expired already: the key is gone, which is all we wanted.
-		case err != nil:
-			l.endErr = fmt.Errorf("revoking lease %x at %s (the lock frees when it expires, within %v): %w",
-				int64(l.sess.Lease()), l.cfg.endpointList(), l.cfg.ttl, err)
+		if isClosed(l.lost) {
+			go l.revoke()
+			return
 		}
+		l.endErr = l.revoke()
 	})
 	return l.endErr
+}
+
+// revoke revokes the lock's lease. If etcd cannot be reached, the lease
+// expires within its TTL anyway; do not hold the caller longer than a
+// dial for it.
+func (l *lock) revoke() error {
+	ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
+	defer cancel()
+	_, err := l.cli.Revoke(ctx, l.sess.Lease())
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		// Expired already: the key is gone, which is all we wanted.
+	case err != nil:
+		return fmt.Errorf("revoking lease %x at %s (the lock frees when it expires, within %v): %w",
+			int64(l.sess.Lease()), l.cfg.endpointList(), l.cfg.ttl, err)
+	}
+	return nil
 }
 
 // settings are the backend's configuration, decoded and checked.
