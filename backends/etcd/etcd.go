@@ -13,25 +13,29 @@ package main
 // good as that. The rule for declaring a lock lost is the cluster's own
 // word: the lock is lost when the cluster says its lease is gone (a
 // keep-alive answered with a TTL of zero, LeaseNotFound, or the holder's
-// key deleted, by `etcdctl del` or a revoke), or when no member has
-// confirmed the lease for a full TTL. Not earlier: a change of leader
+// key deleted, by `etcdctl del` or a revoke), or when a full TTL has
+// passed since the sending of the last renewal a member confirmed. Not
+// earlier: a change of leader
 // leaves a gap in the answers (an election takes one to two election
 // timeouts, a second or two by default), and the new leader extends every
 // lease by a full TTL when it takes over, so a lock declared lost during
 // the gap would stop a user's job for nothing, and a rolling restart of
 // etcd would stop every job. Not later either: the server counts the TTL
-// from when it handled the last renewal, a network trip before its answer
-// reached us, so under a partition the lease may expire on the server at
-// about the moment the loss is announced, a trip before it at worst. That
-// is what fencing tokens are for (docs/etcd.rst).
+// from when it handled the last renewal, which is after we sent it, so
+// counted from the sending the loss is announced strictly before the
+// server can expire the lease, by at least the way there, however slow
+// the answer's way back. A holder that is paused, or a command slow to
+// stop, can still overlap the next holder; that is what fencing tokens
+// are for (docs/etcd.rst).
 //
 // The library's own keep-alive channel cannot carry that rule alone: it
 // closes alike when the server says the lease is gone, when the library
 // has heard nothing for a TTL, and, for the first answer, after only the
 // dial timeout and a second, which can be shorter than the TTL; and once
-// closed it renews no more. So each lock watches the answers itself
-// (watch), renews on its own between the library's renewals (probe, see
-// renewAfter), and when the channel closes asks the cluster on its own
+// closed it renews no more; nor does it say when the renewal it answers
+// was sent. So each lock renews on its own (probe, see renewAfter),
+// timing each renewal's sending, counts its deadline from those (watch),
+// and when the library's channel closes asks the cluster on its own
 // until an answer or the deadline comes: a renewal confirms the lease and
 // the library's keep-alive is started again, and LeaseNotFound is the
 // cluster saying the lock is gone.
@@ -522,14 +526,15 @@ type lock struct {
 	endErr   error
 }
 
-// renewAfter is how long after a confirmation the lock renews its lease
-// on its own, besides the library's renewal a third of the TTL after it
-// (give or take the half second at which the library looks whether one is
-// due). A leader that dies takes the renewals with it until the next one
-// is elected, and the lease is lost unless that gap, counted from the
-// last confirmation before the death, stays under a TTL; renewing twice
-// as often halves the part of the gap that is ours, which lets a TTL of
-// four or five election timeouts ride through an election.
+// renewAfter is how long after sending a renewal that was confirmed the
+// lock renews its lease on its own again; only these renewals, timed from their sending, move its
+// deadline (see watch), though the library renews too, a third of the
+// TTL after each of its own answers. A leader that dies takes the
+// renewals with it until the next one is elected, and the lease is lost
+// unless that gap, counted from the sending of the last renewal confirmed
+// before the death, stays under a TTL; renewing every sixth of the TTL
+// keeps the part of the gap that is ours small, which lets a TTL of four
+// or five election timeouts ride through an election.
 func renewAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 
 // grant starts the lock's session: a lease of cfg.ttl, kept alive, and
@@ -537,11 +542,11 @@ func renewAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
 	gctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
 	defer cancel()
+	sent := time.Now() // the lease lives a TTL from no earlier than this
 	resp, err := cli.Grant(gctx, int64(cfg.ttl/time.Second))
 	if err != nil {
 		return nil, err
 	}
-	granted := time.Now() // the first confirmation of the lease
 	// The server may raise the TTL to its own minimum; it keeps its word.
 	ttl := time.Duration(resp.TTL) * time.Second
 	lctx, cancelLock := context.WithCancel(cli.Ctx())
@@ -556,7 +561,7 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 				lost:     make(chan struct{}),
 				released: make(chan struct{}),
 			}
-			go l.watch(ka, granted, ttl)
+			go l.watch(ka, sent, ttl)
 			return l, nil
 		}
 	}
@@ -572,21 +577,24 @@ func (l *lock) mutexPrefix() string { return keyPrefix(l.cfg.prefix, l.name) + "
 
 // watch follows the confirmations of the lock's lease and declares the
 // lock lost by the rule at the top of this file: when the cluster says the
-// lease is gone, or when no confirmation has come for a full TTL since the
-// last one, which came at confirmed. ka is the library's keep-alive
-// channel.
-func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.Time, ttl time.Duration) {
-	deadline := confirmed.Add(ttl)
+// lease is gone, or when no confirmation has come for a full TTL counted
+// from when the confirmed renewal was sent, the first of which, the
+// grant, was sent at sent. ka is the library's keep-alive channel.
+//
+// The TTL is counted from the sending, not from the answer's arrival:
+// the server counts it from when it handled the renewal, which is after
+// the sending and before the answer, so the loss comes strictly before
+// the server can expire the lease, however slow the way there or back.
+// The library's own renewals renew the lease on the server, but when
+// each was sent is not known here, so their answers move no deadline;
+// the lock's own renewals (probe), whose sending it times, do.
+func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, sent time.Time, ttl time.Duration) {
+	deadline := sent.Add(ttl)
 	expire := time.NewTimer(time.Until(deadline))
 	defer expire.Stop()
 	renew := time.NewTimer(renewAfter(ttl))
 	defer renew.Stop()
 	var probed chan probeResult // set while a probe runs
-	confirm := func(at time.Time, renewed time.Duration) {
-		deadline = at.Add(renewed)
-		expire.Reset(time.Until(deadline))
-		renew.Reset(time.Until(at.Add(renewAfter(renewed))))
-	}
 	startProbe := func() {
 		if probed == nil {
 			probed = make(chan probeResult, 1)
@@ -597,16 +605,13 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 		select {
 		case <-l.released:
 			return
-		case resp, ok := <-ka:
+		case _, ok := <-ka:
 			if !ok {
 				// The server said the lease is gone, or the library gave
 				// up on it, or the client is closing: ask.
 				ka = nil
 				startProbe()
-				continue
 			}
-			// The server counts this TTL from before we got its answer.
-			confirm(time.Now(), time.Duration(resp.TTL)*time.Second)
 		case <-renew.C:
 			startProbe()
 		case r := <-probed:
@@ -620,7 +625,13 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 				// No answer by the deadline; expire says so.
 				continue
 			}
-			confirm(r.at, r.ttl)
+			if d := r.sent.Add(r.ttl); d.After(deadline) {
+				deadline = d
+				expire.Reset(time.Until(deadline))
+			}
+			// The next renewal a sixth of the TTL after this one was
+			// sent, or at once if its answer took longer than that.
+			renew.Reset(time.Until(r.sent.Add(renewAfter(r.ttl))))
 			if ka == nil {
 				var err error
 				if ka, err = l.cli.KeepAlive(l.ctx, l.sess.Lease()); err != nil {
@@ -635,12 +646,12 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 	}
 }
 
-// probeResult is what a probe heard: a renewal of ttl answered at at, or
-// why there was none.
+// probeResult is what a probe heard: a renewal sent at sent and answered
+// at at with ttl, or why there was none.
 type probeResult struct {
-	at  time.Time
-	ttl time.Duration
-	err error
+	sent, at time.Time
+	ttl      time.Duration
+	err      error
 }
 
 // probe renews the lock's lease on its own, over a stream of its own,
@@ -652,10 +663,14 @@ func (l *lock) probe(deadline time.Time, result chan<- probeResult) {
 	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
 	for {
+		sent := time.Now()
 		resp, err := l.cli.KeepAliveOnce(ctx, l.sess.Lease())
 		switch {
+		case err == nil && resp.TTL <= 0:
+			result <- probeResult{err: rpctypes.ErrLeaseNotFound}
+			return
 		case err == nil:
-			result <- probeResult{at: time.Now(), ttl: time.Duration(resp.TTL) * time.Second}
+			result <- probeResult{sent: sent, at: time.Now(), ttl: time.Duration(resp.TTL) * time.Second}
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound), ctx.Err() != nil:
 			result <- probeResult{err: err}
