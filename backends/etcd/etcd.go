@@ -588,8 +588,12 @@ func (l *lock) mutexPrefix() string { return keyPrefix(l.cfg.prefix, l.name) + "
 // The library's own renewals renew the lease on the server, but when
 // each was sent is not known here, so their answers move no deadline;
 // the lock's own renewals (probe), whose sending it times, do.
+//
+// With stop_before_expiry set, the loss is declared that much earlier, so
+// that a command stopped for it (lockmgr run --on-lost) can have ended,
+// SIGKILL after --grace included, before the lease can expire.
 func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, sent time.Time, ttl time.Duration) {
-	deadline := sent.Add(ttl)
+	deadline := sent.Add(ttl - l.cfg.stopBeforeExpiry)
 	expire := time.NewTimer(time.Until(deadline))
 	defer expire.Stop()
 	renew := time.NewTimer(renewAfter(ttl))
@@ -625,7 +629,7 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, sent time.Time,
 				// No answer by the deadline; expire says so.
 				continue
 			}
-			if d := r.sent.Add(r.ttl); d.After(deadline) {
+			if d := r.sent.Add(r.ttl - l.cfg.stopBeforeExpiry); d.After(deadline) {
 				deadline = d
 				expire.Reset(time.Until(deadline))
 			}
@@ -833,9 +837,12 @@ type settings struct {
 	// requestTimeout bounds one request to a connected cluster; see
 	// defaultRequestTimeout.
 	requestTimeout time.Duration
-	tls            *tls.Config
-	username       string
-	password       string
+	// stopBeforeExpiry is how long before its lease can expire a lock
+	// is declared lost (see watch); under ttl.
+	stopBeforeExpiry time.Duration
+	tls              *tls.Config
+	username         string
+	password         string
 }
 
 // defaultSettings are what an unconfigured backend uses: a local etcd,
@@ -951,11 +958,12 @@ var settingKeys = map[string]func(*settings, json.RawMessage) error{
 	"request_timeout": func(s *settings, v json.RawMessage) error {
 		return decodePositive(v, &s.requestTimeout)
 	},
-	"tls_ca":   nil, // read together with tls_cert and tls_key
-	"tls_cert": nil,
-	"tls_key":  nil,
-	"username": func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
-	"password": decodePassword,
+	"stop_before_expiry": decodeStopBeforeExpiry,
+	"tls_ca":             nil, // read together with tls_cert and tls_key
+	"tls_cert":           nil,
+	"tls_key":            nil,
+	"username":           func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
+	"password":           decodePassword,
 }
 
 // configError is a setting refused, naming the key but never its value,
@@ -985,7 +993,7 @@ func parseSettings(raw []byte) (settings, error) {
 	for _, k := range keys {
 		decode, known := settingKeys[k]
 		if !known {
-			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, request_timeout, tls_ca, tls_cert, tls_key, username, password)")
+			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, request_timeout, stop_before_expiry, tls_ca, tls_cert, tls_key, username, password)")
 		}
 		if decode == nil || string(fields[k]) == "null" {
 			continue
@@ -998,6 +1006,8 @@ func parseSettings(raw []byte) (settings, error) {
 		return s, err
 	}
 	switch {
+	case s.stopBeforeExpiry >= s.ttl:
+		return s, configError("stop_before_expiry", fmt.Sprintf("%v is not shorter than the ttl, %v", s.stopBeforeExpiry, s.ttl))
 	case s.password != "" && s.username == "":
 		return s, configError("password", "given without a username")
 	case s.username != "" && s.password == "":
@@ -1111,6 +1121,19 @@ func decodeTTL(s *settings, v json.RawMessage) error {
 
 func decodeDialTimeout(s *settings, v json.RawMessage) error {
 	return decodePositive(v, &s.dialTimeout)
+}
+
+// decodeStopBeforeExpiry takes a duration of zero or more.
+func decodeStopBeforeExpiry(s *settings, v json.RawMessage) error {
+	d, err := decodeDuration(v)
+	switch {
+	case err != nil:
+		return err
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	}
+	s.stopBeforeExpiry = d
+	return nil
 }
 
 // decodePositive takes a duration that must be positive.

@@ -1,9 +1,19 @@
 package main
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,5 +168,110 @@ func TestLossPrecedesExpiry(t *testing.T) {
 	if !lostAt.Before(deletedAt) {
 		t.Errorf("the holder declared the loss %v after the server had deleted its key: it counted its lease from the answers, not from the renewals it sent",
 			lostAt.Sub(deletedAt).Round(time.Millisecond))
+	}
+}
+
+// processRuns reports whether process pid exists and has not exited (a
+// zombie has: it runs no more).
+func processRuns(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestStopBeforeExpiry: with stop_before_expiry longer than lockmgr run's
+// --grace, a command that ignores SIGTERM, run under a lock whose holder
+// is cut off from etcd, has ended (by SIGKILL) before the server expires
+// the lock's lease, so it never runs beside the next holder. The way to
+// the server is cut by a proxy, so that the server lives on and its
+// deletion of the holder's key shows when the lease expired; the test
+// polls the command's /proc entry for its end. TTL 4s, stop_before_expiry
+// 2s, --grace 1s: the command is killed a second or more before the lease
+// can expire, which leaves a loaded machine a second to deliver SIGKILL.
+func TestStopBeforeExpiry(t *testing.T) {
+	bin := lockmgrBinary(t)
+	p := startDelayProxy(t, sharedEtcd.Endpoint(), 0, 0)
+	name := uniqueName("stop-early")
+	cli := rawClient(t, sharedEtcd.Endpoint())
+	ctx := timeoutContext(t, 2*time.Minute)
+	start, err := cli.Get(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletes := cli.Watch(ctx, keyPrefix("/lockmgr/", name)+"/", clientv3.WithPrefix(), clientv3.WithFilterPut(),
+		clientv3.WithRev(start.Header.Revision+1))
+	run := exec.Command(filepath.Join(bin, "lockmgr"), "run", "--backend", "etcd", "--grace", "1s", name, "--", "sh", "-c",
+		`echo $$; trap '' TERM; exec sleep 600`)
+	run.Env = lockmgrEnv(t, "LOCKMGR_ETCD_ENDPOINTS="+p.Addr(), "LOCKMGR_ETCD_TTL=4", "LOCKMGR_ETCD_STOP_BEFORE_EXPIRY=2")
+	var stderr syncBuffer
+	run.Stderr = &stderr
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	defer func() {
+		run.Process.Kill()
+		if t.Failed() {
+			t.Logf("lockmgr run's stderr:\n%s", stderr.String())
+		}
+	}()
+	first := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		s.Scan()
+		first <- s.Text()
+		io.Copy(io.Discard, stdout)
+	}()
+	var pid int
+	select {
+	case line := <-first:
+		if pid, err = strconv.Atoi(line); err != nil {
+			t.Fatalf("the command said %q, want its pid", line)
+		}
+	case err := <-exited:
+		t.Fatalf("lockmgr run exited before its command said anything: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command said nothing in 30s")
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	p.CutToServer()
+	cut := time.Now()
+	var endedAt, deletedAt time.Time
+	for tick := time.NewTicker(10 * time.Millisecond); endedAt.IsZero() || deletedAt.IsZero(); {
+		select {
+		case resp := <-deletes:
+			if len(resp.Events) > 0 && deletedAt.IsZero() {
+				deletedAt = time.Now()
+			}
+		case <-tick.C:
+			if endedAt.IsZero() && !processRuns(pid) {
+				endedAt = time.Now()
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("a minute after the cut: command ended at %v, key deleted at %v", endedAt, deletedAt)
+		}
+	}
+	t.Logf("after the cut: the command had ended at %v, the server deleted the holder's key at %v (TTL 4s, stop_before_expiry 2s, --grace 1s)",
+		endedAt.Sub(cut).Round(time.Millisecond), deletedAt.Sub(cut).Round(time.Millisecond))
+	if !endedAt.Before(deletedAt) {
+		t.Errorf("the command ran %v beside the lease's expiry", endedAt.Sub(deletedAt).Round(time.Millisecond))
+	}
+	select {
+	case err := <-exited:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 75 {
+			t.Errorf("lockmgr run after the loss: %v, want exit status 75 (lock lost)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lockmgr run still running 30s after its command ended")
 	}
 }
