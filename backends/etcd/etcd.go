@@ -304,6 +304,8 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 			b.locks[id] = l
 			b.mu.Unlock()
 			return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+		case errors.Is(err, backend.ErrBusy):
+			return fail(err) // the cluster said it is held
 		case errors.Is(err, errQueued):
 			// The wait in line ended: the lock was held, as the cluster
 			// last said.
