@@ -13,25 +13,29 @@ package main
 // good as that. The rule for declaring a lock lost is the cluster's own
 // word: the lock is lost when the cluster says its lease is gone (a
 // keep-alive answered with a TTL of zero, LeaseNotFound, or the holder's
-// key deleted, by `etcdctl del` or a revoke), or when no member has
-// confirmed the lease for a full TTL. Not earlier: a change of leader
+// key deleted, by `etcdctl del` or a revoke), or when a full TTL has
+// passed since the sending of the last renewal a member confirmed. Not
+// earlier: a change of leader
 // leaves a gap in the answers (an election takes one to two election
 // timeouts, a second or two by default), and the new leader extends every
 // lease by a full TTL when it takes over, so a lock declared lost during
 // the gap would stop a user's job for nothing, and a rolling restart of
 // etcd would stop every job. Not later either: the server counts the TTL
-// from when it handled the last renewal, a network trip before its answer
-// reached us, so under a partition the lease may expire on the server at
-// about the moment the loss is announced, a trip before it at worst. That
-// is what fencing tokens are for (docs/etcd.rst).
+// from when it handled the last renewal, which is after we sent it, so
+// counted from the sending the loss is announced strictly before the
+// server can expire the lease, by at least the way there, however slow
+// the answer's way back. A holder that is paused, or a command slow to
+// stop, can still overlap the next holder; that is what fencing tokens
+// are for (docs/etcd.rst).
 //
 // The library's own keep-alive channel cannot carry that rule alone: it
 // closes alike when the server says the lease is gone, when the library
 // has heard nothing for a TTL, and, for the first answer, after only the
 // dial timeout and a second, which can be shorter than the TTL; and once
-// closed it renews no more. So each lock watches the answers itself
-// (watch), renews on its own between the library's renewals (probe, see
-// renewAfter), and when the channel closes asks the cluster on its own
+// closed it renews no more; nor does it say when the renewal it answers
+// was sent. So each lock renews on its own (probe, see renewAfter),
+// timing each renewal's sending, counts its deadline from those (watch),
+// and when the library's channel closes asks the cluster on its own
 // until an answer or the deadline comes: a renewal confirms the lease and
 // the library's keep-alive is started again, and LeaseNotFound is the
 // cluster saying the lock is gone.
@@ -73,9 +77,13 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 )
 
 const backendName = "etcd"
@@ -257,7 +265,17 @@ func keyName(name string) string {
 	return b.String()
 }
 
-// Acquire implements backend.LockMgr.
+// Acquire implements backend.LockMgr. Each attempt is a lease of its own,
+// a place in the Mutex's line on it, and the holder's record once first
+// in line. An attempt that fails because the cluster could not serve it
+// (no member reachable, no leader, a request lost with a dead leader, the
+// lease expired meanwhile) is abandoned, its lease revoked in the
+// background as far as the cluster lets it, and another is made: until
+// the caller's deadline if it has one; without one (a wait without a
+// deadline, or a try), until no member can be reached for dial_timeout or
+// the cluster has failed for request_timeout. Giving up is the service
+// being unavailable, never "busy": busy is said only when the cluster
+// said the lock is held.
 func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
 	name := lockName(req)
 	fail := func(err error) (backend.Held, error) {
@@ -273,26 +291,144 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	if err != nil {
 		return fail(err)
 	}
+	start := time.Now()
+	_, hasDeadline := ctx.Deadline()
+	var failing time.Time // when the cluster began to fail this Acquire
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		l, what, err := b.attempt(ctx, cli, cfg, name, req.Wait)
+		switch {
+		case err == nil:
+			b.mu.Lock()
+			b.nextID++
+			id := b.nextID
+			b.locks[id] = l
+			b.mu.Unlock()
+			return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+		case errors.Is(err, backend.ErrBusy):
+			return fail(err) // the cluster said it is held
+		case errors.Is(err, errQueued):
+			// The wait in line ended: the lock was held, as the cluster
+			// last said.
+			return fail(backend.WaitError(ctx))
+		case ctx.Err() != nil && !pastDeadline(ctx):
+			return fail(backend.WaitError(ctx)) // canceled by the caller
+		case ctx.Err() != nil:
+			// The deadline passed while the cluster was still to answer.
+			return fail(cfg.unanswered(time.Since(start), err, ""))
+		case !retryable(err):
+			return fail(cfg.cause(ctx, what, err))
+		}
+		if failing.IsZero() {
+			failing = time.Now()
+		}
+		if !hasDeadline {
+			switch {
+			case errors.Is(err, errNoConnection):
+				return fail(cfg.unanswered(time.Since(start), err, fmt.Sprintf(" within dial_timeout (%v)", cfg.dialTimeout)))
+			case time.Since(failing) >= cfg.requestTimeout:
+				return fail(cfg.unanswered(time.Since(start), err, fmt.Sprintf(" (failing for longer than request_timeout, %v)", cfg.requestTimeout)))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fail(cfg.unanswered(time.Since(start), err, ""))
+		case <-time.After(pause):
+		}
+	}
+}
+
+// attempt makes one attempt at the lock: a connection, a lease, a place
+// in line (waiting in it if wait is set) and the holder's record. It
+// returns the lock, or what it was doing when it failed and why. A
+// failed attempt's lease is revoked: at once when the cluster is
+// answering, so that no key of ours is left in the line; in the
+// background when it is not, since the caller must not wait on it (the
+// lease expires within its TTL anyway, its keep-alives stopped).
+func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, error) {
+	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
+		return nil, "connecting", err
+	}
 	l, err := grant(ctx, cli, cfg, name)
 	if err != nil {
-		return fail(cfg.cause(ctx, "granting a lease", err))
+		return nil, "granting a lease", err
 	}
-	err = l.acquire(ctx, req.Wait)
+	err = l.acquire(ctx, wait)
 	if err == nil {
 		err = l.claim(ctx, b.owner)
 	}
 	if err != nil {
-		// Revoking the lease deletes our key, whether we were waiting
-		// behind it or had just been granted the lock: nothing is left.
-		_ = l.end()
-		return fail(cfg.cause(ctx, "locking "+l.mutexPrefix(), err))
+		if retryable(err) || (ctx.Err() != nil && !errors.Is(err, errQueued)) {
+			go l.end()
+		} else {
+			_ = l.end()
+		}
+		return nil, "locking " + l.mutexPrefix(), err
 	}
-	b.mu.Lock()
-	b.nextID++
-	id := b.nextID
-	b.locks[id] = l
-	b.mu.Unlock()
-	return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+	return l, "", nil
+}
+
+// errNoConnection is why an attempt failed when no member of the cluster
+// could be reached within dial_timeout.
+var errNoConnection = errors.New("no member could be reached")
+
+// errQueued marks the end of a wait in line behind another holder, by the
+// caller's deadline or cancel.
+var errQueued = errors.New("waiting behind the holder")
+
+// awaitConnection waits until the client is connected to a member of the
+// cluster, for at most d (and not past ctx): that is what dial_timeout
+// bounds. Requests wait for a connection without failing, so without this
+// a cluster out of reach could not be told from one that is slow to
+// answer.
+func awaitConnection(ctx context.Context, cli *clientv3.Client, d time.Duration) error {
+	conn := cli.ActiveConnection()
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		st := conn.GetState()
+		switch st {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(cctx, st) {
+			return errNoConnection
+		}
+	}
+}
+
+// pastDeadline reports whether ctx has a deadline, and it has passed: a
+// cancel at or after it is the deadline's (a plugin's host cancels its
+// call when the deadline passes, and that may arrive before the plugin's
+// own copy of the deadline fires).
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// retryable reports whether err says the cluster could not serve a
+// request for now, rather than refused it: it had no leader, or lost the
+// request with its leader (etcd's "request timed out"), or could not be
+// reached, or did not answer within request_timeout, or a lease expired
+// for want of answers. Another attempt may succeed.
+func retryable(err error) bool {
+	switch {
+	case errors.Is(err, errNoConnection), errors.Is(err, errLeaseGone), errors.Is(err, concurrency.ErrSessionExpired),
+		errors.Is(err, rpctypes.ErrLeaseNotFound), errors.Is(err, rpctypes.ErrNotLeader),
+		errors.Is(err, context.DeadlineExceeded): // request_timeout; the caller's own is checked first
+		return true
+	}
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable || ee.Code() == codes.ResourceExhausted
+	}
+	if st, ok := status.FromError(err); ok {
+		// A member without a leader drops a proposal: raft's own error,
+		// which etcd passes on as it is.
+		return st.Code() == codes.Unavailable || st.Code() == codes.ResourceExhausted || st.Message() == raft.ErrProposalDropped.Error()
+	}
+	return false
 }
 
 // Release implements backend.LockMgr: it revokes the lock's lease, which
@@ -392,26 +528,27 @@ type lock struct {
 	endErr   error
 }
 
-// renewAfter is how long after a confirmation the lock renews its lease
-// on its own, besides the library's renewal a third of the TTL after it
-// (give or take the half second at which the library looks whether one is
-// due). A leader that dies takes the renewals with it until the next one
-// is elected, and the lease is lost unless that gap, counted from the
-// last confirmation before the death, stays under a TTL; renewing twice
-// as often halves the part of the gap that is ours, which lets a TTL of
-// four or five election timeouts ride through an election.
+// renewAfter is how long after sending a renewal that was confirmed the
+// lock renews its lease on its own again; only these renewals, timed from their sending, move its
+// deadline (see watch), though the library renews too, a third of the
+// TTL after each of its own answers. A leader that dies takes the
+// renewals with it until the next one is elected, and the lease is lost
+// unless that gap, counted from the sending of the last renewal confirmed
+// before the death, stays under a TTL; renewing every sixth of the TTL
+// keeps the part of the gap that is ours small, which lets a TTL of four
+// or five election timeouts ride through an election.
 func renewAfter(ttl time.Duration) time.Duration { return ttl / 6 }
 
 // grant starts the lock's session: a lease of cfg.ttl, kept alive, and
 // watched for its loss.
 func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
-	gctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	gctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
 	defer cancel()
+	sent := time.Now() // the lease lives a TTL from no earlier than this
 	resp, err := cli.Grant(gctx, int64(cfg.ttl/time.Second))
 	if err != nil {
 		return nil, err
 	}
-	granted := time.Now() // the first confirmation of the lease
 	// The server may raise the TTL to its own minimum; it keeps its word.
 	ttl := time.Duration(resp.TTL) * time.Second
 	lctx, cancelLock := context.WithCancel(cli.Ctx())
@@ -426,7 +563,7 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 				lost:     make(chan struct{}),
 				released: make(chan struct{}),
 			}
-			go l.watch(ka, granted, ttl)
+			go l.watch(ka, sent, ttl)
 			return l, nil
 		}
 	}
@@ -442,21 +579,28 @@ func (l *lock) mutexPrefix() string { return keyPrefix(l.cfg.prefix, l.name) + "
 
 // watch follows the confirmations of the lock's lease and declares the
 // lock lost by the rule at the top of this file: when the cluster says the
-// lease is gone, or when no confirmation has come for a full TTL since the
-// last one, which came at confirmed. ka is the library's keep-alive
-// channel.
-func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.Time, ttl time.Duration) {
-	deadline := confirmed.Add(ttl)
+// lease is gone, or when no confirmation has come for a full TTL counted
+// from when the confirmed renewal was sent, the first of which, the
+// grant, was sent at sent. ka is the library's keep-alive channel.
+//
+// The TTL is counted from the sending, not from the answer's arrival:
+// the server counts it from when it handled the renewal, which is after
+// the sending and before the answer, so the loss comes strictly before
+// the server can expire the lease, however slow the way there or back.
+// The library's own renewals renew the lease on the server, but when
+// each was sent is not known here, so their answers move no deadline;
+// the lock's own renewals (probe), whose sending it times, do.
+//
+// With stop_before_expiry set, the loss is declared that much earlier, so
+// that a command stopped for it (lockmgr run --on-lost) can have ended,
+// SIGKILL after --grace included, before the lease can expire.
+func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, sent time.Time, ttl time.Duration) {
+	deadline := sent.Add(ttl - l.cfg.stopBeforeExpiry)
 	expire := time.NewTimer(time.Until(deadline))
 	defer expire.Stop()
 	renew := time.NewTimer(renewAfter(ttl))
 	defer renew.Stop()
 	var probed chan probeResult // set while a probe runs
-	confirm := func(at time.Time, renewed time.Duration) {
-		deadline = at.Add(renewed)
-		expire.Reset(time.Until(deadline))
-		renew.Reset(time.Until(at.Add(renewAfter(renewed))))
-	}
 	startProbe := func() {
 		if probed == nil {
 			probed = make(chan probeResult, 1)
@@ -467,16 +611,13 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 		select {
 		case <-l.released:
 			return
-		case resp, ok := <-ka:
+		case _, ok := <-ka:
 			if !ok {
 				// The server said the lease is gone, or the library gave
 				// up on it, or the client is closing: ask.
 				ka = nil
 				startProbe()
-				continue
 			}
-			// The server counts this TTL from before we got its answer.
-			confirm(time.Now(), time.Duration(resp.TTL)*time.Second)
 		case <-renew.C:
 			startProbe()
 		case r := <-probed:
@@ -490,7 +631,13 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 				// No answer by the deadline; expire says so.
 				continue
 			}
-			confirm(r.at, r.ttl)
+			if d := r.sent.Add(r.ttl - l.cfg.stopBeforeExpiry); d.After(deadline) {
+				deadline = d
+				expire.Reset(time.Until(deadline))
+			}
+			// The next renewal a sixth of the TTL after this one was
+			// sent, or at once if its answer took longer than that.
+			renew.Reset(time.Until(r.sent.Add(renewAfter(r.ttl))))
 			if ka == nil {
 				var err error
 				if ka, err = l.cli.KeepAlive(l.ctx, l.sess.Lease()); err != nil {
@@ -505,12 +652,12 @@ func (l *lock) watch(ka <-chan *clientv3.LeaseKeepAliveResponse, confirmed time.
 	}
 }
 
-// probeResult is what a probe heard: a renewal of ttl answered at at, or
-// why there was none.
+// probeResult is what a probe heard: a renewal sent at sent and answered
+// at at with ttl, or why there was none.
 type probeResult struct {
-	at  time.Time
-	ttl time.Duration
-	err error
+	sent, at time.Time
+	ttl      time.Duration
+	err      error
 }
 
 // probe renews the lock's lease on its own, over a stream of its own,
@@ -522,10 +669,14 @@ func (l *lock) probe(deadline time.Time, result chan<- probeResult) {
 	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
 	for {
+		sent := time.Now()
 		resp, err := l.cli.KeepAliveOnce(ctx, l.sess.Lease())
 		switch {
+		case err == nil && resp.TTL <= 0:
+			result <- probeResult{err: rpctypes.ErrLeaseNotFound}
+			return
 		case err == nil:
-			result <- probeResult{at: time.Now(), ttl: time.Duration(resp.TTL) * time.Second}
+			result <- probeResult{sent: sent, at: time.Now(), ttl: time.Duration(resp.TTL) * time.Second}
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound), ctx.Err() != nil:
 			result <- probeResult{err: err}
@@ -573,20 +724,26 @@ func (l *lock) watchKey(revision int64) {
 	// the revision was compacted away, which leaves watch on guard.
 }
 
-// acquire takes the Mutex, waiting for it if wait is set, until ctx ends
-// or the lease is lost.
+// acquire takes the Mutex if it is free; if the cluster says it is held,
+// it is ErrBusy, or, if wait is set, waits in line for it until ctx ends
+// (errQueued) or the lease is lost. Each request is bounded by
+// request_timeout, so that etcd's own answer to a request lost with a
+// dead leader ("request timed out") can come.
 func (l *lock) acquire(ctx context.Context, wait bool) error {
-	if !wait {
-		tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
-		defer cancel()
-		err := l.mutex.TryLock(tctx)
-		if errors.Is(err, concurrency.ErrLocked) {
-			return backend.ErrBusy
-		}
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.requestTimeout)
+	err := l.mutex.TryLock(tctx)
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, concurrency.ErrLocked):
 		return err
+	case !wait:
+		return backend.ErrBusy
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Held, as the cluster has just said: wait in line.
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
 	got := make(chan error, 1)
 	// Mutex.Lock cleans up after a canceled wait with a Delete that waits
 	// for etcd however long it takes; the lease's revocation does the same
@@ -594,12 +751,15 @@ func (l *lock) acquire(ctx context.Context, wait bool) error {
 	go func() { got <- l.mutex.Lock(wctx) }()
 	select {
 	case err := <-got:
-		if err == nil && isClosed(l.lost) {
+		switch {
+		case err == nil && isClosed(l.lost):
 			return errLeaseGone
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", errQueued, ctx.Err())
 		}
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", errQueued, ctx.Err())
 	case <-l.lost:
 		return errLeaseGone
 	}
@@ -616,7 +776,7 @@ func (l *lock) claim(ctx context.Context, owner ownerRecord) error {
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, l.cfg.dialTimeout)
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.requestTimeout)
 	defer cancel()
 	resp, err := l.cli.Txn(tctx).If(owns).
 		Then(clientv3.OpPut(l.mutex.Key(), string(value), clientv3.WithLease(l.sess.Lease()))).
@@ -634,26 +794,40 @@ func (l *lock) claim(ctx context.Context, owner ownerRecord) error {
 
 // end stops the lease's keep-alives and revokes it, which deletes the
 // lock's key. It is safe to call more than once and from any goroutine;
-// the first call does the work and every call returns its result.
+// the first call does the work and every call returns its result. A lock
+// already lost is not waited on: its lease is gone, or expires within a
+// TTL of the last renewal, and the cluster may be out of reach, so the
+// revoke is left to the background, best effort, and the holder can exit
+// at once.
 func (l *lock) end() error {
 	l.endOnce.Do(func() {
 		close(l.released)
 		l.cancel()
 		l.sess.Orphan()
-		// If etcd cannot be reached, the lease expires within its TTL
-		// anyway; do not hold the caller longer than a dial for it.
-		ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
-		defer cancel()
-		_, err := l.cli.Revoke(ctx, l.sess.Lease())
-		switch {
-		case errors.Is(err, rpctypes.ErrLeaseNotFound):
-			// Expired already: the key is gone, which is all we wanted.
-		case err != nil:
-			l.endErr = fmt.Errorf("revoking lease %x at %s (the lock frees when it expires, within %v): %w",
-				int64(l.sess.Lease()), l.cfg.endpointList(), l.cfg.ttl, err)
+		if isClosed(l.lost) {
+			go l.revoke()
+			return
 		}
+		l.endErr = l.revoke()
 	})
 	return l.endErr
+}
+
+// revoke revokes the lock's lease. If etcd cannot be reached, the lease
+// expires within its TTL anyway; do not hold the caller longer than a
+// dial for it.
+func (l *lock) revoke() error {
+	ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
+	defer cancel()
+	_, err := l.cli.Revoke(ctx, l.sess.Lease())
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		// Expired already: the key is gone, which is all we wanted.
+	case err != nil:
+		return fmt.Errorf("revoking lease %x at %s (the lock frees when it expires, within %v): %w",
+			int64(l.sess.Lease()), l.cfg.endpointList(), l.cfg.ttl, err)
+	}
+	return nil
 }
 
 // settings are the backend's configuration, decoded and checked.
@@ -662,9 +836,15 @@ type settings struct {
 	prefix      string
 	ttl         time.Duration
 	dialTimeout time.Duration
-	tls         *tls.Config
-	username    string
-	password    string
+	// requestTimeout bounds one request to a connected cluster; see
+	// defaultRequestTimeout.
+	requestTimeout time.Duration
+	// stopBeforeExpiry is how long before its lease can expire a lock
+	// is declared lost (see watch); under ttl.
+	stopBeforeExpiry time.Duration
+	tls              *tls.Config
+	username         string
+	password         string
 }
 
 // defaultSettings are what an unconfigured backend uses: a local etcd,
@@ -672,12 +852,21 @@ type settings struct {
 // short enough that a crashed holder's lock frees within seconds.
 func defaultSettings() settings {
 	return settings{
-		endpoints:   []string{"127.0.0.1:2379"},
-		prefix:      "/lockmgr/",
-		ttl:         10 * time.Second,
-		dialTimeout: 5 * time.Second,
+		endpoints:      []string{"127.0.0.1:2379"},
+		prefix:         "/lockmgr/",
+		ttl:            10 * time.Second,
+		dialTimeout:    5 * time.Second,
+		requestTimeout: defaultRequestTimeout,
 	}
 }
+
+// defaultRequestTimeout is how long a request to a connected cluster may
+// take: etcd answers a request it cannot serve (a proposal lost with a
+// leader that died) only when its own request timeout expires, 5s and two
+// election timeouts, 7s with etcd's default election timeout of 1s; a
+// second more is for the answer's way back. Cut shorter, the request
+// would be given up just before etcd said it may be tried again.
+const defaultRequestTimeout = 8 * time.Second
 
 func (s settings) endpointList() string { return strings.Join(s.endpoints, ",") }
 
@@ -710,6 +899,35 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 	return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err))
 }
 
+// unanswered is the error of an Acquire that gave up after spent, with
+// the cluster never having served it: the service unavailable, naming the
+// endpoints (without their credentials) and what went wrong last, never
+// the raw gRPC status. why says what ended it, if not the caller's
+// deadline.
+func (s settings) unanswered(spent time.Duration, last error, why string) error {
+	return redact(fmt.Errorf("%w: etcd at %s did not serve the lock within %v: %s%s",
+		backend.ErrUnavailable, s.endpointList(), spent.Round(100*time.Millisecond), problem(last), why))
+}
+
+// problem says in a few words what last went wrong with a request.
+func problem(err error) string {
+	var ee rpctypes.EtcdError
+	switch {
+	case errors.Is(err, errNoConnection):
+		return errNoConnection.Error()
+	case errors.Is(err, errLeaseGone), errors.Is(err, concurrency.ErrSessionExpired), errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return "the lease expired for want of answers"
+	case errors.As(err, &ee):
+		return ee.Error() // etcd's own words: "etcdserver: no leader"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "no answer"
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
 // redacted is an error whose text hides the user info of every URL in it
 // (an endpoint written http://user:password@host:2379), since errors end
 // up in logs and on terminals; errors.Is and As still see the error
@@ -739,11 +957,15 @@ var settingKeys = map[string]func(*settings, json.RawMessage) error{
 	"prefix":       func(s *settings, v json.RawMessage) error { return decodeString(v, &s.prefix) },
 	"ttl":          decodeTTL,
 	"dial_timeout": decodeDialTimeout,
-	"tls_ca":       nil, // read together with tls_cert and tls_key
-	"tls_cert":     nil,
-	"tls_key":      nil,
-	"username":     func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
-	"password":     decodePassword,
+	"request_timeout": func(s *settings, v json.RawMessage) error {
+		return decodePositive(v, &s.requestTimeout)
+	},
+	"stop_before_expiry": decodeStopBeforeExpiry,
+	"tls_ca":             nil, // read together with tls_cert and tls_key
+	"tls_cert":           nil,
+	"tls_key":            nil,
+	"username":           func(s *settings, v json.RawMessage) error { return decodeString(v, &s.username) },
+	"password":           decodePassword,
 }
 
 // configError is a setting refused, naming the key but never its value,
@@ -773,7 +995,7 @@ func parseSettings(raw []byte) (settings, error) {
 	for _, k := range keys {
 		decode, known := settingKeys[k]
 		if !known {
-			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, tls_ca, tls_cert, tls_key, username, password)")
+			return s, configError(k, "unknown key (known: endpoints, prefix, ttl, dial_timeout, request_timeout, stop_before_expiry, tls_ca, tls_cert, tls_key, username, password)")
 		}
 		if decode == nil || string(fields[k]) == "null" {
 			continue
@@ -786,6 +1008,8 @@ func parseSettings(raw []byte) (settings, error) {
 		return s, err
 	}
 	switch {
+	case s.stopBeforeExpiry >= s.ttl:
+		return s, configError("stop_before_expiry", fmt.Sprintf("%v is not shorter than the ttl, %v", s.stopBeforeExpiry, s.ttl))
 	case s.password != "" && s.username == "":
 		return s, configError("password", "given without a username")
 	case s.username != "" && s.password == "":
@@ -898,6 +1122,24 @@ func decodeTTL(s *settings, v json.RawMessage) error {
 }
 
 func decodeDialTimeout(s *settings, v json.RawMessage) error {
+	return decodePositive(v, &s.dialTimeout)
+}
+
+// decodeStopBeforeExpiry takes a duration of zero or more.
+func decodeStopBeforeExpiry(s *settings, v json.RawMessage) error {
+	d, err := decodeDuration(v)
+	switch {
+	case err != nil:
+		return err
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	}
+	s.stopBeforeExpiry = d
+	return nil
+}
+
+// decodePositive takes a duration that must be positive.
+func decodePositive(v json.RawMessage, into *time.Duration) error {
 	d, err := decodeDuration(v)
 	switch {
 	case err != nil:
@@ -905,7 +1147,7 @@ func decodeDialTimeout(s *settings, v json.RawMessage) error {
 	case d <= 0:
 		return fmt.Errorf("%v is not positive", d)
 	}
-	s.dialTimeout = d
+	*into = d
 	return nil
 }
 

@@ -2,18 +2,58 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/locktest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// lockmgrBinaries is the directory of the lockmgr command and this
+// plugin beside it, built once for every test that runs them.
+var lockmgrBinaries struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// lockmgrBinary builds the real lockmgr command, with this backend's
+// plugin beside it, where lockmgr looks for its plugins first, and
+// returns their directory. TestMain removes it.
+func lockmgrBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the lockmgr command")
+	}
+	lockmgrBinaries.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lockmgr-etcd-bin-")
+		if err != nil {
+			lockmgrBinaries.err = err
+			return
+		}
+		lockmgrBinaries.dir = dir
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "lockmgr"), "github.com/lockmgr/lockmgr/cli")
+		if out, err := build.CombinedOutput(); err != nil {
+			lockmgrBinaries.err = fmt.Errorf("building lockmgr: %v\n%s", err, out)
+			return
+		}
+		lockmgrBinaries.err = locktest.BuildPlugin(".", backendName, dir)
+	})
+	if lockmgrBinaries.err != nil {
+		t.Fatal(lockmgrBinaries.err)
+	}
+	return lockmgrBinaries.dir
+}
 
 // TestLockmgrRun runs the real `lockmgr run` with this backend, as a user
 // would: the fencing token reaches the command, a second run is refused
@@ -22,18 +62,7 @@ import (
 // here rather than tested in the cli module, which must not depend on
 // etcd.
 func TestLockmgrRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the lockmgr command")
-	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "lockmgr"), "github.com/lockmgr/lockmgr/cli")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building lockmgr: %v\n%s", err, out)
-	}
-	// lockmgr looks for its plugins beside itself first.
-	if err := locktest.BuildPlugin(".", backendName, bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := lockmgrBinary(t)
 	srv, err := startEtcd(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -141,3 +170,56 @@ func TestLockmgrRun(t *testing.T) {
 		t.Fatal("lockmgr run still running 20s after its command was terminated")
 	}
 }
+
+// lockmgrEnv is the environment of a lockmgr the tests run: no user
+// configuration of the machine's, and env added.
+func lockmgrEnv(t *testing.T, env ...string) []string {
+	return append(os.Environ(), append([]string{"XDG_CONFIG_HOME=" + t.TempDir()}, env...)...)
+}
+
+// TestUnreachableExit: with no etcd at the endpoint, `lockmgr run -b etcd`
+// exits 69 (the lock service unavailable) with one line that names the
+// backend and the endpoint, without the endpoint's password, raw gRPC
+// status or a stack; with -n, with no flag, and with -w 3, a wait shorter
+// than the cluster's silence, which must not read as "the lock is held"
+// (exit 1), as a cron script would take it.
+func TestUnreachableExit(t *testing.T) {
+	bin := lockmgrBinary(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "s3cret-pw"
+	env := lockmgrEnv(t, fmt.Sprintf("LOCKMGR_ETCD_ENDPOINTS=http://alice:%s@127.0.0.1:%d", secret, port),
+		// The default, stated: longer than -w 3, as the cluster's silence is.
+		"LOCKMGR_ETCD_DIAL_TIMEOUT=5")
+	for _, flags := range [][]string{{"-n"}, {"-w", "3"}, nil} {
+		args := append(append([]string{"run", "-b", "etcd"}, flags...), uniqueName("unreachable"), "--", "true")
+		cmd := exec.Command(filepath.Join(bin, "lockmgr"), args...)
+		cmd.Env = env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		start := time.Now()
+		err := cmd.Run()
+		took := time.Since(start)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != exitUnavailableCode {
+			t.Errorf("lockmgr %s with no etcd: %v after %v, want exit status 69; stderr %q", strings.Join(flags, " "), err, took, stderr.String())
+			continue
+		}
+		line := stderr.String()
+		switch {
+		case strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n"):
+			t.Errorf("lockmgr %s with no etcd said %q, want one line", strings.Join(flags, " "), line)
+		case !strings.HasPrefix(line, "lockmgr: ") || !strings.Contains(line, "(etcd)") || !strings.Contains(line, fmt.Sprintf("127.0.0.1:%d", port)):
+			t.Errorf("lockmgr %s with no etcd said %q, want a line starting \"lockmgr: \" that names the backend and the endpoint", strings.Join(flags, " "), line)
+		case strings.Contains(line, secret) || strings.Contains(line, "rpc error") || strings.Contains(line, "code =") || strings.Contains(line, "goroutine"):
+			t.Errorf("lockmgr %s with no etcd said %q: a password, raw gRPC status or a stack", strings.Join(flags, " "), line)
+		}
+		t.Logf("lockmgr %s: exit 69 after %v: %s", strings.Join(flags, " "), took.Round(time.Millisecond), strings.TrimSpace(line))
+	}
+}
+
+// exitUnavailableCode is lockmgr's documented exit status for a lock
+// service that cannot be reached (EX_UNAVAILABLE).
+const exitUnavailableCode = 69
