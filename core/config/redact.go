@@ -29,6 +29,7 @@ var shownSettings = map[string]map[string]bool{
 	// the username, not the password.
 	"etcd": {
 		"endpoints": true, "prefix": true, "ttl": true, "dial_timeout": true,
+		"request_timeout": true, "stop_before_expiry": true,
 		"tls_ca": true, "tls_cert": true, "tls_key": true, "username": true,
 	},
 }
