@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
@@ -516,11 +517,8 @@ func commandFiles(give *os.File) []*os.File {
 }
 
 // callerDescriptor reports whether fd is open and was inherited from
-// lockmgr's caller, which shows as not close-on-exec.
-func callerDescriptor(fd int) bool {
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil && flags&unix.FD_CLOEXEC == 0
-}
+// lockmgr's caller.
+var callerDescriptor = fdslot.CallerDescriptor
 
 // lockLost acts on --on-lost, and reports whether the command is being
 // stopped.
