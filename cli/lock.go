@@ -157,17 +157,31 @@ func fdBackend(cfg *config.Config, flag, path string) string {
 	return name
 }
 
-// fdPlugin starts backend name's plugin with fd handed to it.
-func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, error) {
+// fdPlugin starts backend name's plugin with fd handed to it, and
+// returns what to call when done with it. The plugin gets a copy of fd,
+// never an *os.File of fd itself: os.File closes its descriptor when it
+// is garbage collected, and fd is the caller's, which must stay open in
+// lockmgr for as long as it runs (run --fd's command inherits it).
+func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, func(), error) {
 	if name == config.BackendPOSIX {
-		return nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
+		return nil, nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
 	}
-	f := os.NewFile(uintptr(fd), path)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, nil, withCode(exitNoInput, fmt.Errorf("--fd %d: %w", fd, err))
+	}
+	f := os.NewFile(uintptr(dup), path)
 	host, err := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return host.Get(name)
+	p, err := host.Get(name)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return p, func() { p.Done(); f.Close() }, nil
 }
 
 func lockFD(g *globals, o *lockFlags, fd int) error {
@@ -183,13 +197,13 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 		return err
 	}
 	name := fdBackend(cfg, o.backend, path)
-	p, err := fdPlugin(cfg, name, fd, path)
+	p, done, err := fdPlugin(cfg, name, fd, path)
 	if err != nil {
 		return err
 	}
-	// Done stops the plugin without waiting, and without a release: the
+	// done stops the plugin without waiting, and without a release: the
 	// lock stays with the open file description the shell holds.
-	defer p.Done()
+	defer done()
 
 	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
 	l := locker{
@@ -271,11 +285,11 @@ func unlockFD(g *globals, flag string, fd int, verbose bool) error {
 }
 
 func unlockOne(cfg *config.Config, name string, fd int, path string, mode backend.Mode) error {
-	p, err := fdPlugin(cfg, name, fd, path)
+	p, done, err := fdPlugin(cfg, name, fd, path)
 	if err != nil {
 		return err
 	}
-	defer p.Done()
+	defer done()
 	ctx := context.Background()
 	h, err := p.Acquire(ctx, backend.Request{Path: path, FD: pluginFD, Mode: mode})
 	if err != nil {
