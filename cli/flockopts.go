@@ -67,7 +67,10 @@ func fdArg(args []string) (int, bool) {
 // caller, the command) release it by closing it.
 func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	start := time.Now()
-	var err error
+	var (
+		lock lockEnv // none with -u: the command runs under no lock
+		err  error
+	)
 	if o.unlock {
 		err = unlockFD(g, o.backend, fd, false)
 	} else {
@@ -75,7 +78,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		if o.compat != nil {
 			f.verbose = false // flock(1)'s lines instead
 		}
-		err = lockFD(g, &f, fd)
+		lock, err = lockDescriptor(g, &f, fd)
 		o.compat.failed(err, &o.lockFlags)
 	}
 	if err != nil {
@@ -94,7 +97,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	// open in lockmgr without close-on-exec and reaches the command at its
 	// own number, as under flock(1); ExtraFiles would close the numbers it
 	// leaves empty.
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lock), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {

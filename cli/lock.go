@@ -185,21 +185,28 @@ func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost
 }
 
 func lockFD(g *globals, o *lockFlags, fd int) error {
+	_, err := lockDescriptor(g, o, fd)
+	return err
+}
+
+// lockDescriptor locks the open file behind the caller's descriptor fd,
+// and says what lock it took, for the outputs of run --fd's command.
+func lockDescriptor(g *globals, o *lockFlags, fd int) (lockEnv, error) {
 	if err := o.check(); err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	path, err := openFD(fd)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	cfg, err := g.loadConfig(o.backend)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	name := fdBackend(cfg, o.backend, path)
 	p, done, err := fdPlugin(cfg, name, fd, path)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	// done stops the plugin without waiting, and without a release: the
 	// lock stays with the open file description the shell holds.
@@ -231,9 +238,9 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 	ctx, stop := cancelOnSignal(sigs)
 	err = o.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
-		return signalExit(s.(syscall.Signal))
+		return lockEnv{}, signalExit(s.(syscall.Signal))
 	}
-	return err
+	return lockEnv{name: path, backend: name}, err
 }
 
 // unlockFD releases the lock held through fd. A backend releases only

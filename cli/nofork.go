@@ -25,7 +25,7 @@ func (o *runOptions) execLocked(h *lockmgr.Handle, path string, argv []string) (
 	if fdslot.Number() < 0 {
 		return false, nil
 	}
-	env := childEnv(h)
+	env := commandEnv(handleEnv(h))
 	f, err := h.Detach()
 	if err != nil {
 		return false, nil
