@@ -52,26 +52,16 @@ was found, 78 for a configuration error.`,
 	return c
 }
 
-// capsJSON is a backend's capabilities in backends --json.
-type capsJSON struct {
-	Shared              bool   `json:"shared"`
-	ByteRanges          bool   `json:"byte_ranges"`
-	Owner               string `json:"owner"`
-	InheritedAcrossFork bool   `json:"inherited_across_fork"`
-	InheritedFD         bool   `json:"inherited_fd"`
-	NetworkFilesystems  bool   `json:"network_filesystems"`
-	Distributed         bool   `json:"distributed"`
-	FencingTokens       bool   `json:"fencing_tokens"`
-}
-
 // backendJSON is one plugin in backends --json.
 type backendJSON struct {
-	Name         string    `json:"name"`
-	Path         string    `json:"path"`
-	Version      string    `json:"version"`
-	Capabilities *capsJSON `json:"capabilities"`
-	OK           bool      `json:"ok"`
-	Error        string    `json:"error"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Version string `json:"version"`
+	// Capabilities keep backend.Capabilities' own JSON names, so that
+	// every capability is here without a line of code for it.
+	Capabilities *backend.Capabilities `json:"capabilities"`
+	OK           bool                  `json:"ok"`
+	Error        string                `json:"error"`
 }
 
 func backends(g *globals, stdout io.Writer, jsonOut bool) error {
@@ -109,7 +99,7 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 		fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tPATH\tCAPABILITIES")
 		for _, r := range results {
 			if r.OK {
-				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\n", r.Name, r.Version, r.Path, capsText(r.Capabilities))
+				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\n", r.Name, r.Version, r.Path, strings.Join(r.Capabilities.Words(), ", "))
 			} else {
 				fmt.Fprintf(tw, "%s\t-\tfailed\t%s\t%s\n", r.Name, r.Path, r.Error)
 			}
@@ -158,36 +148,8 @@ func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
 	if info.Name != f.Name {
 		return fail(fmt.Errorf("%s calls itself %q, not %q", f.Path, info.Name, f.Name))
 	}
-	c := info.Capabilities
 	r.Version = info.Version
-	r.Capabilities = &capsJSON{
-		Shared: c.Shared, ByteRanges: c.ByteRanges, Owner: string(c.Owner),
-		InheritedAcrossFork: c.InheritedAcrossFork, InheritedFD: c.InheritedFD,
-		NetworkFilesystems: c.NetworkFilesystems, Distributed: c.Distributed,
-		FencingTokens: c.FencingTokens,
-	}
+	r.Capabilities = &info.Capabilities
 	r.OK = true
 	return r
-}
-
-// capsText lists capabilities as words: "shared, byte-ranges,
-// owner=open-file-description, ...".
-func capsText(c *capsJSON) string {
-	var words []string
-	add := func(ok bool, word string) {
-		if ok {
-			words = append(words, word)
-		}
-	}
-	add(c.Shared, "shared")
-	add(c.ByteRanges, "byte-ranges")
-	if c.Owner != "" {
-		words = append(words, "owner="+c.Owner)
-	}
-	add(c.InheritedAcrossFork, "inherited-across-fork")
-	add(c.InheritedFD, "inherited-fd")
-	add(c.NetworkFilesystems, "network-filesystems")
-	add(c.Distributed, "distributed")
-	add(c.FencingTokens, "fencing-tokens")
-	return strings.Join(words, ", ")
 }
