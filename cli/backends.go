@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
@@ -41,11 +42,16 @@ version and capabilities, or why it failed.
 --json prints an array of objects with "name", "path", "version",
 "capabilities" (an object), "ok" and "error".
 
-Exit status: 0 when every plugin found passed, 69 when any failed or none
-was found, 78 for a configuration error.`,
+A backend the configuration selects for some lock (backend, or flock by
+default; $LOCKMGR_BACKEND; a [[rules]] entry's; auto means flock and
+posix) must have a plugin: each one that has none is a line on stderr.
+
+Exit status: 0 when every plugin found passed and every backend selected
+has one, 69 when any failed, none was found, or a selected backend has
+no plugin, 78 for a configuration error.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return backends(g, c.OutOrStdout(), jsonOut)
+			return backends(g, c.OutOrStdout(), c.ErrOrStderr(), jsonOut)
 		},
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -64,7 +70,7 @@ type backendJSON struct {
 	Error        string                `json:"error"`
 }
 
-func backends(g *globals, stdout io.Writer, jsonOut bool) error {
+func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	cfg, err := g.loadConfig("")
 	if err != nil {
 		return err
@@ -111,12 +117,58 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 	if len(found) == 0 {
 		return withCode(exitUnavailable, fmt.Errorf("no backend plugins (lockmgr-backend-NAME) found in %s", strings.Join(dirs, ":")))
 	}
+	failed := false
 	for _, r := range results {
-		if !r.OK {
-			return exitStatus(exitUnavailable)
+		failed = failed || !r.OK
+	}
+	have := make(map[string]bool, len(found))
+	for _, f := range found {
+		have[f.Name] = true
+	}
+	for _, sel := range selectedBackends(cfg) {
+		if !have[sel.name] {
+			fmt.Fprintf(stderr, "lockmgr: backend %s (%s) has no plugin: no %s%s in %s\n",
+				sel.name, sel.source, pluginproc.BinaryPrefix, sel.name, strings.Join(dirs, ":"))
+			failed = true
 		}
 	}
+	if failed {
+		return exitStatus(exitUnavailable)
+	}
 	return nil
+}
+
+// selection is a backend the configuration selects, and where.
+type selection struct{ name, source string }
+
+// selectedBackends lists, once each, the backends the configuration
+// selects for some lock: its backend (flock when unset), which
+// LOCKMGR_BACKEND overrides, and each rule's. auto selects both flock and
+// posix, since it picks one or the other by the lock file's filesystem.
+func selectedBackends(cfg *config.Config) []selection {
+	var out []selection
+	seen := map[string]bool{}
+	add := func(name string, src config.Source) {
+		names := []string{name}
+		if name == config.BackendAuto {
+			names = []string{config.BackendFlock, config.BackendPOSIX}
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, selection{n, src.String()})
+			}
+		}
+	}
+	if cfg.Backend == "" {
+		add(config.DefaultBackend, config.Source{Kind: config.KindDefault})
+	} else {
+		add(cfg.Backend, cfg.Sources[config.KeyBackend])
+	}
+	for _, r := range cfg.Rules {
+		add(r.Backend, r.Source)
+	}
+	return out
 }
 
 // checkBackend starts one plugin and asks it to describe itself.
