@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
@@ -41,40 +42,35 @@ version and capabilities, or why it failed.
 --json prints an array of objects with "name", "path", "version",
 "capabilities" (an object), "ok" and "error".
 
-Exit status: 0 when every plugin found passed, 69 when any failed or none
-was found, 78 for a configuration error.`,
+A backend the configuration selects for some lock (backend, or flock by
+default; $LOCKMGR_BACKEND; a [[rules]] entry's; auto means flock and
+posix) must have a plugin: each one that has none is a line on stderr.
+
+Exit status: 0 when every plugin found passed and every backend selected
+has one, 69 when any failed, none was found, or a selected backend has
+no plugin, 78 for a configuration error.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return backends(g, c.OutOrStdout(), jsonOut)
+			return backends(g, c.OutOrStdout(), c.ErrOrStderr(), jsonOut)
 		},
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return c
 }
 
-// capsJSON is a backend's capabilities in backends --json.
-type capsJSON struct {
-	Shared              bool   `json:"shared"`
-	ByteRanges          bool   `json:"byte_ranges"`
-	Owner               string `json:"owner"`
-	InheritedAcrossFork bool   `json:"inherited_across_fork"`
-	InheritedFD         bool   `json:"inherited_fd"`
-	NetworkFilesystems  bool   `json:"network_filesystems"`
-	Distributed         bool   `json:"distributed"`
-	FencingTokens       bool   `json:"fencing_tokens"`
-}
-
 // backendJSON is one plugin in backends --json.
 type backendJSON struct {
-	Name         string    `json:"name"`
-	Path         string    `json:"path"`
-	Version      string    `json:"version"`
-	Capabilities *capsJSON `json:"capabilities"`
-	OK           bool      `json:"ok"`
-	Error        string    `json:"error"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Version string `json:"version"`
+	// Capabilities keep backend.Capabilities' own JSON names, so that
+	// every capability is here without a line of code for it.
+	Capabilities *backend.Capabilities `json:"capabilities"`
+	OK           bool                  `json:"ok"`
+	Error        string                `json:"error"`
 }
 
-func backends(g *globals, stdout io.Writer, jsonOut bool) error {
+func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	cfg, err := g.loadConfig("")
 	if err != nil {
 		return err
@@ -109,7 +105,7 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 		fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tPATH\tCAPABILITIES")
 		for _, r := range results {
 			if r.OK {
-				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\n", r.Name, r.Version, r.Path, capsText(r.Capabilities))
+				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\n", r.Name, r.Version, r.Path, strings.Join(r.Capabilities.Words(), ", "))
 			} else {
 				fmt.Fprintf(tw, "%s\t-\tfailed\t%s\t%s\n", r.Name, r.Path, r.Error)
 			}
@@ -121,12 +117,58 @@ func backends(g *globals, stdout io.Writer, jsonOut bool) error {
 	if len(found) == 0 {
 		return withCode(exitUnavailable, fmt.Errorf("no backend plugins (lockmgr-backend-NAME) found in %s", strings.Join(dirs, ":")))
 	}
+	failed := false
 	for _, r := range results {
-		if !r.OK {
-			return exitStatus(exitUnavailable)
+		failed = failed || !r.OK
+	}
+	have := make(map[string]bool, len(found))
+	for _, f := range found {
+		have[f.Name] = true
+	}
+	for _, sel := range selectedBackends(cfg) {
+		if !have[sel.name] {
+			fmt.Fprintf(stderr, "lockmgr: backend %s (%s) has no plugin: no %s%s in %s\n",
+				sel.name, sel.source, pluginproc.BinaryPrefix, sel.name, strings.Join(dirs, ":"))
+			failed = true
 		}
 	}
+	if failed {
+		return exitStatus(exitUnavailable)
+	}
 	return nil
+}
+
+// selection is a backend the configuration selects, and where.
+type selection struct{ name, source string }
+
+// selectedBackends lists, once each, the backends the configuration
+// selects for some lock: its backend (flock when unset), which
+// LOCKMGR_BACKEND overrides, and each rule's. auto selects both flock and
+// posix, since it picks one or the other by the lock file's filesystem.
+func selectedBackends(cfg *config.Config) []selection {
+	var out []selection
+	seen := map[string]bool{}
+	add := func(name string, src config.Source) {
+		names := []string{name}
+		if name == config.BackendAuto {
+			names = []string{config.BackendFlock, config.BackendPOSIX}
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, selection{n, src.String()})
+			}
+		}
+	}
+	if cfg.Backend == "" {
+		add(config.DefaultBackend, config.Source{Kind: config.KindDefault})
+	} else {
+		add(cfg.Backend, cfg.Sources[config.KeyBackend])
+	}
+	for _, r := range cfg.Rules {
+		add(r.Backend, r.Source)
+	}
+	return out
 }
 
 // checkBackend starts one plugin and asks it to describe itself.
@@ -158,36 +200,8 @@ func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
 	if info.Name != f.Name {
 		return fail(fmt.Errorf("%s calls itself %q, not %q", f.Path, info.Name, f.Name))
 	}
-	c := info.Capabilities
 	r.Version = info.Version
-	r.Capabilities = &capsJSON{
-		Shared: c.Shared, ByteRanges: c.ByteRanges, Owner: string(c.Owner),
-		InheritedAcrossFork: c.InheritedAcrossFork, InheritedFD: c.InheritedFD,
-		NetworkFilesystems: c.NetworkFilesystems, Distributed: c.Distributed,
-		FencingTokens: c.FencingTokens,
-	}
+	r.Capabilities = &info.Capabilities
 	r.OK = true
 	return r
-}
-
-// capsText lists capabilities as words: "shared, byte-ranges,
-// owner=open-file-description, ...".
-func capsText(c *capsJSON) string {
-	var words []string
-	add := func(ok bool, word string) {
-		if ok {
-			words = append(words, word)
-		}
-	}
-	add(c.Shared, "shared")
-	add(c.ByteRanges, "byte-ranges")
-	if c.Owner != "" {
-		words = append(words, "owner="+c.Owner)
-	}
-	add(c.InheritedAcrossFork, "inherited-across-fork")
-	add(c.InheritedFD, "inherited-fd")
-	add(c.NetworkFilesystems, "network-filesystems")
-	add(c.Distributed, "distributed")
-	add(c.FencingTokens, "fencing-tokens")
-	return strings.Join(words, ", ")
 }

@@ -580,7 +580,8 @@ func (c *flockCompat) runUnlocked(file string, argv []string) error {
 		return c.execFailed(argv[0], err)
 	}
 	c.executing(argv[0])
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	// No lock goes round the command, and no output says there is one.
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lockEnv{}), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if cmd, err = startCommand(cmd); err != nil {
 		return c.execFailed(argv[0], err)
 	}

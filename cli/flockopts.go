@@ -67,7 +67,10 @@ func fdArg(args []string) (int, bool) {
 // caller, the command) release it by closing it.
 func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	start := time.Now()
-	var err error
+	var (
+		lock lockEnv // none with -u: the command runs under no lock
+		err  error
+	)
 	if o.unlock {
 		err = unlockFD(g, o.backend, fd, false)
 	} else {
@@ -75,7 +78,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		if o.compat != nil {
 			f.verbose = false // flock(1)'s lines instead
 		}
-		err = lockFD(g, &f, fd)
+		lock, err = lockDescriptor(g, &f, fd)
 		o.compat.failed(err, &o.lockFlags)
 	}
 	if err != nil {
@@ -90,18 +93,16 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		return commandError(argv[0], err)
 	}
 	o.compat.executing(argv[0])
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	// No ExtraFiles: every descriptor the caller passed, fd among them, is
+	// open in lockmgr without close-on-exec and reaches the command at its
+	// own number, as under flock(1); ExtraFiles would close the numbers it
+	// leaves empty.
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lock), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if o.close {
-		// The caller's descriptor is open in lockmgr without
-		// close-on-exec, and would reach the command anyway.
+		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 			return withCode(exitNoInput, fmt.Errorf("--close: descriptor %d: %w", fd, err))
 		}
-	} else if fd > 2 {
-		// Entry i of ExtraFiles is descriptor 3+i in the command; the
-		// nil ones are closed there.
-		cmd.ExtraFiles = make([]*os.File, fd-2)
-		cmd.ExtraFiles[fd-3] = os.NewFile(uintptr(fd), "lock")
 	}
 	if cmd, err = startCommand(cmd); err != nil {
 		if o.compat != nil {

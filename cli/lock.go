@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -157,41 +158,62 @@ func fdBackend(cfg *config.Config, flag, path string) string {
 	return name
 }
 
-// fdPlugin starts backend name's plugin with fd handed to it.
-func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, error) {
+// fdPlugin starts backend name's plugin with fd handed to it, and
+// returns what to call when done with it. The plugin gets a copy of fd,
+// never an *os.File of fd itself: os.File closes its descriptor when it
+// is garbage collected, and fd is the caller's, which must stay open in
+// lockmgr for as long as it runs (run --fd's command inherits it).
+func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, func(), error) {
 	if name == config.BackendPOSIX {
-		return nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
+		return nil, nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
 	}
-	f := os.NewFile(uintptr(fd), path)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, nil, withCode(exitNoInput, fmt.Errorf("--fd %d: %w", fd, err))
+	}
+	f := os.NewFile(uintptr(dup), path)
 	host, err := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return host.Get(name)
+	p, err := host.Get(name)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return p, func() { p.DoneAndWait(); f.Close() }, nil
 }
 
 func lockFD(g *globals, o *lockFlags, fd int) error {
+	_, err := lockDescriptor(g, o, fd)
+	return err
+}
+
+// lockDescriptor locks the open file behind the caller's descriptor fd,
+// and says what lock it took, for the outputs of run --fd's command.
+func lockDescriptor(g *globals, o *lockFlags, fd int) (lockEnv, error) {
 	if err := o.check(); err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	path, err := openFD(fd)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	cfg, err := g.loadConfig(o.backend)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
 	name := fdBackend(cfg, o.backend, path)
-	p, err := fdPlugin(cfg, name, fd, path)
+	p, done, err := fdPlugin(cfg, name, fd, path)
 	if err != nil {
-		return err
+		return lockEnv{}, err
 	}
-	// The plugin stops without a release: the lock stays with the open
-	// file description the shell holds. lockmgr returns once the plugin
+	// done stops the plugin without a release: the lock stays with the
+	// open file description the shell holds. It returns once the plugin
 	// has exited, so that when the shell closes its descriptor nothing
 	// else holds the description, as under flock(1).
-	defer p.DoneAndWait()
+	defer done()
 
 	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
 	l := locker{
@@ -219,17 +241,24 @@ func lockFD(g *globals, o *lockFlags, fd int) error {
 	ctx, stop := cancelOnSignal(sigs)
 	err = o.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
-		return signalExit(s.(syscall.Signal))
+		return lockEnv{}, signalExit(s.(syscall.Signal))
 	}
-	return err
+	return lockEnv{name: path, backend: name}, err
 }
 
-// unlockFD releases the lock held through fd. A backend releases only
-// locks it granted, so the lock is first taken again, in the mode the
-// descriptor already holds it (which succeeds at once: an open file
-// description does not conflict with itself), and then released, which
-// unlocks the descriptor's open file description.
-func unlockFD(g *globals, flag string, fd int, verbose bool) error {
+// unlockFD releases the locks held through fd, as flock(1) -u does: with
+// the kernel's unlock on the caller's own descriptor, which lockmgr has
+// open, and no plugin. An unlock cannot conflict with anything. (It used
+// to take the lock again through the backend's plugin, so that the
+// backend would release one it had granted: a whole-file retake, which
+// another process's lock on a separate byte range refused, and the lock
+// stayed.) The kinds released are those the kernel shows fd holding, so
+// nothing else of the file's, nor another open file description's lock,
+// is touched.
+//
+// g is unused: an unlock reads no configuration, so that a broken one
+// cannot keep a lock held.
+func unlockFD(_ *globals, flag string, fd int, verbose bool) error {
 	if err := checkBackendFlag(flag); err != nil {
 		return err
 	}
@@ -244,25 +273,20 @@ func unlockFD(g *globals, flag string, fd int, verbose bool) error {
 	if flag == config.BackendPOSIX {
 		return usageErrorf("--fd with the posix backend: %s", posixFDError)
 	}
-	var cfg *config.Config
+	released := false
 	for _, l := range held {
-		name := l.Kind
-		if flag != "" && flag != name {
+		if flag != "" && flag != l.Kind {
 			continue
 		}
-		if cfg == nil {
-			if cfg, err = g.loadConfig(""); err != nil {
-				return err
-			}
+		if err := kernelUnlock(fd, l.Kind); err != nil {
+			return withCode(exitNoInput, fmt.Errorf("unlock --fd %d (%s, %s): %w", fd, path, l.Kind, err))
 		}
-		if err := unlockOne(cfg, name, fd, path, l.Mode); err != nil {
-			return err
-		}
+		released = true
 		if verbose {
-			fmt.Fprintf(os.Stderr, "lockmgr: released the %s %s lock on %s\n", l.Mode, name, path)
+			fmt.Fprintf(os.Stderr, "lockmgr: released the %s %s lock on %s\n", l.Mode, l.Kind, path)
 		}
 	}
-	if cfg == nil && verbose {
+	if !released && verbose {
 		what := "no lock"
 		if flag != "" {
 			what = "no " + flag + " lock"
@@ -272,18 +296,18 @@ func unlockFD(g *globals, flag string, fd int, verbose bool) error {
 	return nil
 }
 
-func unlockOne(cfg *config.Config, name string, fd int, path string, mode backend.Mode) error {
-	p, err := fdPlugin(cfg, name, fd, path)
-	if err != nil {
-		return err
+// kernelUnlock releases every lock of kind (flock or ofd) that fd's open
+// file description holds: every byte range of it, for ofd.
+func kernelUnlock(fd int, kind string) error {
+	switch kind {
+	case proclocks.KindFlock:
+		return unix.Flock(fd, unix.LOCK_UN)
+	case proclocks.KindOFD:
+		// Start 0 and Len 0 cover the whole file, however long it grows.
+		unlock := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart}
+		return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unlock)
 	}
-	defer p.Done()
-	ctx := context.Background()
-	h, err := p.Acquire(ctx, backend.Request{Path: path, FD: pluginFD, Mode: mode})
-	if err != nil {
-		return err
-	}
-	return p.Release(ctx, h.ID)
+	return fmt.Errorf("no unlock for locks of kind %q", kind)
 }
 
 // fdLocks returns the flock and OFD locks that fd's open file description

@@ -1,3 +1,13 @@
+// The runtime's cgroup-aware GOMAXPROCS keeps the cgroup's CPU limit
+// files open for the life of the process, at the lowest numbers: where
+// flock(1)'s -F command finds its lock at the lowest number the caller
+// left free (3, usually), lockmgr's would find it above them (see
+// cli/internal/fdslot). A lock command gains nothing from a GOMAXPROCS
+// below the number of CPUs, so the runtime reads the limit once and
+// closes the files.
+
+//go:debug containermaxprocs=0
+
 // Command lockmgr takes advisory file locks for shell scripts and other
 // programs: `lockmgr run FILE -- COMMAND` runs COMMAND while holding a
 // lock on FILE, as flock(1) does, through a backend chosen by

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
@@ -360,7 +361,7 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 // runLocked runs the command while h holds the lock, and returns its exit
 // status (or 75 if the lock was lost and the command stopped for it).
 func (o *runOptions) runLocked(h *lockmgr.Handle, path string, argv []string, sigs <-chan os.Signal) error {
-	env := childEnv(h)
+	env := commandEnv(handleEnv(h))
 	if f, err := h.Detach(); err == nil {
 		return o.runWithDescriptor(h, f, path, argv, env, sigs)
 	}
@@ -516,11 +517,8 @@ func commandFiles(give *os.File) []*os.File {
 }
 
 // callerDescriptor reports whether fd is open and was inherited from
-// lockmgr's caller, which shows as not close-on-exec.
-func callerDescriptor(fd int) bool {
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err == nil && flags&unix.FD_CLOEXEC == 0
-}
+// lockmgr's caller.
+var callerDescriptor = fdslot.CallerDescriptor
 
 // lockLost acts on --on-lost, and reports whether the command is being
 // stopped.
@@ -540,10 +538,26 @@ func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) boo
 	return true
 }
 
-// childEnv is lockmgr's environment for the command, with the lock's
-// variables set afresh (a nested lockmgr run must not pass on its
-// parent's).
-func childEnv(h *lockmgr.Handle) []string {
+// lockEnv is what the command's outputs say of the lock it runs under:
+// the lock's name (a file's absolute path, or a distributed lock's name),
+// the backend that holds it, and its fencing token, if any. The zero
+// lockEnv is no lock at all.
+type lockEnv struct {
+	name, backend string
+	token         uint64
+}
+
+// handleEnv is the lockEnv of the lock h holds.
+func handleEnv(h *lockmgr.Handle) lockEnv {
+	return lockEnv{name: h.LockName(context.Background()), backend: h.Backend(), token: h.FencingToken()}
+}
+
+// commandEnv is the environment of every command lockmgr starts (run's,
+// -F's, --fd's, the flock personality's): lockmgr's own, with the
+// outputs (config.OutputEnv) set afresh from l. A value lockmgr got from
+// a parent run never passes through: it would describe the parent's
+// lock, not this one. With no lock (-u), no output is set.
+func commandEnv(l lockEnv) []string {
 	env := make([]string, 0, len(os.Environ())+3)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -551,10 +565,14 @@ func childEnv(h *lockmgr.Handle) []string {
 			env = append(env, kv)
 		}
 	}
-	// For a distributed backend the lock is a name, not a file here.
-	env = append(env, envLockFile+"="+h.LockName(context.Background()), envBackend+"="+h.Backend())
-	if t := h.FencingToken(); t != 0 {
-		env = append(env, envFencingToken+"="+strconv.FormatUint(t, 10))
+	if l.name != "" {
+		env = append(env, envLockFile+"="+l.name)
+	}
+	if l.backend != "" {
+		env = append(env, envBackend+"="+l.backend)
+	}
+	if l.token != 0 {
+		env = append(env, envFencingToken+"="+strconv.FormatUint(l.token, 10))
 	}
 	return env
 }

@@ -3,10 +3,12 @@ package main
 // `lockmgr status` answers "who holds this lock?" from the kernel's own
 // tables, /proc/locks and /proc/PID/fdinfo, as lslocks(8) reads them
 // (core/proclocks). The kernel knows every flock, POSIX and OFD lock,
-// whoever took it: lockmgr with any backend, flock(1), a daemon. So by
-// default status starts no plugin and reads no configuration. A
-// third-party backend's locks are not kernel locks, and for those
-// --backend asks the backend's plugin.
+// whoever took it: lockmgr with any backend, flock(1), a daemon. So for
+// a file whose backend is flock, posix or ofd, status starts no plugin.
+// Which backend that is, status decides as run does (--backend, else
+// the configuration's rules, LOCKMGR_BACKEND and backend); another
+// backend's locks (etcd, a third-party plugin) are not kernel locks, and
+// for those its plugin is asked.
 
 import (
 	"context"
@@ -46,10 +48,13 @@ the lock is shown as held by the command.
 Waiters are processes blocked in the kernel (flock(1), say); lockmgr's own
 waiters poll, and do not appear.
 
-Without --backend, every kernel lock on FILE is shown. With --backend flock,
-posix, ofd or auto, only the locks that would stand in that backend's way:
-flock locks for flock, POSIX and OFD locks (which conflict with each
-other) for posix and ofd. With a third-party backend, its plugin is asked.
+Without --backend, FILE's backend is the one 'lockmgr run' would use (the
+config's rules, $LOCKMGR_BACKEND, the config's backend): for flock, posix
+or ofd every kernel lock on FILE is shown; for another backend (etcd, a
+third-party one) its plugin is asked. With --backend flock, posix, ofd or
+auto, only the locks that would stand in that backend's way: flock locks
+for flock, POSIX and OFD locks (which conflict with each other) for posix
+and ofd. With another backend, its plugin is asked.
 
 --json prints an array with one object per FILE: "path", "locked",
 "holders" and "waiters"; each holder and waiter has "pid" (-1 if unknown),
@@ -59,7 +64,8 @@ however long it grows) and, when there is more to say, "detail".
 
 Exit status: 0 when every FILE is free, 1 when any is held, 66 when a
 FILE cannot be inspected (its directory does not exist, it is a symbolic
-link), 69 when the --backend cannot be used.`,
+link), 69 when FILE's backend cannot be used, 78 for a configuration
+error.`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("status: missing FILE (usage: lockmgr status [--json] [-b NAME] FILE...)")
@@ -70,12 +76,12 @@ link), 69 when the --backend cannot be used.`,
 			if err := checkBackendFlag(backendName); err != nil {
 				return err
 			}
-			inspect, done, err := statusInspector(g, backendName)
+			pick, done, err := statusInspectors(g, backendName)
 			if err != nil {
 				return err
 			}
 			defer done()
-			return status(c.OutOrStdout(), os.Stderr, args, inspect, jsonOut)
+			return status(c.OutOrStdout(), os.Stderr, args, pick, jsonOut)
 		},
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -92,9 +98,56 @@ type inspector struct {
 	byName bool
 }
 
+// statusInspectors returns how to pick the inspector for each FILE, and
+// what to call when done: with --backend name, that backend's for every
+// FILE; without, the backend run would use for it.
+func statusInspectors(g *globals, name string) (func(file string) (inspector, error), func(), error) {
+	if name != "" {
+		in, done, err := statusInspector(g, nil, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(string) (inspector, error) { return in, nil }, done, nil
+	}
+	cfg, err := g.loadConfig("")
+	if err != nil {
+		return nil, nil, err
+	}
+	// A plugin is started once, for the first FILE that needs it.
+	started := map[string]inspector{}
+	var dones []func()
+	pick := func(file string) (inspector, error) {
+		b, _ := cfg.BackendFor(file, lockfile.PathOnNetworkFS)
+		switch b {
+		case config.BackendFlock, config.BackendPOSIX, config.BackendOFD:
+			// Every kernel lock, as before: the kernel knows them all.
+			return kernelInspector(nil), nil
+		}
+		if in, ok := started[b]; ok {
+			return in, nil
+		}
+		in, done, err := statusInspector(g, cfg, b)
+		if err != nil {
+			if abs, aerr := filepath.Abs(file); aerr == nil {
+				file = abs
+			}
+			return inspector{}, fmt.Errorf("status %s: %w", file, err)
+		}
+		started[b] = in
+		dones = append(dones, done)
+		return in, nil
+	}
+	return pick, func() {
+		for _, d := range dones {
+			d()
+		}
+	}, nil
+}
+
 // statusInspector picks how to inspect lock files for backend name, and
-// returns what to call when done.
-func statusInspector(g *globals, name string) (inspector, func(), error) {
+// returns what to call when done. cfg, if not nil, is the configuration
+// already loaded.
+func statusInspector(g *globals, cfg *config.Config, name string) (inspector, func(), error) {
 	nothing := func() {}
 	kinds := map[string][]string{
 		config.BackendFlock: {proclocks.KindFlock},
@@ -114,9 +167,11 @@ func statusInspector(g *globals, name string) (inspector, func(), error) {
 			return kinds[config.BackendFlock]
 		}), nothing, nil
 	}
-	cfg, err := g.loadConfig(name)
-	if err != nil {
-		return inspector{}, nil, err
+	if cfg == nil {
+		var err error
+		if cfg, err = g.loadConfig(name); err != nil {
+			return inspector{}, nil, err
+		}
 	}
 	host, err := newHost(cfg, pluginhost.Options{})
 	if err != nil {
@@ -170,14 +225,18 @@ type fileStatus struct {
 // status inspects files and prints the answers: as text, each as it
 // comes, or as one JSON array at the end. An error with one file is
 // reported and the others still inspected.
-func status(stdout, stderr io.Writer, files []string, inspect inspector, jsonOut bool) error {
+func status(stdout, stderr io.Writer, files []string, pick func(file string) (inspector, error), jsonOut bool) error {
 	var (
 		results []fileStatus
 		held    bool
 		errCode int
 	)
 	for _, f := range files {
-		fst, err := inspectFile(inspect, f)
+		inspect, err := pick(f)
+		var fst fileStatus
+		if err == nil {
+			fst, err = inspectFile(inspect, f)
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, "lockmgr: "+oneLine(err.Error()))
 			if errCode == 0 {

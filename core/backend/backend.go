@@ -15,8 +15,11 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
+	"reflect"
+	"strings"
 )
 
 // LockMgr is the contract every backend implements. Its methods are safe
@@ -227,25 +230,31 @@ const (
 )
 
 // Capabilities tell a caller what a backend can promise.
+//
+// Each field's JSON name is its one name everywhere lockmgr shows it:
+// `lockmgr backends --json` encodes the struct as it is, and Words, for
+// the text form, is derived from the same tags. A new capability is a
+// field with a tag, and it shows in both without another line of code;
+// the plugin protocol's message (core/lockpb) uses the same names.
 type Capabilities struct {
 	// Shared is true when shared (read) locks are supported.
-	Shared bool
+	Shared bool `json:"shared"`
 	// ByteRanges is true when a Request may name a Range.
-	ByteRanges bool
+	ByteRanges bool `json:"byte_ranges"`
 	// Owner says what the lock belongs to.
-	Owner Owner
+	Owner Owner `json:"owner"`
 	// InheritedAcrossFork is true when a child process forked by the holder
 	// shares the lock (it does for flock and OFD locks, not POSIX ones).
-	InheritedAcrossFork bool
+	InheritedAcrossFork bool `json:"inherited_across_fork"`
 	// NetworkFilesystems is true when the lock is seen by other clients of
 	// an NFS mount.
-	NetworkFilesystems bool
+	NetworkFilesystems bool `json:"network_filesystems"`
 	// Distributed is true when the lock excludes processes on other hosts.
-	Distributed bool
+	Distributed bool `json:"distributed"`
 	// FencingTokens is true when Held.FencingToken is set.
-	FencingTokens bool
+	FencingTokens bool `json:"fencing_tokens"`
 	// InheritedFD is true when Request.FD is accepted.
-	InheritedFD bool
+	InheritedFD bool `json:"inherited_fd"`
 	// HandsOver is true when the backend hands its locks over as locked
 	// files (Request.HandOver, Held.File): through a plugin, the lock then
 	// lives in the host's descriptor, not in the plugin, and the plugin's
@@ -253,7 +262,28 @@ type Capabilities struct {
 	// request with RemoveOnRelease (it must unlink the file while holding
 	// it) or an FD (the caller holds the open file already); a host
 	// refuses any other grant that comes without its file.
-	HandsOver bool
+	HandsOver bool `json:"hands_over"`
+}
+
+// Words lists c as words, in field order: the JSON name, with '-' for
+// '_', of each capability that is true, and "NAME=VALUE" for one that is
+// not a yes or no (owner=open-file-description) and is set.
+func (c Capabilities) Words() []string {
+	var words []string
+	v := reflect.ValueOf(c)
+	for i, f := range reflect.VisibleFields(v.Type()) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name = strings.ReplaceAll(name, "_", "-")
+		switch fv := v.Field(i); {
+		case fv.Kind() == reflect.Bool:
+			if fv.Bool() {
+				words = append(words, name)
+			}
+		case !fv.IsZero():
+			words = append(words, fmt.Sprintf("%s=%v", name, fv.Interface()))
+		}
+	}
+	return words
 }
 
 // Info describes a backend.

@@ -2,10 +2,14 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
+	"reflect"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -152,4 +156,51 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate admitted mode %d", req.Mode)
 		}
 	})
+}
+
+// TestCapabilitiesNamed holds every capability to one JSON name, which
+// `lockmgr backends` shows both as JSON and, through Words, as text: a
+// field without one would be shown under its Go name, or not at all.
+func TestCapabilitiesNamed(t *testing.T) {
+	typ := reflect.TypeFor[Capabilities]()
+	seen := map[string]bool{}
+	all := reflect.New(typ).Elem()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || seen[name] {
+			t.Errorf("Capabilities.%s: JSON name %q is missing or not unique", f.Name, name)
+		}
+		seen[name] = true
+		switch fv := all.Field(i); fv.Kind() {
+		case reflect.Bool:
+			fv.SetBool(true)
+		case reflect.String:
+			fv.SetString("x")
+		default:
+			t.Errorf("Capabilities.%s: kind %s; Words and this test know bool and string", f.Name, fv.Kind())
+		}
+	}
+	words := all.Interface().(Capabilities).Words()
+	if len(words) != typ.NumField() {
+		t.Errorf("Words() = %q: %d words for %d capabilities", words, len(words), typ.NumField())
+	}
+	b, err := json.Marshal(all.Interface())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for name := range seen {
+		if _, ok := back[name]; !ok {
+			t.Errorf("JSON %s lacks %q", b, name)
+		}
+	}
+	got := Capabilities{Shared: true, Owner: OwnerOpenFileDescription, HandsOver: true}.Words()
+	want := []string{"shared", "owner=open-file-description", "hands-over"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Words() = %q, want %q", got, want)
+	}
 }

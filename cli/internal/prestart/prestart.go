@@ -26,6 +26,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	// Reserves -F's descriptor number before this package's initializer
+	// starts the plugin and opens descriptors that could take it.
+	_ "github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
