@@ -3,12 +3,15 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strings"
 	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 func modeToWire(m backend.Mode) lockpb.Mode {
@@ -25,32 +28,56 @@ func modeFromWire(m lockpb.Mode) backend.Mode {
 	return backend.Exclusive
 }
 
+// capsToWire and capsFromWire carry backend.Capabilities field by field
+// under their JSON names, which are the proto fields' names: the core type
+// is the one list of capabilities, and a field added there travels with no
+// change here (TestCapabilitiesCrossTheWire holds the proto to it).
 func capsToWire(c backend.Capabilities) *lockpb.Capabilities {
-	return &lockpb.Capabilities{
-		Shared:              c.Shared,
-		ByteRanges:          c.ByteRanges,
-		Owner:               string(c.Owner),
-		InheritedAcrossFork: c.InheritedAcrossFork,
-		NetworkFilesystems:  c.NetworkFilesystems,
-		Distributed:         c.Distributed,
-		FencingTokens:       c.FencingTokens,
-		InheritedFd:         c.InheritedFD,
-		HandsOver:           c.HandsOver,
+	out := &lockpb.Capabilities{}
+	m := out.ProtoReflect()
+	v := reflect.ValueOf(c)
+	for i, f := range reflect.VisibleFields(v.Type()) {
+		fd := m.Descriptor().Fields().ByName(capName(f))
+		if fd == nil {
+			continue
+		}
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.Bool:
+			m.Set(fd, protoreflect.ValueOfBool(fv.Bool()))
+		case reflect.String:
+			m.Set(fd, protoreflect.ValueOfString(fv.String()))
+		}
 	}
+	return out
 }
 
 func capsFromWire(c *lockpb.Capabilities) backend.Capabilities {
-	return backend.Capabilities{
-		Shared:              c.GetShared(),
-		ByteRanges:          c.GetByteRanges(),
-		Owner:               backend.Owner(c.GetOwner()),
-		InheritedAcrossFork: c.GetInheritedAcrossFork(),
-		NetworkFilesystems:  c.GetNetworkFilesystems(),
-		Distributed:         c.GetDistributed(),
-		FencingTokens:       c.GetFencingTokens(),
-		InheritedFD:         c.GetInheritedFd(),
-		HandsOver:           c.GetHandsOver(),
+	var out backend.Capabilities
+	if c == nil {
+		return out
 	}
+	m := c.ProtoReflect()
+	v := reflect.ValueOf(&out).Elem()
+	for i, f := range reflect.VisibleFields(v.Type()) {
+		fd := m.Descriptor().Fields().ByName(capName(f))
+		if fd == nil {
+			continue
+		}
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.Bool:
+			fv.SetBool(m.Get(fd).Bool())
+		case reflect.String:
+			fv.SetString(m.Get(fd).String())
+		}
+	}
+	return out
+}
+
+// capName is a Capabilities field's JSON name, which names its proto
+// field too.
+func capName(f reflect.StructField) protoreflect.Name {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return protoreflect.Name(name)
 }
 
 func ownersToWire(in []backend.LockOwner) []*lockpb.LockOwner {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -346,6 +347,38 @@ func TestOverGRPC(t *testing.T) {
 		}
 		if !errors.Is(err, backend.ErrLost) {
 			t.Errorf("%s after the plugin stopped: %v, want ErrLost", what, err)
+		}
+	}
+}
+
+// TestCapabilitiesCrossTheWire: every capability of the core type has a
+// proto field of its JSON name and kind, and each one, set alone, arrives
+// set and alone. A capability added to backend.Capabilities and not to
+// lockmgr.proto fails here rather than vanish at the plugin boundary.
+func TestCapabilitiesCrossTheWire(t *testing.T) {
+	fields := reflect.VisibleFields(reflect.TypeOf(backend.Capabilities{}))
+	desc := (&lockpb.Capabilities{}).ProtoReflect().Descriptor().Fields()
+	if len(fields) != desc.Len() {
+		t.Errorf("backend.Capabilities has %d fields, lockpb.Capabilities %d", len(fields), desc.Len())
+	}
+	for i, f := range fields {
+		if desc.ByName(capName(f)) == nil {
+			t.Errorf("capability %s (%q) has no proto field of that name", f.Name, capName(f))
+			continue
+		}
+		var one backend.Capabilities
+		v := reflect.ValueOf(&one).Elem().Field(i)
+		switch v.Kind() {
+		case reflect.Bool:
+			v.SetBool(true)
+		case reflect.String:
+			v.SetString("x")
+		default:
+			t.Errorf("capability %s is a %s, which the wire does not carry", f.Name, v.Kind())
+			continue
+		}
+		if got := capsFromWire(capsToWire(one)); got != one {
+			t.Errorf("capability %s alone: across the wire %+v, want %+v", f.Name, got, one)
 		}
 	}
 }
