@@ -34,6 +34,12 @@ var ErrClosed = fmt.Errorf("%w: handle is closed", backend.ErrInvalid)
 // Its methods are safe for concurrent use, but it holds at most one lock
 // at a time; two Handles on the same file exclude each other exactly as
 // two processes would, whatever the backend.
+//
+// A lock lives until Unlock, Close, Detach or the process's exit, whether
+// or not its Handle is still reachable: a program may take a lock at
+// start-up and drop the Handle, and the garbage collector releases
+// nothing. Such a lock, like any Handle never closed, also keeps its
+// plugin running until the process exits.
 type Handle struct {
 	path  string
 	given string // the path as the caller wrote it, for Request.Name
@@ -45,12 +51,9 @@ type Handle struct {
 	plugin   *pluginhost.Plugin
 	name     string
 	fileMode uint32
-	held     backend.Held
-	// granter is the backend instance that granted held, and the only one
-	// its id means anything to: a plugin started after that one died
-	// numbers its own locks, and must never be asked to release this one.
-	granter   backend.LockMgr
-	mode      Mode
+	// lock is the lock held, in state locked only; the process-wide
+	// registry (holding) refers to it too, so that it outlives the Handle.
+	lock      *heldLock
 	stopWait  context.CancelFunc
 	closeDone chan struct{}
 }
@@ -74,7 +77,9 @@ func New(path string, opts ...Option) *Handle {
 func (h *Handle) Path() string { return h.path }
 
 // Lock takes an exclusive lock, waiting until it is free or ctx ends:
-// ErrTimeout after ctx's deadline, ErrCanceled on cancel.
+// ErrTimeout after ctx's deadline, ErrCanceled on cancel. The lock is
+// held until Unlock, Close, Detach or the process's exit, even if the
+// Handle is dropped.
 func (h *Handle) Lock(ctx context.Context) error {
 	return h.acquire(ctx, Exclusive, true)
 }
@@ -85,7 +90,9 @@ func (h *Handle) RLock(ctx context.Context) error {
 }
 
 // TryLock takes an exclusive lock if it is free, without waiting. It
-// reports false, and no error, when someone else holds the lock.
+// reports false, and no error, when someone else holds the lock. A lock
+// it takes is held as Lock's is: until Unlock, Close, Detach or the
+// process's exit, even if the Handle is dropped.
 func (h *Handle) TryLock() (bool, error) {
 	return tried(h.acquire(context.Background(), Exclusive, false))
 }
@@ -146,16 +153,16 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		refused = h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
 	case locked:
 		switch {
-		case isClosed(h.held.Lost):
+		case isClosed(h.lock.Lost):
 			// The lock this handle held is gone (its loss was announced on
 			// Lost): this Lock takes a new one rather than answer for a lock
 			// that nobody holds.
 			_ = h.releaseLocked()
-		case h.mode == mode:
+		case h.lock.mode == mode:
 			h.mu.Unlock()
 			return nil
 		default:
-			refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
+			refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.lock.mode))
 		}
 	}
 	if refused != nil {
@@ -195,7 +202,7 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		h.state = unlocked
 		return h.errorf("lock", err)
 	}
-	h.state, h.held, h.mode, h.granter = locked, held, mode, mgr
+	h.state, h.lock = locked, hold(held, mode, mgr, h.plugin)
 	return nil
 }
 
@@ -260,11 +267,10 @@ func (h *Handle) Unlock() error {
 }
 
 func (h *Handle) releaseLocked() error {
-	h.state = unlocked
-	held, granter := h.held, h.granter
-	h.held, h.granter = backend.Held{}, nil
-	wasLost := isClosed(held.Lost)
-	err := giveBack(granter, held)
+	l := h.lock
+	h.state, h.lock = unlocked, nil
+	wasLost := isClosed(l.Lost)
+	err := l.letGo()
 	if wasLost {
 		return h.errorf("unlock", backend.ErrLost)
 	}
@@ -274,23 +280,15 @@ func (h *Handle) releaseLocked() error {
 	return nil
 }
 
-// giveBack releases held, which granter granted: a lock handed over as
-// a locked file is released by closing it, here, with no round trip; any
-// other only by the backend instance that granted it.
-func giveBack(granter backend.LockMgr, held backend.Held) error {
-	if held.File != nil {
-		return held.File.Close()
-	}
-	return granter.Release(context.Background(), held.ID)
-}
-
 // Detach hands the caller the lock the handle holds, as the locked file
 // itself, and leaves the handle holding nothing: the lock now lasts as
 // long as that file, and every copy of it the caller gives away, stays
 // open. It is how a command inherits a lock, as under flock(1): pass the
 // file to the child, close the caller's copy, and the lock ends when the
-// child and whatever inherited from it have exited. Only a lock that is a
-// locked file can be detached (the flock and ofd backends'); any other is
+// child and whatever inherited from it have exited. The file is the
+// caller's to keep: once nothing refers to it, the garbage collector
+// closes it, and the lock ends. Only a lock that is a locked file can be
+// detached (the flock and ofd backends'); any other is
 // ErrUnsupported, and stays held.
 func (h *Handle) Detach() (*os.File, error) {
 	h.mu.Lock()
@@ -298,11 +296,11 @@ func (h *Handle) Detach() (*os.File, error) {
 	if h.state != locked {
 		return nil, h.errorf("detach", backend.ErrNotLocked)
 	}
-	if h.held.File == nil {
+	if h.lock.File == nil {
 		return nil, h.errorf("detach", backend.Unsupportedf("detaching a lock that its backend holds (only a lock that is a locked file can be)"))
 	}
-	f := h.held.File
-	h.state, h.held, h.granter = unlocked, backend.Held{}, nil
+	f := h.lock.detach()
+	h.state, h.lock = unlocked, nil
 	return f, nil
 }
 
@@ -320,7 +318,7 @@ func (h *Handle) Lifeline() (*os.File, error) {
 	switch {
 	case h.state != locked:
 		return nil, h.errorf("lifeline", backend.ErrNotLocked)
-	case h.held.File != nil:
+	case h.lock.File != nil:
 		return nil, h.errorf("lifeline", backend.Unsupportedf("a lock that is a locked file has no lifeline: detach it"))
 	case h.plugin == nil || !h.plugin.SharesLifeline():
 		return nil, h.errorf("lifeline", backend.Unsupportedf("this plugin dies with its host whatever holds its lifeline (no ShareLifeline)"))
@@ -348,7 +346,7 @@ func dupCloexec(f *os.File) (*os.File, error) {
 func (h *Handle) LostCause() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.state != locked || !isClosed(h.held.Lost) {
+	if h.state != locked || !isClosed(h.lock.Lost) {
 		return nil
 	}
 	if h.plugin != nil && isClosed(h.plugin.Dead()) {
@@ -378,10 +376,10 @@ func (h *Handle) Lost() <-chan struct{} {
 	if h.state != locked {
 		return nil
 	}
-	if h.held.Lost == nil {
+	if h.lock.Lost == nil {
 		return make(chan struct{}) // this backend never loses a lock it holds
 	}
-	return h.held.Lost
+	return h.lock.Lost
 }
 
 // FencingToken returns the held lock's fencing token, or 0 when the
@@ -389,14 +387,20 @@ func (h *Handle) Lost() <-chan struct{} {
 func (h *Handle) FencingToken() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held.FencingToken
+	if h.lock == nil {
+		return 0
+	}
+	return h.lock.FencingToken
 }
 
 // Warnings returns the backend's caveats about the held lock.
 func (h *Handle) Warnings() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held.Warnings
+	if h.lock == nil {
+		return nil
+	}
+	return h.lock.Warnings
 }
 
 // Backend returns the name of the backend the handle locks through, once

@@ -151,6 +151,7 @@ func RunTarget(t *testing.T, tgt Target) {
 	t.Run("DoubleUnlock", s.doubleUnlock)
 	t.Run("OtherProcessExcluded", s.otherProcess)
 	t.Run("ByteRanges", s.byteRanges)
+	t.Run("DroppedHandleKeepsItsLock", s.droppedHandle)
 	// A distributed backend locks a name, not a file: it creates, opens and
 	// removes nothing, so the file's own rules do not apply to it.
 	fileOnly := func(name string, f func(*testing.T)) {

@@ -1,0 +1,96 @@
+package locktest
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lockmgr "github.com/lockmgr/lockmgr/core"
+)
+
+// collectBound bounds how long the garbage collector may take to find a
+// dropped Handle: far beyond what it needs on an idle machine, since the
+// test waits for the collection itself, not for time to pass.
+const collectBound = 30 * time.Second
+
+// droppedHandle: a lock lives until Unlock, Close, Detach or the
+// process's exit, whether or not its Handle is still reachable. A program
+// that takes its lock at start-up and keeps nothing of it
+// (lockmgr.New(pidfile).TryLock(), the one-instance idiom) must go on
+// holding it after the garbage collector has found the Handle.
+func (s *suiteRun) droppedHandle(t *testing.T) {
+	p := s.lockPath(t)
+	opts := s.tgt.Options()
+	if s.tgt.Name == "plugin" {
+		// A host of its own, which nothing but the Handle refers to: its
+		// plugin, and a lock that plugin holds, must outlive the Handle too.
+		opts = append(opts, lockmgr.WithHost(privateHost(t)))
+	}
+	gone := lockAndDrop(t, p, opts)
+	deadline := time.Now().Add(collectBound)
+	for !gone.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dropped Handle was not collected in %v: something still refers to it", collectBound)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	drainFinalizers(t)
+	c := startChild(t, s.tgt.Name, p, "try-exclusive")
+	c.Expect(t, "busy")
+	c.Release(t)
+}
+
+// lockAndDrop takes the lock at p through a Handle that it then drops,
+// and returns what turns true once the collector has freed that Handle.
+//
+//go:noinline
+func lockAndDrop(t *testing.T, p string, opts []lockmgr.Option) *atomic.Bool {
+	t.Helper()
+	h := lockmgr.New(p, opts...)
+	ok, err := h.TryLock()
+	if err != nil || !ok {
+		h.Close()
+		t.Fatalf("TryLock on a free lock: %v, %v", ok, err)
+	}
+	gone := new(atomic.Bool)
+	runtime.AddCleanup(h, func(b *atomic.Bool) { b.Store(true) }, gone)
+	return gone
+}
+
+// drainFinalizers returns once every finalizer queued before it was
+// called has run: os.File's among them, which closes a descriptor that
+// nothing refers to. The runtime runs its queue in batches, in no set
+// order within one, and a batch to the end before it takes the next; so
+// once a finalizer queued after the first one ran has run too, the batch
+// holding anything queued before has finished.
+func drainFinalizers(t *testing.T) {
+	t.Helper()
+	for range 2 {
+		ran := make(chan struct{})
+		setSentinel(ran)
+		deadline := time.Now().Add(collectBound)
+		for waiting := true; waiting; {
+			runtime.GC()
+			select {
+			case <-ran:
+				waiting = false
+			case <-time.After(time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Fatalf("a finalizer did not run in %v", collectBound)
+				}
+			}
+		}
+	}
+}
+
+// setSentinel makes an object that nothing refers to, whose finalizer
+// closes ran. It is big enough to get an allocation of its own: the
+// runtime may never finalize a tiny one.
+//
+//go:noinline
+func setSentinel(ran chan struct{}) {
+	x := new([64]byte)
+	runtime.SetFinalizer(x, func(*[64]byte) { close(ran) })
+}
