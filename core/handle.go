@@ -77,7 +77,8 @@ func New(path string, opts ...Option) *Handle {
 func (h *Handle) Path() string { return h.path }
 
 // Lock takes an exclusive lock, waiting until it is free or ctx ends:
-// ErrTimeout after ctx's deadline, ErrCanceled on cancel. The lock is
+// ErrTimeout after ctx's deadline, ErrCanceled on cancel, whatever it is
+// waiting for, the start of the backend's plugin included. The lock is
 // held until Unlock, Close, Detach or the process's exit, even if the
 // Handle is dropped.
 func (h *Handle) Lock(ctx context.Context) error {
@@ -169,11 +170,15 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		h.mu.Unlock()
 		return refused
 	}
+	if ctx.Err() != nil {
+		h.mu.Unlock()
+		return h.errorf("lock", backend.WaitError(ctx))
+	}
 	h.state = locking
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	h.stopWait = stop
-	mgr, err := h.backendLocked(ctx)
+	mgr, plugin, err := h.backendLocked(ctx)
 	// The Handle can keep a lock that is a locked file: then the kernel
 	// holds it on the Handle's behalf, and no plugin can lose it.
 	req := backend.Request{
@@ -202,37 +207,34 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		h.state = unlocked
 		return h.errorf("lock", err)
 	}
-	h.state, h.lock = locked, hold(held, mode, mgr, h.plugin)
+	h.state, h.lock = locked, hold(held, mode, mgr, plugin)
 	return nil
 }
 
-// backendLocked returns the backend to lock through, starting its plugin
-// on first use, or afresh if the one used before has died. h.mu is held.
-func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
+// backendLocked returns the backend to lock through, and its plugin if
+// it is one, starting the plugin on first use, or afresh if the one used
+// before has died. h.mu is held, but not while a plugin starts, so that
+// Close and every other method go on meanwhile; it is held again on
+// return. A Handle closed meanwhile is ErrClosed, and keeps no plugin.
+func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, *pluginhost.Plugin, error) {
 	if h.opts.impl != nil {
 		if h.mgr == nil {
 			info, err := h.opts.impl.Describe(ctx)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			h.mgr, h.name = h.opts.impl, info.Name
 		}
-		return h.mgr, nil
+		return h.mgr, nil, nil
 	}
-	if h.plugin != nil {
-		select {
-		case <-h.plugin.Dead():
-			h.plugin.Done()
-			h.plugin, h.mgr = nil, nil
-		default:
-			return h.mgr, nil
-		}
+	if live := h.livePluginLocked(); live != nil {
+		return live, live, nil
 	}
 	cfg := h.opts.cfg
 	if cfg == nil {
 		var err error
 		if cfg, err = loadDefaultConfig(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	h.name = resolveBackend(&h.opts, cfg, h.path)
@@ -243,15 +245,43 @@ func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
 	if host == nil {
 		var err error
 		if host, err = sharedHost(cfg, h.opts.pluginDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	p, err := host.Get(h.name)
-	if err != nil {
-		return nil, err
+	name := h.name
+	h.mu.Unlock()
+	p, err := host.GetContext(ctx, name)
+	h.mu.Lock()
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case h.state == closed:
+		p.Done()
+		return nil, nil, ErrClosed
+	}
+	if live := h.livePluginLocked(); live != nil {
+		// Another call on this Handle started one meanwhile.
+		p.Done()
+		return live, live, nil
 	}
 	h.plugin, h.mgr = p, p
-	return p, nil
+	return p, p, nil
+}
+
+// livePluginLocked returns the Handle's plugin if it has one that lives,
+// and gives up one that has died. h.mu is held.
+func (h *Handle) livePluginLocked() *pluginhost.Plugin {
+	if h.plugin == nil {
+		return nil
+	}
+	select {
+	case <-h.plugin.Dead():
+		h.plugin.Done()
+		h.plugin, h.mgr = nil, nil
+		return nil
+	default:
+		return h.plugin
+	}
 }
 
 // Unlock releases the lock. It is ErrNotLocked when none is held, and
@@ -468,7 +498,8 @@ func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {
 	if h.state == closed {
 		return nil, ErrClosed
 	}
-	return h.backendLocked(ctx)
+	mgr, _, err := h.backendLocked(ctx)
+	return mgr, err
 }
 
 // Close releases the lock if one is held, cancels a wait in progress,
