@@ -1,12 +1,19 @@
 package locktest
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
+	"golang.org/x/sys/unix"
 )
 
 // collectBound bounds how long the garbage collector may take to find a
@@ -93,4 +100,63 @@ func drainFinalizers(t *testing.T) {
 func setSentinel(ran chan struct{}) {
 	x := new([64]byte)
 	runtime.SetFinalizer(x, func(*[64]byte) { close(ran) })
+}
+
+// refusesFIFO: a FIFO at the lock path, which any user may plant in a
+// shared directory, is refused at once, even by a try that must not wait:
+// opening it must not block until some process opens its other end.
+// The process that tries may read the FIFO but not write it, as a
+// stranger's FIFO would be, so that a read-only open is what it falls
+// back to (for root, that means a process without the capability to
+// override file permissions: dropDAC).
+func (s *suiteRun) refusesFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	if err := syscall.Mkfifo(p, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o444); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	c := startChild(t, s.tgt.Name, p, "try-exclusive", dropDACEnv+"=1")
+	line := c.Next(t, collectBound)
+	if !strings.HasPrefix(line, "error:") || !strings.Contains(line, "FIFO") {
+		t.Fatalf("TryLock on a FIFO said %q, want an error that says it is a FIFO", line)
+	}
+	checkNamed(t, errors.New(line), p, s.info.Name)
+	c.Release(t)
+	// And here, where the FIFO may be opened for writing, which does not
+	// block either: refused all the same, with a cause that survives the
+	// plugin boundary.
+	_, err := s.handle(t, p).TryLock()
+	if !errorsIs(err, syscall.EBADFD) {
+		t.Fatalf("TryLock on a FIFO: %v, want an error matching EBADFD", err)
+	}
+}
+
+// dropDACEnv makes a helper process that runs as root give up
+// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, for itself and every process
+// it starts, so that file permissions bind it as they bind anyone else.
+const dropDACEnv = "LOCKTEST_DROP_DAC"
+
+// dropDAC takes the two capabilities out of the bounding set and execs the
+// test binary again: an exec as root grants the bounding set, so the new
+// image, on every thread, and the plugins it starts lack them. The
+// bounding set is a thread's, hence the thread locked around it.
+func dropDAC() error {
+	if os.Geteuid() != 0 || os.Getenv(dropDACEnv) == "dropped" {
+		return nil
+	}
+	runtime.LockOSThread()
+	for _, c := range []uintptr{unix.CAP_DAC_OVERRIDE, unix.CAP_DAC_READ_SEARCH} {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil {
+			return fmt.Errorf("dropping capability %d: %w", c, err)
+		}
+	}
+	env := []string{dropDACEnv + "=dropped"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, dropDACEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return syscall.Exec("/proc/self/exe", os.Args, env)
 }

@@ -165,6 +165,7 @@ func RunTarget(t *testing.T, tgt Target) {
 	fileOnly("RemoveOnRelease", s.removeOnRelease)
 	fileOnly("RefusesSymlink", s.refusesSymlink)
 	fileOnly("MissingDirectory", s.missingDirectory)
+	fileOnly("RefusesFIFO", s.refusesFIFO)
 	fileOnly("NewFileMode", s.newFileMode)
 	if tgt.Name == "plugin" {
 		t.Run("HostKilledFreesLock", s.hostKilled)
