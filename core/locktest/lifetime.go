@@ -1,8 +1,10 @@
 package locktest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -159,4 +161,44 @@ func dropDAC() error {
 		}
 	}
 	return syscall.Exec("/proc/self/exe", os.Args, env)
+}
+
+// deadlineWithoutSignalQueue: a wait ends at its deadline whatever the
+// process's limits. With RLIMIT_SIGPENDING reached (ulimit -i 0) no
+// real-time signal can be queued to the process waiting, nor to the
+// plugin it starts, which inherits the limit; a backend that interrupts
+// a blocked lock call with one must still end the wait.
+func (s *suiteRun) deadlineWithoutSignalQueue(t *testing.T) {
+	p := s.lockPath(t)
+	if err := s.handle(t, p).Lock(timeoutContext(t, promptly)); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, s.tgt.Name, p, "wait-without-signal-queue")
+	if line := c.Next(t, collectBound); line != "timeout" {
+		t.Fatalf("a wait with a 1s deadline, without a signal queue, said %q, want \"timeout\"", line)
+	}
+	c.Release(t)
+}
+
+// waitWithoutSignalQueue is the helper's side of
+// deadlineWithoutSignalQueue: it takes RLIMIT_SIGPENDING to 0, then waits
+// a second for the lock, and says "timeout" if the wait ended at its
+// deadline.
+func waitWithoutSignalQueue(h *lockmgr.Handle) int {
+	if err := unix.Setrlimit(unix.RLIMIT_SIGPENDING, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		fmt.Println("error: setrlimit:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	switch err := h.Lock(ctx); {
+	case errors.Is(err, lockmgr.ErrTimeout):
+		fmt.Println("timeout")
+	case err != nil:
+		fmt.Println("error:", err)
+	default:
+		fmt.Println("locked")
+	}
+	io.Copy(io.Discard, os.Stdin)
+	return 0
 }

@@ -152,6 +152,7 @@ func RunTarget(t *testing.T, tgt Target) {
 	t.Run("OtherProcessExcluded", s.otherProcess)
 	t.Run("ByteRanges", s.byteRanges)
 	t.Run("DroppedHandleKeepsItsLock", s.droppedHandle)
+	t.Run("DeadlineWithoutSignalQueue", s.deadlineWithoutSignalQueue)
 	// A distributed backend locks a name, not a file: it creates, opens and
 	// removes nothing, so the file's own rules do not apply to it.
 	fileOnly := func(name string, f func(*testing.T)) {

@@ -56,6 +56,8 @@ func child(target string) int {
 		return fillDescriptors(opts)
 	case "lifeline":
 		return lockForHeir(os.Getenv("LOCKTEST_PATH"), opts)
+	case "wait-without-signal-queue":
+		return waitWithoutSignalQueue(h)
 	}
 	shared := strings.HasSuffix(action, "shared")
 	if strings.HasPrefix(action, "try-") {
