@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -29,8 +28,9 @@ const (
 // ErrClosed is the cause reported by a Handle used after Close.
 var ErrClosed = fmt.Errorf("%w: handle is closed", backend.ErrInvalid)
 
-// Handle is one lock on one file: it is taken with Lock, RLock, TryLock or
-// TryRLock and given up with Unlock, any number of times, until Close.
+// Handle is one lock on one file, made by New: it is taken with Lock,
+// RLock, TryLock or TryRLock and given up with Unlock, any number of
+// times, until Close.
 // Its methods are safe for concurrent use, but it holds at most one lock
 // at a time; two Handles on the same file exclude each other exactly as
 // two processes would, whatever the backend.
@@ -45,7 +45,7 @@ type Handle struct {
 	given string // the path as the caller wrote it, for Request.Name
 	opts  options
 
-	mu       sync.Mutex
+	mu       mutex
 	state    state
 	mgr      backend.LockMgr
 	plugin   *pluginhost.Plugin
@@ -62,7 +62,7 @@ type Handle struct {
 // file or start a plugin: that happens at the first lock, and errors in
 // the configuration or the backend show there.
 func New(path string, opts ...Option) *Handle {
-	h := &Handle{path: path, given: path}
+	h := &Handle{path: path, given: path, mu: make(mutex, 1)}
 	if abs, err := filepath.Abs(path); err == nil {
 		// The plugin resolves paths, and a person reads them in errors.
 		h.path = abs
@@ -145,7 +145,9 @@ func (h *Handle) errorf(op string, err error) error {
 }
 
 func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return h.errorf("lock", backend.WaitError(ctx))
+	}
 	var refused error
 	switch h.state {
 	case closed:
@@ -474,7 +476,9 @@ func (h *Handle) Status(ctx context.Context) (backend.Status, error) {
 // which means the same on every host; for a file backend, Path. Before
 // the backend is known, and if it cannot be asked, it is Path.
 func (h *Handle) LockName(ctx context.Context) string {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return h.path
+	}
 	name, mgr := h.name, h.mgr
 	h.mu.Unlock()
 	switch name {
@@ -493,7 +497,9 @@ func (h *Handle) LockName(ctx context.Context) string {
 }
 
 func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return nil, backend.WaitError(ctx)
+	}
 	defer h.mu.Unlock()
 	if h.state == closed {
 		return nil, ErrClosed
@@ -532,4 +538,26 @@ func (h *Handle) Close() error {
 		p.Done()
 	}
 	return err
+}
+
+// mutex guards a Handle. A method with a context gives up waiting for it
+// when the context ends, so that every call honours its context from its
+// first instruction, even while another holds the Handle through a round
+// trip to a plugin that does not answer (an Unlock of a posix or etcd
+// lock).
+type mutex chan struct{}
+
+func (m mutex) Lock()   { m <- struct{}{} }
+func (m mutex) Unlock() { <-m }
+
+func (m mutex) lockContext(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -125,3 +125,56 @@ func TestCloseWhilePluginStarts(t *testing.T) {
 		t.Fatalf("Lock still waits %v after Close", hangBound)
 	}
 }
+
+// TestLockDeadlineWhileUnlockWaitsOnPlugin: a Lock on a Handle whose
+// Unlock, on another goroutine, waits for a plugin that does not answer
+// (stopped with SIGSTOP) still returns at its deadline.
+func TestLockDeadlineWhileUnlockWaitsOnPlugin(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := locktest.BuildPlugin("../backends/posix", "posix", dir); err != nil {
+		t.Fatal(err)
+	}
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{dir}})
+	h := lockmgr.New(filepath.Join(t.TempDir(), "lock"), lockmgr.WithHost(host), lockmgr.WithBackend("posix"))
+	t.Cleanup(func() { h.Close() })
+	if err := h.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := host.Get("posix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.PID()
+	p.Done()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Runs before the Close above.
+	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	go h.Unlock()
+	// Until the Unlock has the Handle, a shared lock is refused at once
+	// (the Handle holds an exclusive one); from then on it waits for the
+	// Handle, and must give up at its deadline.
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		done := make(chan error, 1)
+		go func() { done <- h.RLock(ctx) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(hangBound):
+			t.Fatalf("an RLock with a 100ms deadline still waits %v later for an Unlock that waits on its plugin", hangBound)
+		}
+		cancel()
+		if errors.Is(err, lockmgr.ErrInvalid) {
+			continue
+		}
+		if !errors.Is(err, lockmgr.ErrTimeout) {
+			t.Fatalf("RLock while an Unlock waits on the plugin: %v, want ErrTimeout", err)
+		}
+		return
+	}
+}
