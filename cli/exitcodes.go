@@ -24,7 +24,9 @@ const (
 	exitUsage = 64
 	// exitNoInput (EX_NOINPUT) is a lock file that cannot be opened or
 	// created: a missing directory, no permission, a read-only
-	// filesystem, a symbolic link, or a --fd that is not open.
+	// filesystem, a symbolic link, something other than a regular file
+	// or a directory (a FIFO, a device, a socket), or a --fd that is not
+	// open.
 	exitNoInput = 66
 	// exitUnavailable (EX_UNAVAILABLE) is a backend that cannot serve: no
 	// plugin by that name, a plugin refused (unsafe permissions, checksum
@@ -60,7 +62,8 @@ const exitCodesHelp = `Exit status:
            (change it with --conflict-exit-code)
   64       usage error: unknown flag, bad value, missing argument
   66       the lock file cannot be opened or created (missing directory,
-           no permission, read-only filesystem, symbolic link)
+           no permission, read-only filesystem, symbolic link, not a
+           regular file or directory: a FIFO, a device, a socket)
   69       the backend is unavailable: no such plugin, plugin rejected
            (unsafe permissions, sha256 mismatch), handshake failed, or
            its lock service (etcd) cannot be reached

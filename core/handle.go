@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -29,28 +28,32 @@ const (
 // ErrClosed is the cause reported by a Handle used after Close.
 var ErrClosed = fmt.Errorf("%w: handle is closed", backend.ErrInvalid)
 
-// Handle is one lock on one file: it is taken with Lock, RLock, TryLock or
-// TryRLock and given up with Unlock, any number of times, until Close.
+// Handle is one lock on one file, made by New: it is taken with Lock,
+// RLock, TryLock or TryRLock and given up with Unlock, any number of
+// times, until Close.
 // Its methods are safe for concurrent use, but it holds at most one lock
 // at a time; two Handles on the same file exclude each other exactly as
 // two processes would, whatever the backend.
+//
+// A lock lives until Unlock, Close, Detach or the process's exit, whether
+// or not its Handle is still reachable: a program may take a lock at
+// start-up and drop the Handle, and the garbage collector releases
+// nothing. Such a lock, like any Handle never closed, also keeps its
+// plugin running until the process exits.
 type Handle struct {
 	path  string
 	given string // the path as the caller wrote it, for Request.Name
 	opts  options
 
-	mu       sync.Mutex
+	mu       mutex
 	state    state
 	mgr      backend.LockMgr
 	plugin   *pluginhost.Plugin
 	name     string
 	fileMode uint32
-	held     backend.Held
-	// granter is the backend instance that granted held, and the only one
-	// its id means anything to: a plugin started after that one died
-	// numbers its own locks, and must never be asked to release this one.
-	granter   backend.LockMgr
-	mode      Mode
+	// lock is the lock held, in state locked only; the process-wide
+	// registry (holding) refers to it too, so that it outlives the Handle.
+	lock      *heldLock
 	stopWait  context.CancelFunc
 	closeDone chan struct{}
 }
@@ -59,7 +62,7 @@ type Handle struct {
 // file or start a plugin: that happens at the first lock, and errors in
 // the configuration or the backend show there.
 func New(path string, opts ...Option) *Handle {
-	h := &Handle{path: path, given: path}
+	h := &Handle{path: path, given: path, mu: make(mutex, 1)}
 	if abs, err := filepath.Abs(path); err == nil {
 		// The plugin resolves paths, and a person reads them in errors.
 		h.path = abs
@@ -74,7 +77,10 @@ func New(path string, opts ...Option) *Handle {
 func (h *Handle) Path() string { return h.path }
 
 // Lock takes an exclusive lock, waiting until it is free or ctx ends:
-// ErrTimeout after ctx's deadline, ErrCanceled on cancel.
+// ErrTimeout after ctx's deadline, ErrCanceled on cancel, whatever it is
+// waiting for, the start of the backend's plugin included. The lock is
+// held until Unlock, Close, Detach or the process's exit, even if the
+// Handle is dropped.
 func (h *Handle) Lock(ctx context.Context) error {
 	return h.acquire(ctx, Exclusive, true)
 }
@@ -85,7 +91,9 @@ func (h *Handle) RLock(ctx context.Context) error {
 }
 
 // TryLock takes an exclusive lock if it is free, without waiting. It
-// reports false, and no error, when someone else holds the lock.
+// reports false, and no error, when someone else holds the lock. A lock
+// it takes is held as Lock's is: until Unlock, Close, Detach or the
+// process's exit, even if the Handle is dropped.
 func (h *Handle) TryLock() (bool, error) {
 	return tried(h.acquire(context.Background(), Exclusive, false))
 }
@@ -137,7 +145,9 @@ func (h *Handle) errorf(op string, err error) error {
 }
 
 func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return h.errorf("lock", backend.WaitError(ctx))
+	}
 	var refused error
 	switch h.state {
 	case closed:
@@ -146,27 +156,31 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		refused = h.errorf("lock", backend.Invalidf("another lock on this handle is already in progress"))
 	case locked:
 		switch {
-		case isClosed(h.held.Lost):
+		case isClosed(h.lock.Lost):
 			// The lock this handle held is gone (its loss was announced on
 			// Lost): this Lock takes a new one rather than answer for a lock
 			// that nobody holds.
 			_ = h.releaseLocked()
-		case h.mode == mode:
+		case h.lock.mode == mode:
 			h.mu.Unlock()
 			return nil
 		default:
-			refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.mode))
+			refused = h.errorf("lock", backend.Invalidf("the handle already holds a %s lock; unlock it first", h.lock.mode))
 		}
 	}
 	if refused != nil {
 		h.mu.Unlock()
 		return refused
 	}
+	if ctx.Err() != nil {
+		h.mu.Unlock()
+		return h.errorf("lock", backend.WaitError(ctx))
+	}
 	h.state = locking
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	h.stopWait = stop
-	mgr, err := h.backendLocked(ctx)
+	mgr, plugin, err := h.backendLocked(ctx)
 	// The Handle can keep a lock that is a locked file: then the kernel
 	// holds it on the Handle's behalf, and no plugin can lose it.
 	req := backend.Request{
@@ -195,37 +209,34 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 		h.state = unlocked
 		return h.errorf("lock", err)
 	}
-	h.state, h.held, h.mode, h.granter = locked, held, mode, mgr
+	h.state, h.lock = locked, hold(held, mode, mgr, plugin)
 	return nil
 }
 
-// backendLocked returns the backend to lock through, starting its plugin
-// on first use, or afresh if the one used before has died. h.mu is held.
-func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
+// backendLocked returns the backend to lock through, and its plugin if
+// it is one, starting the plugin on first use, or afresh if the one used
+// before has died. h.mu is held, but not while a plugin starts, so that
+// Close and every other method go on meanwhile; it is held again on
+// return. A Handle closed meanwhile is ErrClosed, and keeps no plugin.
+func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, *pluginhost.Plugin, error) {
 	if h.opts.impl != nil {
 		if h.mgr == nil {
 			info, err := h.opts.impl.Describe(ctx)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			h.mgr, h.name = h.opts.impl, info.Name
 		}
-		return h.mgr, nil
+		return h.mgr, nil, nil
 	}
-	if h.plugin != nil {
-		select {
-		case <-h.plugin.Dead():
-			h.plugin.Done()
-			h.plugin, h.mgr = nil, nil
-		default:
-			return h.mgr, nil
-		}
+	if live := h.livePluginLocked(); live != nil {
+		return live, live, nil
 	}
 	cfg := h.opts.cfg
 	if cfg == nil {
 		var err error
 		if cfg, err = loadDefaultConfig(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	h.name = resolveBackend(&h.opts, cfg, h.path)
@@ -236,15 +247,43 @@ func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, error) {
 	if host == nil {
 		var err error
 		if host, err = sharedHost(cfg, h.opts.pluginDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	p, err := host.Get(h.name)
-	if err != nil {
-		return nil, err
+	name := h.name
+	h.mu.Unlock()
+	p, err := host.GetContext(ctx, name)
+	h.mu.Lock()
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case h.state == closed:
+		p.Done()
+		return nil, nil, ErrClosed
+	}
+	if live := h.livePluginLocked(); live != nil {
+		// Another call on this Handle started one meanwhile.
+		p.Done()
+		return live, live, nil
 	}
 	h.plugin, h.mgr = p, p
-	return p, nil
+	return p, p, nil
+}
+
+// livePluginLocked returns the Handle's plugin if it has one that lives,
+// and gives up one that has died. h.mu is held.
+func (h *Handle) livePluginLocked() *pluginhost.Plugin {
+	if h.plugin == nil {
+		return nil
+	}
+	select {
+	case <-h.plugin.Dead():
+		h.plugin.Done()
+		h.plugin, h.mgr = nil, nil
+		return nil
+	default:
+		return h.plugin
+	}
 }
 
 // Unlock releases the lock. It is ErrNotLocked when none is held, and
@@ -260,11 +299,10 @@ func (h *Handle) Unlock() error {
 }
 
 func (h *Handle) releaseLocked() error {
-	h.state = unlocked
-	held, granter := h.held, h.granter
-	h.held, h.granter = backend.Held{}, nil
-	wasLost := isClosed(held.Lost)
-	err := giveBack(granter, held)
+	l := h.lock
+	h.state, h.lock = unlocked, nil
+	wasLost := isClosed(l.Lost)
+	err := l.letGo()
 	if wasLost {
 		return h.errorf("unlock", backend.ErrLost)
 	}
@@ -274,23 +312,15 @@ func (h *Handle) releaseLocked() error {
 	return nil
 }
 
-// giveBack releases held, which granter granted: a lock handed over as
-// a locked file is released by closing it, here, with no round trip; any
-// other only by the backend instance that granted it.
-func giveBack(granter backend.LockMgr, held backend.Held) error {
-	if held.File != nil {
-		return held.File.Close()
-	}
-	return granter.Release(context.Background(), held.ID)
-}
-
 // Detach hands the caller the lock the handle holds, as the locked file
 // itself, and leaves the handle holding nothing: the lock now lasts as
 // long as that file, and every copy of it the caller gives away, stays
 // open. It is how a command inherits a lock, as under flock(1): pass the
 // file to the child, close the caller's copy, and the lock ends when the
-// child and whatever inherited from it have exited. Only a lock that is a
-// locked file can be detached (the flock and ofd backends'); any other is
+// child and whatever inherited from it have exited. The file is the
+// caller's to keep: once nothing refers to it, the garbage collector
+// closes it, and the lock ends. Only a lock that is a locked file can be
+// detached (the flock and ofd backends'); any other is
 // ErrUnsupported, and stays held.
 func (h *Handle) Detach() (*os.File, error) {
 	h.mu.Lock()
@@ -298,11 +328,11 @@ func (h *Handle) Detach() (*os.File, error) {
 	if h.state != locked {
 		return nil, h.errorf("detach", backend.ErrNotLocked)
 	}
-	if h.held.File == nil {
+	if h.lock.File == nil {
 		return nil, h.errorf("detach", backend.Unsupportedf("detaching a lock that its backend holds (only a lock that is a locked file can be)"))
 	}
-	f := h.held.File
-	h.state, h.held, h.granter = unlocked, backend.Held{}, nil
+	f := h.lock.detach()
+	h.state, h.lock = unlocked, nil
 	return f, nil
 }
 
@@ -320,7 +350,7 @@ func (h *Handle) Lifeline() (*os.File, error) {
 	switch {
 	case h.state != locked:
 		return nil, h.errorf("lifeline", backend.ErrNotLocked)
-	case h.held.File != nil:
+	case h.lock.File != nil:
 		return nil, h.errorf("lifeline", backend.Unsupportedf("a lock that is a locked file has no lifeline: detach it"))
 	case h.plugin == nil || !h.plugin.SharesLifeline():
 		return nil, h.errorf("lifeline", backend.Unsupportedf("this plugin dies with its host whatever holds its lifeline (no ShareLifeline)"))
@@ -348,7 +378,7 @@ func dupCloexec(f *os.File) (*os.File, error) {
 func (h *Handle) LostCause() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.state != locked || !isClosed(h.held.Lost) {
+	if h.state != locked || !isClosed(h.lock.Lost) {
 		return nil
 	}
 	if h.plugin != nil && isClosed(h.plugin.Dead()) {
@@ -378,10 +408,10 @@ func (h *Handle) Lost() <-chan struct{} {
 	if h.state != locked {
 		return nil
 	}
-	if h.held.Lost == nil {
+	if h.lock.Lost == nil {
 		return make(chan struct{}) // this backend never loses a lock it holds
 	}
-	return h.held.Lost
+	return h.lock.Lost
 }
 
 // FencingToken returns the held lock's fencing token, or 0 when the
@@ -389,14 +419,20 @@ func (h *Handle) Lost() <-chan struct{} {
 func (h *Handle) FencingToken() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held.FencingToken
+	if h.lock == nil {
+		return 0
+	}
+	return h.lock.FencingToken
 }
 
 // Warnings returns the backend's caveats about the held lock.
 func (h *Handle) Warnings() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held.Warnings
+	if h.lock == nil {
+		return nil
+	}
+	return h.lock.Warnings
 }
 
 // Backend returns the name of the backend the handle locks through, once
@@ -440,7 +476,9 @@ func (h *Handle) Status(ctx context.Context) (backend.Status, error) {
 // which means the same on every host; for a file backend, Path. Before
 // the backend is known, and if it cannot be asked, it is Path.
 func (h *Handle) LockName(ctx context.Context) string {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return h.path
+	}
 	name, mgr := h.name, h.mgr
 	h.mu.Unlock()
 	switch name {
@@ -459,12 +497,15 @@ func (h *Handle) LockName(ctx context.Context) string {
 }
 
 func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {
-	h.mu.Lock()
+	if h.mu.lockContext(ctx) != nil {
+		return nil, backend.WaitError(ctx)
+	}
 	defer h.mu.Unlock()
 	if h.state == closed {
 		return nil, ErrClosed
 	}
-	return h.backendLocked(ctx)
+	mgr, _, err := h.backendLocked(ctx)
+	return mgr, err
 }
 
 // Close releases the lock if one is held, cancels a wait in progress,
@@ -497,4 +538,26 @@ func (h *Handle) Close() error {
 		p.Done()
 	}
 	return err
+}
+
+// mutex guards a Handle. A method with a context gives up waiting for it
+// when the context ends, so that every call honours its context from its
+// first instruction, even while another holds the Handle through a round
+// trip to a plugin that does not answer (an Unlock of a posix or etcd
+// lock).
+type mutex chan struct{}
+
+func (m mutex) Lock()   { m <- struct{}{} }
+func (m mutex) Unlock() { <-m }
+
+func (m mutex) lockContext(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -350,26 +349,16 @@ func (t *inodeTable) ref(key lockfile.Key, mode backend.Mode) (e *inode, known b
 }
 
 // openWritable opens the existing file at path for reading and writing,
-// with lockfile.Open's flags, and without its read-only fallback. It
-// returns errReadOnly if the file cannot be opened for writing.
+// as lockfile.Open would, without its read-only fallback. It returns
+// errReadOnly if the file cannot be opened for writing.
 func openWritable(path string) (*lockfile.Opened, error) {
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
-	switch err {
-	case nil:
-	case unix.EACCES, unix.EPERM, unix.EROFS, unix.EISDIR, unix.ETXTBSY:
-		return nil, errReadOnly
-	case unix.ELOOP:
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w: %w", lockfile.ErrSymlink, err)}
-	default:
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	o, err := lockfile.OpenWritable(path)
+	for _, e := range []error{unix.EACCES, unix.EPERM, unix.EROFS, unix.EISDIR, unix.ETXTBSY} {
+		if errors.Is(err, e) {
+			return nil, errReadOnly
+		}
 	}
-	f := os.NewFile(uintptr(fd), path)
-	key, err := lockfile.KeyOf(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &lockfile.Opened{File: f, Key: key, Writable: true}, nil
+	return o, err
 }
 
 // add enters the newly opened o in the table and returns its entry with a

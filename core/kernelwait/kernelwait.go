@@ -13,9 +13,20 @@
 // it returns EINTR. Wait then runs the lock call on a thread of its own
 // and, once the context ends, signals that thread until the call returns.
 //
-// Without Enable, or past MaxWaiters, Wait reports ErrUnavailable and the
-// caller waits its other way (core/lockwait), so a library that locks in
-// its user's process never touches that process's signals.
+// The signal comes from a POSIX timer made for each wait, aimed at the
+// waiting thread, never from tgkill(2): a real-time signal sent by
+// tgkill is refused (EAGAIN) once RLIMIT_SIGPENDING is reached, and the
+// lock call would then never be interrupted, while a timer's signal is
+// allocated as the timer is made, before the thread blocks, and its
+// delivery cannot fail. Where no timer can be made, the thread does not
+// block in the kernel at all.
+//
+// Without Enable, past MaxWaiters, without a timer, or once Signal is no
+// longer handled as Enable left it (os/signal may ignore it, or reinstall
+// the runtime's handler with SA_RESTART, for code of the plugin's own),
+// Wait reports ErrUnavailable and the caller waits its other way
+// (core/lockwait), so a library that locks in its user's process never
+// touches that process's signals, and a wait always ends.
 package kernelwait
 
 import (
@@ -52,6 +63,10 @@ var ErrUnavailable = errors.New("kernel waits unavailable")
 var (
 	enabled atomic.Bool
 	slots   = make(chan struct{}, MaxWaiters)
+	// handler is the runtime's handler for Signal, as Enable found it.
+	handler uintptr
+	// actionMu serializes reading and rewriting Signal's action.
+	actionMu sync.Mutex
 )
 
 // sigaction is the kernel's struct sigaction, which has this layout on
@@ -80,6 +95,8 @@ var enableOnce = sync.OnceValue(enable)
 func Enable() error { return enableOnce() }
 
 func enable() error {
+	actionMu.Lock()
+	defer actionMu.Unlock()
 	var act sigaction
 	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(Signal), 0,
 		uintptr(unsafe.Pointer(&act)), 8, 0, 0); e != 0 {
@@ -88,13 +105,80 @@ func enable() error {
 	if act.handler == sigDFL || act.handler == sigIGN {
 		return errors.New("kernelwait: the Go runtime does not handle signal 40")
 	}
-	act.flags &^= saRestart
-	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(Signal),
-		uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0); e != 0 {
-		return e
+	handler = act.handler
+	if err := clearRestart(&act); err != nil {
+		return err
 	}
 	enabled.Store(true)
 	return nil
+}
+
+func clearRestart(act *sigaction) error {
+	if act.flags&saRestart == 0 {
+		return nil
+	}
+	act.flags &^= saRestart
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(Signal),
+		uintptr(unsafe.Pointer(act)), 0, 8, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// interrupts reports whether Signal, delivered now, would interrupt a lock
+// call: the runtime's handler, as Enable found it, is still the one
+// installed. Code of the plugin's own may have used os/signal since: an
+// ignored Signal interrupts nothing, and the runtime reinstalls its
+// handler with SA_RESTART, which is cleared again here.
+func interrupts() bool {
+	actionMu.Lock()
+	defer actionMu.Unlock()
+	var act sigaction
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(Signal), 0,
+		uintptr(unsafe.Pointer(&act)), 8, 0, 0); e != 0 {
+		return false
+	}
+	return act.handler == handler && clearRestart(&act) == nil
+}
+
+// sigevent is the kernel's struct sigevent, 64 bytes on every 64-bit
+// Linux architecture, in its SIGEV_THREAD_ID form.
+type sigevent struct {
+	value  uintptr
+	signo  int32
+	notify int32
+	tid    int32
+	_      [44]byte
+}
+
+const sigevThreadID = 4 // SIGEV_THREAD_ID
+
+// timer is a POSIX timer that sends Signal to one thread.
+type timer int32
+
+// newTimer makes a disarmed timer aimed at thread tid. It fails (EAGAIN)
+// where the signal cannot be allocated, RLIMIT_SIGPENDING reached.
+func newTimer(tid int) (timer, error) {
+	ev := sigevent{signo: int32(Signal), notify: sigevThreadID, tid: int32(tid)}
+	var id int32
+	if _, _, e := unix.Syscall(unix.SYS_TIMER_CREATE, uintptr(unix.CLOCK_MONOTONIC),
+		uintptr(unsafe.Pointer(&ev)), uintptr(unsafe.Pointer(&id))); e != 0 {
+		return 0, e
+	}
+	return timer(id), nil
+}
+
+// fire makes t send its signal now, and again every resend: one that
+// arrives just before the thread enters the lock call interrupts nothing,
+// and the next one will. While one is pending, another is not queued
+// (the kernel counts an overrun), so nothing piles up.
+func (t timer) fire() {
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(1), Interval: unix.NsecToTimespec(int64(resend))}
+	unix.Syscall6(unix.SYS_TIMER_SETTIME, uintptr(t), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+}
+
+func (t timer) delete() {
+	unix.Syscall(unix.SYS_TIMER_DELETE, uintptr(t), 0, 0)
 }
 
 // Wait runs lock, a blocking lock call, until it returns something other
@@ -128,35 +212,35 @@ func Wait(ctx context.Context, lock func() error) error {
 	if old.Val[(Signal-1)/64]&only.Val[(Signal-1)/64] != 0 {
 		defer unix.PthreadSigmask(unix.SIG_BLOCK, &only, nil)
 	}
-	pid, tid := unix.Getpid(), unix.Gettid()
-	done, stopped := make(chan struct{}), make(chan struct{})
+	if !interrupts() {
+		return ErrUnavailable
+	}
+	// The interrupt must be sure to arrive before the thread may block.
+	t, err := newTimer(unix.Gettid())
+	if err != nil {
+		return ErrUnavailable
+	}
+	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		defer close(stopped)
-		t := time.NewTicker(resend)
-		defer t.Stop()
-		for {
-			_ = unix.Tgkill(pid, tid, Signal)
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
+		defer close(fired)
+		t.fire()
 	})
-	var err error
 	for {
 		err = lock()
 		if err != unix.EINTR || ctx.Err() != nil {
 			break
 		}
 	}
-	close(done)
 	if !stop() {
-		// The interrupter ran: wait until it sends no more, then make one
-		// system call, on whose return the kernel delivers any signal
-		// still pending here, before the thread serves other goroutines.
-		<-stopped
+		// The timer was set going: delete it only once that is done (its
+		// id may be reused at once), then make one system call, on whose
+		// return the kernel delivers any signal still pending here, before
+		// the thread serves other goroutines.
+		<-fired
+		t.delete()
 		_ = unix.Getpid()
+	} else {
+		t.delete()
 	}
 	return err
 }

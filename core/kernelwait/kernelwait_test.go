@@ -32,6 +32,12 @@ func TestMain(m *testing.M) {
 		os.Exit(childIgnored())
 	case "blocked":
 		os.Exit(childBlocked())
+	case "no-signal-queue":
+		os.Exit(childNoSignalQueue())
+	case "ignored-after-enable":
+		os.Exit(childTakenAfterEnable(false))
+	case "reinstalled-after-enable":
+		os.Exit(childTakenAfterEnable(true))
 	}
 	os.Exit(2)
 }
@@ -105,6 +111,80 @@ func childBlocked() int {
 	return 0
 }
 
+// hangBound tells a wait that ends at its deadline from one that hangs:
+// far beyond the deadlines these checks give.
+const hangBound = 30 * time.Second
+
+// waitsPastDeadline has Wait block on a lock another description of this
+// process holds, with a short deadline, and says whether it ended within
+// hangBound: interrupted (EINTR), or refused before it blocked
+// (ErrUnavailable, on which the caller waits its other way, which ends at
+// the deadline).
+func waitsPastDeadline() int {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("kernelwait-deadline-%d", os.Getpid()))
+	defer os.Remove(path)
+	holder, err := os.Create(path)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	waiter, err := os.Open(path)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Wait(ctx, blockingFlock(waiter)) }()
+	select {
+	case err := <-done:
+		if err != unix.EINTR && !errors.Is(err, ErrUnavailable) {
+			os.Stderr.WriteString(fmt.Sprintf("Wait past its deadline: %v, want EINTR or ErrUnavailable\n", err))
+			return 1
+		}
+	case <-time.After(hangBound):
+		os.Stderr.WriteString(fmt.Sprintf("a wait with a 50ms deadline still blocked in flock(2) %v later\n", hangBound))
+		return 1
+	}
+	return 0
+}
+
+// childNoSignalQueue: with RLIMIT_SIGPENDING reached (ulimit -i 0) no
+// real-time signal can be queued, so a signal sent to interrupt the lock
+// call is refused; the wait must end at its deadline all the same.
+func childNoSignalQueue() int {
+	if err := unix.Setrlimit(unix.RLIMIT_SIGPENDING, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		os.Stderr.WriteString("setrlimit: " + err.Error() + "\n")
+		return 1
+	}
+	if err := Enable(); err != nil {
+		os.Stderr.WriteString("Enable: " + err.Error() + "\n")
+		return 1
+	}
+	return waitsPastDeadline()
+}
+
+// childTakenAfterEnable: a plugin of someone else's takes Signal for its
+// own use after Enable, through os/signal: it ignores it, or ignores it
+// and then asks for it, which puts the runtime's handler back with
+// SA_RESTART. Either way its waits must still end at their deadlines.
+func childTakenAfterEnable(reinstall bool) int {
+	if err := Enable(); err != nil {
+		os.Stderr.WriteString("Enable: " + err.Error() + "\n")
+		return 1
+	}
+	signal.Ignore(Signal)
+	if reinstall {
+		signal.Notify(make(chan os.Signal, 1), Signal)
+	}
+	return waitsPastDeadline()
+}
+
 // blockedIn reports whether /proc/PID/status text shows signal sig in
 // SigBlk, the blocked mask (hexadecimal, bit sig-1).
 func blockedIn(status string, sig int) bool {
@@ -131,6 +211,14 @@ func runChild(t *testing.T, check string) {
 }
 
 func TestUnavailableBeforeEnable(t *testing.T) { runChild(t, "before-enable") }
+
+func TestDeadlineWithoutSignalQueue(t *testing.T) { runChild(t, "no-signal-queue") }
+
+func TestDeadlineWithSignalIgnoredAfterEnable(t *testing.T) { runChild(t, "ignored-after-enable") }
+
+func TestDeadlineWithHandlerReinstalledAfterEnable(t *testing.T) {
+	runChild(t, "reinstalled-after-enable")
+}
 
 func TestEnableRefusesAnIgnoredSignal(t *testing.T) { runChild(t, "ignored") }
 

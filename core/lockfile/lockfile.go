@@ -61,22 +61,22 @@ type Opened struct {
 // permitted; when it is not (a file one may only read, a read-only
 // filesystem, a directory), it is opened read-only, which is enough for
 // flock(2) locks and for fcntl read locks. A directory may be locked, as
-// flock(1) allows.
+// flock(1) allows. Open never blocks: anything but a regular file or a
+// directory is refused (ErrNotRegular).
 func Open(path string, perm os.FileMode) (*Opened, error) {
 	if perm == 0 {
 		perm = DefaultMode
 	}
-	const flags = unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY
 	// Open the existing file first: it is the common case, and O_EXCL on
 	// the create tells whether this call made the file.
 	created := false
-	fd, err := unix.Open(path, flags|unix.O_RDWR, 0)
+	fd, err := open(path, unix.O_RDWR, 0)
 	for tries := 0; err == unix.ENOENT && tries < 3; tries++ {
-		fd, err = unix.Open(path, flags|unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, uint32(perm.Perm()))
+		fd, err = open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, uint32(perm.Perm()))
 		if err == nil {
 			created = true
 		} else if err == unix.EEXIST {
-			fd, err = unix.Open(path, flags|unix.O_RDWR, 0)
+			fd, err = open(path, unix.O_RDWR, 0)
 		}
 	}
 	writable := err == nil
@@ -85,7 +85,7 @@ func Open(path string, perm os.FileMode) (*Opened, error) {
 		// existing file can be opened this way; creating one needs write
 		// permission on the directory, which the first attempt lacked.
 		var rerr error
-		fd, rerr = unix.Open(path, flags|unix.O_RDONLY, 0)
+		fd, rerr = open(path, unix.O_RDONLY, 0)
 		if rerr == nil {
 			err = nil
 		} else if rerr != unix.ENOENT {
@@ -95,6 +95,56 @@ func Open(path string, perm os.FileMode) (*Opened, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: explain(err)}
 	}
+	return opened(fd, path, created, writable)
+}
+
+// OpenWritable opens the existing file at path for reading and writing,
+// by Open's rules, but without its read-only fallback and without
+// creating it. An open(2) error comes as an *fs.PathError whose cause is
+// the errno, for the caller to tell a file it may not write from others.
+func OpenWritable(path string) (*Opened, error) {
+	fd, err := open(path, unix.O_RDWR, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: explain(err)}
+	}
+	return opened(fd, path, false, true)
+}
+
+// open opens path with flags and the flags every lock file is opened
+// with, and returns a descriptor of a regular file or a directory.
+//
+// O_NONBLOCK keeps the open itself from blocking: a FIFO planted at the
+// path would otherwise hold a read-only open until some process opened it
+// for writing, past every deadline and signal but SIGKILL. What was opened
+// is then checked, and O_NONBLOCK cleared, so that the descriptor, which
+// a command may inherit, is an ordinary one.
+func open(path string, flags int, perm uint32) (int, error) {
+	const always = unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := unix.Open(path, always|flags, perm)
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if kind := st.Mode & unix.S_IFMT; kind != unix.S_IFREG && kind != unix.S_IFDIR {
+		unix.Close(fd)
+		return -1, &notRegularError{kind: kind}
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func opened(fd int, path string, created, writable bool) (*Opened, error) {
 	f := os.NewFile(uintptr(fd), path)
 	key, err := KeyOf(f)
 	if err != nil {
@@ -107,6 +157,28 @@ func Open(path string, perm os.FileMode) (*Opened, error) {
 // ErrSymlink is the cause Open reports when the lock path is a symbolic
 // link: O_NOFOLLOW's ELOOP, said plainly.
 var ErrSymlink = errors.New("is a symbolic link (refused, so that a planted link cannot redirect the lock)")
+
+// ErrNotRegular is the cause Open reports when the lock path names
+// neither a regular file nor a directory: a FIFO, which anyone may plant
+// in a shared directory and whose open could block without end, a
+// device, a socket. The error also matches EBADFD, the errno systemd
+// gives a file that is not regular, because the plugin boundary carries
+// errnos, and a host then sees the same cause.
+var ErrNotRegular = errors.New("not a regular file or a directory")
+
+type notRegularError struct{ kind uint32 }
+
+func (e *notRegularError) Error() string {
+	what := map[uint32]string{
+		unix.S_IFIFO: "a FIFO", unix.S_IFCHR: "a character device", unix.S_IFBLK: "a block device", unix.S_IFSOCK: "a socket",
+	}[e.kind]
+	if what == "" {
+		what = "a special file"
+	}
+	return "is " + what + ", " + ErrNotRegular.Error() + " (refused: a lock file must be one)"
+}
+
+func (e *notRegularError) Unwrap() []error { return []error{ErrNotRegular, unix.EBADFD} }
 
 func explain(err error) error {
 	if err == unix.ELOOP {

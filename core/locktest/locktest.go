@@ -151,6 +151,8 @@ func RunTarget(t *testing.T, tgt Target) {
 	t.Run("DoubleUnlock", s.doubleUnlock)
 	t.Run("OtherProcessExcluded", s.otherProcess)
 	t.Run("ByteRanges", s.byteRanges)
+	t.Run("DroppedHandleKeepsItsLock", s.droppedHandle)
+	t.Run("DeadlineWithoutSignalQueue", s.deadlineWithoutSignalQueue)
 	// A distributed backend locks a name, not a file: it creates, opens and
 	// removes nothing, so the file's own rules do not apply to it.
 	fileOnly := func(name string, f func(*testing.T)) {
@@ -164,6 +166,7 @@ func RunTarget(t *testing.T, tgt Target) {
 	fileOnly("RemoveOnRelease", s.removeOnRelease)
 	fileOnly("RefusesSymlink", s.refusesSymlink)
 	fileOnly("MissingDirectory", s.missingDirectory)
+	fileOnly("RefusesFIFO", s.refusesFIFO)
 	fileOnly("NewFileMode", s.newFileMode)
 	if tgt.Name == "plugin" {
 		t.Run("HostKilledFreesLock", s.hostKilled)

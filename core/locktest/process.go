@@ -23,17 +23,25 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
 // startChild starts the test binary again as a Peer: target is "inproc"
 // or "plugin", action is "exclusive", "shared" (wait and hold) or
-// "try-exclusive", "try-shared" (try once and report).
-func startChild(t *testing.T, target, path, action string) *Peer {
+// "try-exclusive", "try-shared" (try once and report); env is added to
+// its environment.
+func startChild(t *testing.T, target, path, action string, env ...string) *Peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+target, "LOCKTEST_PATH="+path,
 		"LOCKTEST_ACTION="+action, "LOCKTEST_PLUGIN_DIR="+suite.pluginDir)
+	cmd.Env = append(cmd.Env, env...)
 	return StartPeer(t, cmd)
 }
 
 // child is the helper process's whole life.
 func child(target string) int {
+	if os.Getenv(dropDACEnv) != "" {
+		if err := dropDAC(); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+	}
 	var opts []lockmgr.Option
 	if target == "plugin" {
 		opts = []lockmgr.Option{lockmgr.WithPluginDir(os.Getenv("LOCKTEST_PLUGIN_DIR")), lockmgr.WithBackend(suite.name)}
@@ -48,6 +56,8 @@ func child(target string) int {
 		return fillDescriptors(opts)
 	case "lifeline":
 		return lockForHeir(os.Getenv("LOCKTEST_PATH"), opts)
+	case "wait-without-signal-queue":
+		return waitWithoutSignalQueue(h)
 	}
 	shared := strings.HasSuffix(action, "shared")
 	if strings.HasPrefix(action, "try-") {

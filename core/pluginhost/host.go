@@ -64,9 +64,23 @@ type Options struct {
 
 // Host runs backend plugins for one process.
 type Host struct {
-	opts    Options
-	mu      sync.Mutex
-	running map[string]*Plugin
+	opts     Options
+	mu       sync.Mutex
+	running  map[string]*Plugin
+	starting map[string]*start
+}
+
+// start is a plugin start in progress, which every GetContext for its
+// backend waits on, each no longer than its own context allows, while
+// the start itself runs to its end (Options.StartTimeout) on a goroutine
+// of its own.
+type start struct {
+	done chan struct{} // closed, under Host.mu, once p or err is set
+	// waiters counts the callers still waiting; each is given one use of
+	// p. Guarded by Host.mu.
+	waiters int
+	p       *Plugin
+	err     error
 }
 
 // New returns a Host with opts.
@@ -77,7 +91,7 @@ func New(opts Options) *Host {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 10 * time.Second
 	}
-	return &Host{opts: opts, running: make(map[string]*Plugin)}
+	return &Host{opts: opts, running: make(map[string]*Plugin), starting: make(map[string]*start)}
 }
 
 // Plugin is a running backend plugin. It implements backend.LockMgr
@@ -96,11 +110,27 @@ type Plugin struct {
 	stopped bool
 }
 
-// Get returns the running plugin for backend name, starting it if need
-// be. Each Get must be matched by one Done.
+// Get is GetContext with no end but Options.StartTimeout, for a caller
+// with no context to honour.
 func (h *Host) Get(name string) (*Plugin, error) {
+	return h.GetContext(context.Background(), name)
+}
+
+// GetContext returns the running plugin for backend name, starting it if
+// need be. Each GetContext that returns a plugin must be matched by one
+// Done.
+//
+// It waits for a start no longer than ctx allows: once ctx ends it returns
+// an error wrapping backend.ErrTimeout or backend.ErrCanceled (and
+// ctx's own error), and the start goes on without it, for the other
+// callers waiting on it; a plugin whose every caller gave up is stopped as
+// soon as it has started. Calls for other backends, and a Close of
+// whatever waits, never wait for it.
+func (h *Host) GetContext(ctx context.Context, name string) (*Plugin, error) {
+	if ctx.Err() != nil {
+		return nil, h.gaveUp(ctx, name)
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if p := h.running[name]; p != nil {
 		select {
 		case <-p.Dead():
@@ -108,25 +138,74 @@ func (h *Host) Get(name string) (*Plugin, error) {
 			delete(h.running, name)
 		default:
 			p.refs++
+			h.mu.Unlock()
 			return p, nil
 		}
 	}
-	p, err := h.start(name)
-	if err != nil {
-		return nil, err
+	s := h.starting[name]
+	if s == nil {
+		s = &start{done: make(chan struct{})}
+		h.starting[name] = s
+		go h.run(name, s)
 	}
-	p.refs = 1
-	h.running[name] = p
-	go func() {
-		<-p.Dead()
-		h.opts.Logger.Debug("plugin gone", "backend", name)
-		h.mu.Lock()
-		if h.running[name] == p {
-			delete(h.running, name)
-		}
+	s.waiters++
+	h.mu.Unlock()
+
+	select {
+	case <-s.done:
+		return s.p, s.err
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	select {
+	case <-s.done:
+		// The start ended as ctx did, and counted this caller in: give
+		// back the use it was given.
 		h.mu.Unlock()
-	}()
-	return p, nil
+		if s.p != nil {
+			s.p.Done()
+		}
+	default:
+		s.waiters--
+		h.mu.Unlock()
+	}
+	return nil, h.gaveUp(ctx, name)
+}
+
+func (h *Host) gaveUp(ctx context.Context, name string) error {
+	return backend.Errorf("start", "", name, fmt.Errorf("%w, while the plugin was starting: %w", backend.WaitError(ctx), ctx.Err()))
+}
+
+// run starts backend name's plugin for s and hands it to s's waiters,
+// one use each; with none left, it stops the plugin again.
+func (h *Host) run(name string, s *start) {
+	p, err := h.start(name)
+	h.mu.Lock()
+	delete(h.starting, name)
+	s.p, s.err = p, err
+	abandoned := err == nil && s.waiters == 0
+	if err == nil && !abandoned {
+		p.refs = s.waiters
+		h.running[name] = p
+		go func() {
+			<-p.Dead()
+			h.opts.Logger.Debug("plugin gone", "backend", name)
+			h.mu.Lock()
+			if h.running[name] == p {
+				delete(h.running, name)
+			}
+			h.mu.Unlock()
+		}()
+	}
+	if abandoned {
+		s.p = nil
+	}
+	close(s.done)
+	h.mu.Unlock()
+	if abandoned {
+		h.opts.Logger.Debug("plugin started for callers that gave up", "backend", name)
+		p.stop()
+	}
 }
 
 func rejected(name string, format string, args ...any) error {

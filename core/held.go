@@ -1,0 +1,77 @@
+package lockmgr
+
+import (
+	"context"
+	"os"
+	"sync"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+)
+
+// heldLock is a lock a Handle holds, with everything that keeps it held
+// and everything its release needs.
+type heldLock struct {
+	backend.Held
+	mode Mode
+	// granter is the backend instance that granted the lock, and the only
+	// one its id means anything to: a plugin started after that one died
+	// numbers its own locks, and must never be asked to release this one.
+	granter backend.LockMgr
+	// plugin, when the lock came through one, keeps that plugin and its
+	// lifeline reachable for as long as the lock is held.
+	plugin *pluginhost.Plugin
+}
+
+// holding is every lock the process's Handles hold. A lock lives until
+// Unlock, Close, Detach or the process's exit, whatever the caller keeps
+// of its Handle; were the Handle the only way to reach the lock, dropping
+// it would let the garbage collector close a handed-over descriptor (by
+// os.File's finalizer) or a private plugin's lifeline, and the kernel
+// would release the lock without a word. So a lock enters here as it is
+// granted (hold) and leaves only as it is let go (letGo, detach): nothing
+// else can drop it.
+var holding = struct {
+	mu    sync.Mutex
+	locks map[*heldLock]struct{}
+}{locks: make(map[*heldLock]struct{})}
+
+// hold enters a granted lock in the registry and returns it.
+func hold(held backend.Held, mode Mode, granter backend.LockMgr, plugin *pluginhost.Plugin) *heldLock {
+	l := &heldLock{Held: held, mode: mode, granter: granter, plugin: plugin}
+	holding.mu.Lock()
+	holding.locks[l] = struct{}{}
+	holding.mu.Unlock()
+	return l
+}
+
+func (l *heldLock) forget() {
+	holding.mu.Lock()
+	delete(holding.locks, l)
+	holding.mu.Unlock()
+}
+
+// letGo releases l and removes it from the registry.
+func (l *heldLock) letGo() error {
+	err := giveBack(l.granter, l.Held)
+	l.forget()
+	return err
+}
+
+// detach removes l, a lock that is a locked file, from the registry and
+// returns the file: from now on the lock lasts as long as the caller keeps
+// that file open.
+func (l *heldLock) detach() *os.File {
+	l.forget()
+	return l.File
+}
+
+// giveBack releases held, which granter granted: a lock handed over as
+// a locked file is released by closing it, here, with no round trip; any
+// other only by the backend instance that granted it.
+func giveBack(granter backend.LockMgr, held backend.Held) error {
+	if held.File != nil {
+		return held.File.Close()
+	}
+	return granter.Release(context.Background(), held.ID)
+}
