@@ -563,9 +563,10 @@ func (c *flockCompat) badFD() error {
 
 // runUnlocked is `flock -u FILE COMMAND`: flock(1) opens FILE (making it
 // if need be), unlocks what that new open holds, which is nothing, and
-// runs the command.
+// runs the command. The open never blocks, as no lock file's does: a
+// FIFO planted at FILE would otherwise hold it until someone wrote to it.
 func (c *flockCompat) runUnlocked(file string, argv []string) error {
-	f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0o666)
+	f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE|syscall.O_NOCTTY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o666)
 	if errors.Is(err, syscall.EISDIR) {
 		f, err = os.Open(file)
 	}
