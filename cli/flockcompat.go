@@ -505,7 +505,7 @@ func runFlock(c *flockCompat, argv []string) error {
 		default:
 			return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
 		}
-		if _, err := unix.FcntlInt(uintptr(o.fd), unix.F_GETFD, 0); err != nil {
+		if !callerFD(o.fd) {
 			return c.badFD()
 		}
 		return o.runWithFD(g, o.fd, cmd)
@@ -533,10 +533,7 @@ func runFlock(c *flockCompat, argv []string) error {
 			return &flockUsage{[]string{fmt.Sprintf("%s: bad file descriptor: '%s'", short, ops[0])}}
 		}
 		c.target = strconv.FormatInt(n, 10)
-		if n < 0 {
-			return c.badFD()
-		}
-		if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err != nil {
+		if n < 0 || !callerFD(int(n)) {
 			return c.badFD()
 		}
 		start := time.Now()
@@ -552,6 +549,17 @@ func runFlock(c *flockCompat, argv []string) error {
 		return err
 	}
 	return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
+}
+
+// callerFD reports whether descriptor fd is one the caller passed in.
+// One that is not open is not; nor is one that is open but close-on-exec,
+// since no descriptor inherited across exec can be: it is lockmgr's own
+// (the Go runtime's epoll and cgroup files, a plugin started ahead), at 3
+// and up wherever the caller left a gap. For flock(1) both are a
+// descriptor it never got, and its lock call fails with EBADF.
+func callerFD(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
 }
 
 // badFD is flock(1)'s answer to a descriptor that is not open: its lock
