@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globals holds what every command shares: the flags of the root command.
@@ -106,6 +108,11 @@ user's config file (~/.config/lockmgr/config.toml), the system's
 	root.PersistentFlags().StringVar(&g.configFile, "config", "",
 		"read only this configuration `FILE` (default: $LOCKMGR_CONFIG, else the system and user files)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if !c.HasParent() {
+			if hint := runOptionHint(c, err); hint != "" {
+				return usageErrorf("%s", hint)
+			}
+		}
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.SetHelpCommand(newHelpCmd())
@@ -134,6 +141,36 @@ func unknownCommand(root *cobra.Command, name string) error {
 		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
 	}
 	return usageErrorf("%s (see 'lockmgr --help')", msg)
+}
+
+// unknownFlag is pflag's error for a flag it does not know, short or long.
+var unknownFlag = regexp.MustCompile(`^unknown (?:shorthand flag: '(.)' in -\S+|flag: --([^=\s]+))`)
+
+// runOptionHint is the usage error for one of run's options given to
+// lockmgr itself, as someone used to 'flock -n FILE COMMAND' writes
+// 'lockmgr -n FILE COMMAND': flock(1)'s options are run's. "" for any
+// other unknown flag.
+func runOptionHint(root *cobra.Command, err error) string {
+	m := unknownFlag.FindStringSubmatch(err.Error())
+	run, _, ferr := root.Find([]string{"run"})
+	if m == nil || ferr != nil || run == root {
+		return ""
+	}
+	var f *pflag.Flag
+	spelled := "--" + m[2]
+	if m[1] != "" {
+		spelled = "-" + m[1]
+		f = run.Flags().ShorthandLookup(m[1])
+	} else {
+		f = run.Flags().Lookup(m[2])
+	}
+	switch {
+	case f == nil || f.Name == "help":
+		return ""
+	case f.Name == "version":
+		return fmt.Sprintf("%s is an option of 'lockmgr run' (its version, as flock(1)'s -V); lockmgr's own is 'lockmgr --version'", spelled)
+	}
+	return fmt.Sprintf("%s is an option of 'lockmgr run', which takes flock(1)'s options: lockmgr run [OPTIONS] FILE -- COMMAND (see 'lockmgr run --help')", spelled)
 }
 
 // newHelpCmd replaces cobra's help command, which prints an unknown topic
