@@ -91,14 +91,15 @@ ifeq ($(strip $(GENDIR)),)
 $(error GENDIR must name a directory for generated files)
 endif
 
-## man: the man pages, from the command tree, gzipped into $(GENDIR)/share/man/man1
+## man: the man pages, from the command tree, gzipped into $(GENDIR)/share/man/man1,
+## and the hand-written section 5 pages of docs/man into man5
 # SOURCE_DATE_EPOCH, if set, dates them (goreleaser and makepkg set it).
 man:
 	rm -rf $(GENDIR)/share/man
 	$(GO) run -tags mangen -ldflags '-X main.version=$(VERSION)' ./cli man $(GENDIR)/share/man/man1
 	gzip -9nf $(GENDIR)/share/man/man1/*.1
-	install -Dm644 docs/man/lockmgr.toml.5 $(GENDIR)/share/man/man5/lockmgr.toml.5
-	gzip -9nf $(GENDIR)/share/man/man5/lockmgr.toml.5
+	install -Dm644 docs/man/lockmgr.toml.5 docs/man/lockmgr-etcd.5 -t $(GENDIR)/share/man/man5
+	gzip -9nf $(GENDIR)/share/man/man5/*.5
 
 ## completions: bash, zsh and fish completion scripts into $(GENDIR)/share
 completions:
