@@ -15,7 +15,12 @@ PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 # static, as the releases are.
 GOLDFLAGS   ?=
 CGO_ENABLED ?= 0
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
+# GOSTRIP drops the symbol table and DWARF at link time, as the releases
+# do. A package build sets GOSTRIP= and lets its own tools strip the
+# binaries and split the debug info out (makepkg's lockmgr-debug package,
+# which -s -w would leave empty).
+GOSTRIP   ?= -s -w
+LDFLAGS   := $(GOSTRIP) -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
 GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS))'
 # lockmgr's own amd64 entry point (cli/sigentry.go) records the signals its
 # caller ignored or blocked before the Go runtime takes them over; a cgo
