@@ -278,7 +278,7 @@ func TestFlockLinkReach(t *testing.T) {
 		t.Fatal(`docs/cli.rst has no "Where the link reaches" section`)
 	}
 	text = text[start:]
-	text = text[:strings.Index(text, "``examples/docs/docs_test.go``")]
+	text = text[:strings.Index(text, "``examples/docs/run_test.go``")]
 	reroot := regexp.MustCompile(`(^|[\s=:])/(usr|bin)\b`)
 	rooted := func(l string) string { return reroot.ReplaceAllString(l, "${1}"+r+"/$2") }
 	lineWith := func(prefix string) string {
