@@ -84,20 +84,21 @@ No package installs the link, since util-linux owns /usr/bin/flock. Where
 the link goes decides which programs find it, since each finds flock on
 its own PATH:
 
-  login shells of one user:  ~/.local/bin/flock, that directory
-                             first on PATH in ~/.profile
+  login shells of one user:  ~/.local/lib/lockmgr-flock/flock, that
+                             directory first on PATH in ~/.profile
   one systemd service:       /usr/local/lib/lockmgr-flock/flock, with
                              Environment=PATH=/usr/local/lib/lockmgr-flock:...
                              in a drop-in (systemctl edit UNIT)
   the whole host:            /usr/local/bin/flock
 
 A link in /usr/local/bin reaches login shells and systemd services (whose
-default PATH lists /usr/local/bin before /usr/bin) and sudo on Debian,
-Ubuntu and Arch Linux (whose secure_path does too), but not cron jobs:
-cron runs them with PATH=/usr/bin:/bin and reads no profile. For cron,
-set PATH at the top of the crontab (PATH=/usr/local/bin:/usr/bin:/bin),
-or call lockmgr run in the job. A script that runs /usr/bin/flock by its
-full path always gets util-linux's.
+default PATH lists /usr/local/bin before /usr/bin), and sudo where its
+secure_path lists /usr/local/bin (Debian's and Ubuntu's do, Fedora's
+does not), but not cron jobs: cron runs them with PATH=/usr/bin:/bin and
+reads no profile. For cron, put the link's directory first in a PATH
+line at the top of the crontab (PATH=/usr/local/bin:/usr/bin:/bin; cron
+expands no variables there), or call lockmgr run in the job. A script
+that runs /usr/bin/flock by its full path always gets util-linux's.
 
 A [[rules]] entry that puts a directory on the posix backend changes the
 file forms (flock FILE COMMAND, flock FILE -c LINE) of every flock(1)
