@@ -178,16 +178,21 @@ elf_files() {
 # and the packed relocations (DT_RELR) come only from makepkg's $LDFLAGS
 # (-z pack-relative-relocs).
 check_hardened() {
-	local name=$1 r=$2 f n=0 rel
+	local name=$1 r=$2 f n=0 rel out
 	while read -r f; do
 		rel=${f#"$r"}
 		n=$((n + 1))
-		readelf -hW "$f" | grep -Eq '^ +Type: +DYN ' || fail "$name: $rel is not a PIE: $(readelf -hW "$f" | grep 'Type:')"
-		readelf -lW "$f" | grep -q ' GNU_RELRO ' || fail "$name: $rel has no GNU_RELRO segment"
-		readelf -dW "$f" | grep -Eq '\((FLAGS)\) +.*BIND_NOW|\(FLAGS_1\) +Flags:.* NOW' || fail "$name: $rel lacks BIND_NOW"
-		"$GO" version -m "$f" | grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' ||
+		# Each output is read whole before grep looks at it (check_debug).
+		out=$(readelf -hW "$f")
+		grep -Eq '^ +Type: +DYN ' <<<"$out" || fail "$name: $rel is not a PIE: $(grep 'Type:' <<<"$out")"
+		out=$(readelf -lW "$f")
+		grep -q ' GNU_RELRO ' <<<"$out" || fail "$name: $rel has no GNU_RELRO segment"
+		out=$(readelf -dW "$f")
+		grep -Eq '\((FLAGS)\) +.*BIND_NOW|\(FLAGS_1\) +Flags:.* NOW' <<<"$out" || fail "$name: $rel lacks BIND_NOW"
+		grep -q '(RELR) ' <<<"$out" || fail "$name: $rel has no DT_RELR: makepkg's LDFLAGS did not reach the linker"
+		out=$("$GO" version -m "$f")
+		grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' <<<"$out" ||
 			fail "$name: $rel was not built with -buildmode=pie (GOFLAGS did not reach go build)"
-		readelf -dW "$f" | grep -q '(RELR) ' || fail "$name: $rel has no DT_RELR: makepkg's LDFLAGS did not reach the linker"
 	done < <(elf_files "$r")
 	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
 	say "$name: all $n ELF files are PIE with GNU_RELRO, BIND_NOW and makepkg's packed relocations:"
@@ -203,17 +208,22 @@ check_hardened() {
 # package holds that file, with DWARF in it, for each: what a link with -s
 # -w would leave it without.
 check_debug() {
-	local name=$1 r=$2 dbg=$3 f n=0 rel d
+	local name=$1 r=$2 dbg=$3 f n=0 rel d secs
 	mkdir "$scratch/debug"
 	bsdtar -xf "$dbg" -C "$scratch/debug"
+	# readelf's output is read whole before grep looks at it: under
+	# pipefail, a grep -q that matches early leaves readelf to die of
+	# SIGPIPE, which would fail the pipeline on a match.
 	while read -r f; do
 		rel=${f#"$r"}
 		n=$((n + 1))
-		readelf -SW "$f" | grep -q ' \.symtab ' && fail "$name: $rel still has its symbol table: makepkg did not strip it"
-		readelf -SW "$f" | grep -q ' \.gnu_debuglink ' || fail "$name: $rel has no .gnu_debuglink to its debug file"
+		secs=$(readelf -SW "$f")
+		! grep -q ' \.symtab ' <<<"$secs" || fail "$name: $rel still has its symbol table: makepkg did not strip it"
+		grep -q ' \.gnu_debuglink ' <<<"$secs" || fail "$name: $rel has no .gnu_debuglink to its debug file"
 		d=$scratch/debug/usr/lib/debug$rel.debug
 		[ -f "$d" ] || fail "$name: the debug package has no usr/lib/debug$rel.debug"
-		readelf -SW "$d" | grep -Eq ' \.(z)?debug_info ' || fail "$name: usr/lib/debug$rel.debug has no DWARF (was it linked with -s -w?)"
+		secs=$(readelf -SW "$d" 2>/dev/null)
+		grep -Eq ' \.(z)?debug_info ' <<<"$secs" || fail "$name: usr/lib/debug$rel.debug has no DWARF (was it linked with -s -w?)"
 	done < <(elf_files "$r")
 	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5"
 	say "$name: all $n ELF files stripped by makepkg, their DWARF in $(basename "$dbg")"
