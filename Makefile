@@ -15,7 +15,12 @@ PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 # static, as the releases are.
 GOLDFLAGS   ?=
 CGO_ENABLED ?= 0
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
+# GOSTRIP drops the symbol table and DWARF at link time, as the releases
+# do. A package build sets GOSTRIP= and lets its own tools strip the
+# binaries and split the debug info out (makepkg's lockmgr-debug package,
+# which -s -w would leave empty).
+GOSTRIP   ?= -s -w
+LDFLAGS   := $(GOSTRIP) -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
 GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS))'
 # lockmgr's own amd64 entry point (cli/sigentry.go) records the signals its
 # caller ignored or blocked before the Go runtime takes them over; a cgo
@@ -91,14 +96,15 @@ ifeq ($(strip $(GENDIR)),)
 $(error GENDIR must name a directory for generated files)
 endif
 
-## man: the man pages, from the command tree, gzipped into $(GENDIR)/share/man/man1
+## man: the man pages, from the command tree, gzipped into $(GENDIR)/share/man/man1,
+## and the hand-written section 5 pages of docs/man into man5
 # SOURCE_DATE_EPOCH, if set, dates them (goreleaser and makepkg set it).
 man:
 	rm -rf $(GENDIR)/share/man
 	$(GO) run -tags mangen -ldflags '-X main.version=$(VERSION)' ./cli man $(GENDIR)/share/man/man1
 	gzip -9nf $(GENDIR)/share/man/man1/*.1
-	install -Dm644 docs/man/lockmgr.toml.5 $(GENDIR)/share/man/man5/lockmgr.toml.5
-	gzip -9nf $(GENDIR)/share/man/man5/lockmgr.toml.5
+	install -Dm644 docs/man/lockmgr.toml.5 docs/man/lockmgr-etcd.5 -t $(GENDIR)/share/man/man5
+	gzip -9nf $(GENDIR)/share/man/man5/*.5
 
 ## completions: bash, zsh and fish completion scripts into $(GENDIR)/share
 completions:

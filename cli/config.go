@@ -32,7 +32,9 @@ sha256 pins; and the plugin search path.
 The layers, highest first: --backend, $LOCKMGR_BACKEND, the user's file
 ($XDG_CONFIG_HOME/lockmgr/config.toml or ~/.config/lockmgr/config.toml),
 the system file (/etc/lockmgr/config.toml), the defaults. --config FILE or
-$LOCKMGR_CONFIG names one file to read instead of both files.
+$LOCKMGR_CONFIG names one file to read instead of both files. For the
+backend, a [[rules]] entry that covers the lock file wins over every
+layer but --backend: over $LOCKMGR_BACKEND too.
 
 --json prints one object: "backend", "plugin_dir" and "lock_file_mode"
 (each {"value", "source", "kind"}), "files", "rules", "plugins",

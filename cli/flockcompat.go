@@ -3,8 +3,11 @@ package main
 // The flock personality: lockmgr run under the name `flock` (a symbolic
 // link to lockmgr, first on PATH) behaves as util-linux flock(1), so that
 // scripts that must not notice keep working, with the backend chosen by
-// lockmgr's configuration: a rule that puts /mnt/nfs on posix fixes every
-// flock(1) script on that mount without editing one.
+// lockmgr's configuration: a rule that puts /mnt/nfs on posix moves the
+// file forms (`flock FILE COMMAND`) of every flock(1) script on that
+// mount to POSIX locks without editing one. The descriptor forms (`flock
+// 9`) cannot follow: a POSIX lock belongs to a process, and would end
+// with this one, so they are refused there (posixForFD).
 //
 // flock(1)'s contract, as scripts see it, is followed here: getopt_long's
 // argument syntax (options up to the first operand, clustered short
@@ -33,6 +36,8 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 )
@@ -505,8 +510,13 @@ func runFlock(c *flockCompat, argv []string) error {
 		default:
 			return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
 		}
-		if _, err := unix.FcntlInt(uintptr(o.fd), unix.F_GETFD, 0); err != nil {
+		if !callerFD(o.fd) {
 			return c.badFD()
+		}
+		if !o.unlock {
+			if err := c.posixForFD(g, o); err != nil {
+				return err
+			}
 		}
 		return o.runWithFD(g, o.fd, cmd)
 	}
@@ -533,16 +543,13 @@ func runFlock(c *flockCompat, argv []string) error {
 			return &flockUsage{[]string{fmt.Sprintf("%s: bad file descriptor: '%s'", short, ops[0])}}
 		}
 		c.target = strconv.FormatInt(n, 10)
-		if n < 0 {
-			return c.badFD()
-		}
-		if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err != nil {
+		if n < 0 || !callerFD(int(n)) {
 			return c.badFD()
 		}
 		start := time.Now()
 		if o.unlock {
 			err = unlockFD(g, o.backend, int(n), false)
-		} else {
+		} else if err = c.posixForFD(g, o); err == nil {
 			err = lockFD(g, &o.lockFlags, int(n))
 			c.failed(err, &o.lockFlags)
 		}
@@ -552,6 +559,46 @@ func runFlock(c *flockCompat, argv []string) error {
 		return err
 	}
 	return &flockUsage{[]string{short + ": requires file descriptor, file or directory"}}
+}
+
+// callerFD reports whether descriptor fd is one the caller passed in.
+// One that is not open is not; nor is one that is open but close-on-exec,
+// since no descriptor inherited across exec can be: it is lockmgr's own
+// (the Go runtime's epoll and cgroup files, a plugin started ahead), at 3
+// and up wherever the caller left a gap. For flock(1) both are a
+// descriptor it never got, and its lock call fails with EBADF.
+func callerFD(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
+}
+
+// posixForFD refuses to lock the descriptor c.target when lockmgr's
+// configuration puts its file on the posix backend: a POSIX lock belongs
+// to the process that takes it, lockmgr's plugin, and would end when this
+// flock exits, leaving the script unguarded. lockmgr's own answer names
+// --backend, which flock(1) has not; this one names what a flock(1)
+// script can change (the form of the call) and what its admin can (the
+// configuration that chose posix). Any other trouble with the
+// configuration is left to lockFD to report.
+func (c *flockCompat) posixForFD(g *globals, o *runOptions) error {
+	if o.backend != "" {
+		return nil // --fcntl: ofd
+	}
+	path, err := os.Readlink("/proc/self/fd/" + c.target)
+	if err != nil {
+		return nil
+	}
+	cfg, err := g.loadConfig("")
+	if err != nil {
+		return nil
+	}
+	name, src := cfg.BackendFor(path, lockfile.PathOnNetworkFS)
+	if name != config.BackendPOSIX {
+		return nil
+	}
+	fmt.Fprintf(c.stderr, "%s: %s: lockmgr's configuration (%s) puts %s on the posix backend, whose lock would end when %s exits: lock the file by name around the command ('%s FILE COMMAND'), or route the path to flock or ofd\n",
+		c.name, c.target, src, path, c.name, c.name)
+	return exitStatus(exitUsage)
 }
 
 // badFD is flock(1)'s answer to a descriptor that is not open: its lock

@@ -306,6 +306,14 @@ cat got tool.err >> seen`
 	{name: "usage-c-args", skipRun: true, args: func(d, l string) []string { return []string{l, "-c", "true", "extra"} }},
 	{name: "usage-question", skipRun: true, args: func(d, l string) []string { return []string{"-?"} }},
 	{name: "fd-not-open", skipRun: true, args: func(d, l string) []string { return []string{"77"} }},
+	// Descriptors the caller did not pass but lockmgr's own runtime has
+	// open (3 and up, where the caller left them free): flock(1)'s lock
+	// call fails with EBADF on them as on any other, exit 65.
+	{name: "fd-not-open-3", skipRun: true, args: func(d, l string) []string { return []string{"-n", "3"} }},
+	{name: "fd-not-open-4-shared", skipRun: true, args: func(d, l string) []string { return []string{"-s", "4"} }},
+	{name: "fd-not-open-7", skipRun: true, args: func(d, l string) []string { return []string{"7"} }},
+	{name: "fd-unlock-not-open-3", skipRun: true, args: func(d, l string) []string { return []string{"-u", "3"} }},
+	{name: "fd-command-not-open-3", skipRun: true, needs: []string{"flock --fd"}, args: func(d, l string) []string { return []string{"--fd", "3", "true"} }},
 	{name: "missing-directory", skipRun: true, args: func(d, l string) []string { return []string{d + "/no/such/dir/lock", "true"} }},
 	{name: "dashdash-after-file", skipRun: true, args: func(d, l string) []string { return []string{l, "--", "true"} }},
 	{name: "help", skipRun: true, noStreams: true, args: func(d, l string) []string { return []string{"-h"} }},

@@ -3,10 +3,12 @@
 package main
 
 // The man pages are generated from the command tree, so that they never
-// disagree with --help. The generator (cobra/doc, which brings a markdown
-// renderer and a YAML encoder) is built only with the mangen tag: linked
-// into every lockmgr, its package initialisation alone would cost more
-// than the rest of the command line does. `make man` runs:
+// disagree with --help, by manroff.go, with the sections --help has no
+// room for from manpages.go. The generators (cobra/doc for the HTML
+// reference brings a markdown renderer and a YAML encoder) are built only
+// with the mangen tag: linked into every lockmgr, their package
+// initialisation alone would cost more than the rest of the command line
+// does. `make man` runs:
 //
 //	go run -tags mangen ./cli man DIR
 //
@@ -48,8 +50,7 @@ func newManCmd(*globals) *cobra.Command {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return withCode(exitNoInput, fmt.Errorf("man: %w", err))
 			}
-			header := &doc.GenManHeader{Section: "1", Source: "lockmgr " + version, Manual: "lockmgr manual"}
-			if err := doc.GenManTree(c.Root(), header, dir); err != nil {
+			if err := writeManTree(c.Root(), dir); err != nil {
 				return withCode(exitNoInput, fmt.Errorf("man: writing man pages into %s: %w", dir, err))
 			}
 			return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globals holds what every command shares: the flags of the root command.
@@ -63,21 +65,27 @@ var extraCommands []func(g *globals) *cobra.Command
 
 // newRootCmd builds the command tree.
 func newRootCmd() *cobra.Command {
+	cobra.AddTemplateFunc("manName", func(path string) string { return strings.ReplaceAll(path, " ", "-") })
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "lockmgr",
 		Short: "Advisory file locks for shell scripts and programs",
 		Long: `lockmgr takes advisory file locks on Linux, as flock(1) does, through a
-backend chosen by configuration: flock (flock(2), the default, compatible
-with flock(1)), posix (fcntl record locks, seen across NFS), ofd (open file
-description locks), or a third-party plugin.
+backend chosen by configuration: flock (flock(2) locks, the default, the
+ones flock(1) takes), posix (fcntl record locks, which NFS servers
+arbitrate), ofd (open file description locks), etcd (a lock shared by
+every host of a cluster), or another plugin.
 
   lockmgr run -n /run/lock/backup.lock -- backup.sh   # skip if running
   lockmgr status /run/lock/backup.lock                # who holds it?
 
-The backend is, in order of precedence: --backend, $LOCKMGR_BACKEND, the
-user's config file (~/.config/lockmgr/config.toml), the system's
-(/etc/lockmgr/config.toml), and flock. See 'lockmgr config'.`,
+The backend is, highest first: --backend, a [[rules]] entry that covers
+the lock file, $LOCKMGR_BACKEND, the user's config file
+(~/.config/lockmgr/config.toml), the system's (/etc/lockmgr/config.toml),
+and flock. 'lockmgr config' shows which applies, and where it came from.
+
+Run through a symbolic link named flock, lockmgr is flock(1), with
+flock(1)'s options, messages and exit statuses: see lockmgr(1).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if v, _ := c.Flags().GetBool("version"); v {
@@ -106,9 +114,15 @@ user's config file (~/.config/lockmgr/config.toml), the system's
 	root.PersistentFlags().StringVar(&g.configFile, "config", "",
 		"read only this configuration `FILE` (default: $LOCKMGR_CONFIG, else the system and user files)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if !c.HasParent() {
+			if hint := runOptionHint(c, err); hint != "" {
+				return usageErrorf("%s", hint)
+			}
+		}
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.SetHelpCommand(newHelpCmd())
+	root.SetHelpTemplate(helpTemplate)
 	root.AddCommand(
 		newRunCmd(g),
 		newLockCmd(g),
@@ -135,6 +149,59 @@ func unknownCommand(root *cobra.Command, name string) error {
 	}
 	return usageErrorf("%s (see 'lockmgr --help')", msg)
 }
+
+// unknownFlag is pflag's error for a flag it does not know, short or long.
+var unknownFlag = regexp.MustCompile(`^unknown (?:shorthand flag: '(.)' in -\S+|flag: --([^=\s]+))`)
+
+// runOptionHint is the usage error for one of run's options given to
+// lockmgr itself, as someone used to 'flock -n FILE COMMAND' writes
+// 'lockmgr -n FILE COMMAND': flock(1)'s options are run's. "" for any
+// other unknown flag.
+func runOptionHint(root *cobra.Command, err error) string {
+	m := unknownFlag.FindStringSubmatch(err.Error())
+	run, _, ferr := root.Find([]string{"run"})
+	if m == nil || ferr != nil || run == root {
+		return ""
+	}
+	var f *pflag.Flag
+	spelled := "--" + m[2]
+	if m[1] != "" {
+		spelled = "-" + m[1]
+		f = run.Flags().ShorthandLookup(m[1])
+	} else {
+		f = run.Flags().Lookup(m[2])
+	}
+	switch {
+	case f == nil || f.Name == "help":
+		return ""
+	case f.Name == "version":
+		return fmt.Sprintf("%s is an option of 'lockmgr run' (its version, as flock(1)'s -V); lockmgr's own is 'lockmgr --version'", spelled)
+	}
+	return fmt.Sprintf("%s is an option of 'lockmgr run', which takes flock(1)'s options: lockmgr run [OPTIONS] FILE -- COMMAND (see 'lockmgr run --help')", spelled)
+}
+
+// helpTemplate is --help for every command: the usage first, as flock(1)
+// and most commands print it, then what the command does, its examples
+// and flags (cobra's puts the usage after the whole description).
+const helpTemplate = `Usage: {{if .HasAvailableSubCommands}}{{.CommandPath}} COMMAND [flags]{{if .Runnable}}
+       {{.UseLine}}{{end}}{{else}}{{.UseLine}}{{end}}
+
+{{with (or .Long .Short)}}{{. | trimTrailingWhitespaces}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}
+
+{{if .HasAvailableSubCommands}}Each command's help: lockmgr COMMAND --help. {{end}}The manual: man {{.CommandPath | manName}}
+`
 
 // newHelpCmd replaces cobra's help command, which prints an unknown topic
 // on stdout and exits 0.

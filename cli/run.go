@@ -85,55 +85,20 @@ func newRunCmd(g *globals) *cobra.Command {
 		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
 		Short: "Run a command while holding a lock on FILE",
 		Long: `Take a lock on FILE, run COMMAND, and release the lock when COMMAND ends,
-as flock(1) does. FILE is created if it does not exist (never through a
-symbolic link); a directory may be locked with the flock backend. With a
-backend whose locks live in a lock service (etcd), FILE is the lock's
-name, the same on every host, and no file is made.
+as flock(1) does; the exit status is COMMAND's. FILE is created if it does
+not exist (never through a symbolic link). With the etcd backend, FILE is
+a lock name shared by every host, and no file is made.
 
-With -c, COMMAND-LINE is run by $SHELL -c (/bin/sh when SHELL is unset).
-Flags go before FILE; whatever follows FILE is the command.
+Flags go before FILE; whatever follows FILE is the command. With -c,
+COMMAND-LINE is run by $SHELL -c (/bin/sh when SHELL is unset). flock(1)'s
+spellings work too: -e, --nb, --wait, -u, -F, --fcntl, -V, --fd N, and a
+descriptor number instead of FILE ('lockmgr run 9').
 
-The command inherits stdin, stdout and stderr, and gets in its environment
-LOCKMGR_LOCK_FILE (FILE's absolute path, or the etcd lock's name),
-LOCKMGR_LOCK_BACKEND (the backend that holds the lock) and, from backends
-that give one, LOCKMGR_FENCING_TOKEN. These are outputs, set afresh by
-every run and read by no lockmgr; LOCKMGR_BACKEND, an input, reaches the
-command as lockmgr got it, so a lockmgr the command starts chooses its
-backend as any other would, whatever -b this run was given.
-With flock and ofd, where the command holds the lock itself, lockmgr
-handles no signal, as flock(1) does: SIGINT, SIGTERM, SIGHUP or SIGQUIT
-ends lockmgr, and the command runs on holding the lock (a signal sent to
-the process group reaches it once, from the sender). With posix and etcd,
-where lockmgr's plugin holds the lock, they are passed on to the command
-(SIGINT and SIGQUIT from the terminal reach it directly, and are not sent
-twice), and the lock is released only after it has exited. A signal the caller ignores (nohup's
-SIGHUP, a background job's SIGINT) stays ignored, in lockmgr and in the
-command. If the command is killed by a signal, lockmgr releases the lock
-and ends itself by the same signal, so that a shell loop stops at ^C.
-
-COMMAND is found as execvp(3) finds it, as flock(1) does: an empty entry
-of $PATH is the current directory, and with $PATH unset /bin:/usr/bin is
-searched.
-
-flock(1)'s own spellings work too: -e, --nb, --nonblocking, --wait, -u,
--F (--no-fork), --fcntl (--backend ofd), -V, --fd N COMMAND, and a
-descriptor number alone instead of FILE ('lockmgr run 9' locks descriptor
-9, 'lockmgr run -u 9' unlocks it).
-
-As with flock(1), the lock lives as long as the command: if lockmgr itself
-is killed, the lock is held until the command, and every process that
-inherited the lock from it, has exited. With flock and ofd the command
-inherits the locked file itself, at the lowest descriptor number the
-caller left free (every descriptor the caller passed stays as it was),
-and a background process it starts keeps the lock until it exits; with
-posix and etcd it inherits a descriptor that keeps the backend plugin,
-which holds the lock, alive. --close (-o) makes the lock end with lockmgr
-instead, for a command that starts a daemon which must not keep the lock.
-
-If a posix or etcd lock is lost while the command runs (its backend plugin
-died, or a lease expired), lockmgr stops the command as --on-lost says:
-term sends SIGTERM, then SIGKILL after --grace; kill sends SIGKILL at once;
-ignore only warns. A flock or ofd lock cannot be lost while held.
+As under flock(1), the command inherits the lock: it stays held while the
+command runs even if lockmgr is killed; --close (-o) ends it with lockmgr.
+The command gets LOCKMGR_LOCK_FILE, LOCKMGR_LOCK_BACKEND and, from
+backends that give one, LOCKMGR_FENCING_TOKEN. Signals, a lost lock
+(--on-lost) and how COMMAND is found: lockmgr-run(1).
 
 ` + exitCodesHelp,
 		Example: `  # A cron job that skips a run while the last one is still going:

@@ -9,8 +9,9 @@
 #     same PKGBUILD pointed at an unsigned tag and at one signed by another
 #     key. package() runs again (makepkg -R) with no go in PATH: it only
 #     copies what build() made. Every installed ELF file must be a PIE with
-#     GNU_RELRO and BIND_NOW, prepare() must leave the checkout unmodified,
-#     and the build must leave nothing in the builder's home;
+#     GNU_RELRO and BIND_NOW, stripped by makepkg with its debug info in
+#     the lockmgr-debug package, prepare() must leave the checkout
+#     unmodified, and the build must leave nothing in the builder's home;
 #  2. the lockmgr-bin PKGBUILD that goreleaser generated (and aur-bin.sh
 #     fixed), built against the snapshot tarball in dist/; its .SRCINFO must
 #     be what makepkg --printsrcinfo prints;
@@ -51,22 +52,37 @@ aarch64) carch=aarch64 goarch=arm64 ;;
 *) fail "no lockmgr packages for $(uname -m)" ;;
 esac
 
-# makepkg refuses to run as root, so it runs as this user.
-user=${PACKAGE_CHECK_USER:-lockmgr-build}
+# makepkg refuses to run as root, so it runs as an unprivileged user: the
+# one PACKAGE_CHECK_USER names, used as it is, or else one made for this
+# run, named by its pid so that two runs on one machine never share it,
+# and removed at the end with its group, whatever the outcome.
+user=${PACKAGE_CHECK_USER:-lockmgr-build-$$}
+created_user=
+scratch=
+cleanup() {
+	if [ -n "$scratch" ]; then
+		# The agents that key generation and verification started would
+		# outlive their directories.
+		GNUPGHOME=$scratch/gnupg-signer gpgconf --kill all 2>/dev/null || true
+		runuser -u "$user" -- env GNUPGHOME="$scratch/gnupg-builder" gpgconf --kill all 2>/dev/null || true
+		rm -rf "$scratch"
+	fi
+	if [ -n "$created_user" ]; then
+		userdel "$user" 2>/dev/null || say "warning: could not remove the build user $user (userdel $user)"
+		if getent group "$user" >/dev/null; then
+			groupdel "$user" 2>/dev/null || say "warning: could not remove the group $user (groupdel $user)"
+		fi
+	fi
+}
+trap cleanup EXIT
 if ! id -u "$user" >/dev/null 2>&1; then
-	say "creating the unprivileged build user $user"
+	[ -z "${PACKAGE_CHECK_USER:-}" ] || fail "PACKAGE_CHECK_USER=$user: no such user"
+	say "creating the unprivileged build user $user, removed at the end"
 	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+	created_user=1
 fi
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/lockmgr-pkgcheck.XXXXXX")
-cleanup() {
-	# The agents that key generation and verification started would outlive
-	# their directories.
-	GNUPGHOME=$scratch/gnupg-signer gpgconf --kill all 2>/dev/null || true
-	runuser -u "$user" -- env GNUPGHOME="$scratch/gnupg-builder" gpgconf --kill all 2>/dev/null || true
-	rm -rf "$scratch"
-}
-trap cleanup EXIT
 chmod 755 "$scratch" # the build user must reach its own directories inside
 mkdir "$scratch/home" "$scratch/src" "$scratch/aur" "$scratch/nogo"
 mkdir -m 700 "$scratch/gnupg-builder"
@@ -162,16 +178,21 @@ elf_files() {
 # and the packed relocations (DT_RELR) come only from makepkg's $LDFLAGS
 # (-z pack-relative-relocs).
 check_hardened() {
-	local name=$1 r=$2 f n=0 rel
+	local name=$1 r=$2 f n=0 rel out
 	while read -r f; do
 		rel=${f#"$r"}
 		n=$((n + 1))
-		readelf -hW "$f" | grep -Eq '^ +Type: +DYN ' || fail "$name: $rel is not a PIE: $(readelf -hW "$f" | grep 'Type:')"
-		readelf -lW "$f" | grep -q ' GNU_RELRO ' || fail "$name: $rel has no GNU_RELRO segment"
-		readelf -dW "$f" | grep -Eq '\((FLAGS)\) +.*BIND_NOW|\(FLAGS_1\) +Flags:.* NOW' || fail "$name: $rel lacks BIND_NOW"
-		"$GO" version -m "$f" | grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' ||
+		# Each output is read whole before grep looks at it (check_debug).
+		out=$(readelf -hW "$f")
+		grep -Eq '^ +Type: +DYN ' <<<"$out" || fail "$name: $rel is not a PIE: $(grep 'Type:' <<<"$out")"
+		out=$(readelf -lW "$f")
+		grep -q ' GNU_RELRO ' <<<"$out" || fail "$name: $rel has no GNU_RELRO segment"
+		out=$(readelf -dW "$f")
+		grep -Eq '\((FLAGS)\) +.*BIND_NOW|\(FLAGS_1\) +Flags:.* NOW' <<<"$out" || fail "$name: $rel lacks BIND_NOW"
+		grep -q '(RELR) ' <<<"$out" || fail "$name: $rel has no DT_RELR: makepkg's LDFLAGS did not reach the linker"
+		out=$("$GO" version -m "$f")
+		grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' <<<"$out" ||
 			fail "$name: $rel was not built with -buildmode=pie (GOFLAGS did not reach go build)"
-		readelf -dW "$f" | grep -q '(RELR) ' || fail "$name: $rel has no DT_RELR: makepkg's LDFLAGS did not reach the linker"
 	done < <(elf_files "$r")
 	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
 	say "$name: all $n ELF files are PIE with GNU_RELRO, BIND_NOW and makepkg's packed relocations:"
@@ -180,6 +201,32 @@ check_hardened() {
 			"$(readelf -lW "$f" | awk '$1 == "GNU_RELRO" { print "GNU_RELRO " $3 " size " $6 }')" \
 			"$(readelf -dW "$f" | awk '/\((FLAGS|FLAGS_1|RELR|NEEDED)\)/ { $1 = ""; printf "%s;", $0 }')" >&2
 	done
+}
+
+# check_debug NAME ROOT DEBUGPKG: makepkg stripped every installed binary
+# (no symbol table, a .gnu_debuglink to its debug file) and its debug
+# package holds that file, with DWARF in it, for each: what a link with -s
+# -w would leave it without.
+check_debug() {
+	local name=$1 r=$2 dbg=$3 f n=0 rel d secs
+	mkdir "$scratch/debug"
+	bsdtar -xf "$dbg" -C "$scratch/debug"
+	# readelf's output is read whole before grep looks at it: under
+	# pipefail, a grep -q that matches early leaves readelf to die of
+	# SIGPIPE, which would fail the pipeline on a match.
+	while read -r f; do
+		rel=${f#"$r"}
+		n=$((n + 1))
+		secs=$(readelf -SW "$f")
+		! grep -q ' \.symtab ' <<<"$secs" || fail "$name: $rel still has its symbol table: makepkg did not strip it"
+		grep -q ' \.gnu_debuglink ' <<<"$secs" || fail "$name: $rel has no .gnu_debuglink to its debug file"
+		d=$scratch/debug/usr/lib/debug$rel.debug
+		[ -f "$d" ] || fail "$name: the debug package has no usr/lib/debug$rel.debug"
+		secs=$(readelf -SW "$d" 2>/dev/null)
+		grep -Eq ' \.(z)?debug_info ' <<<"$secs" || fail "$name: usr/lib/debug$rel.debug has no DWARF (was it linked with -s -w?)"
+	done < <(elf_files "$r")
+	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5"
+	say "$name: all $n ELF files stripped by makepkg, their DWARF in $(basename "$dbg")"
 }
 
 # check_static NAME ROOT: goreleaser's binaries are static by design (see
@@ -210,9 +257,12 @@ backup_listed() {
 }
 
 # Arch's makepkg.conf flags over Debian's (which sets none), so that the
-# source build links as it would on Arch.
+# source build links as it would on Arch, and Arch's debug option, which
+# Debian's turns off: makepkg strips the binaries and splits their debug
+# info into a lockmgr-debug package.
 {
 	echo 'source /etc/makepkg.conf'
+	echo 'OPTIONS=(strip docs !libtool !staticlibs emptydirs zipman purge debug !lto)'
 	[ "$carch" != x86_64 ] || echo 'CFLAGS="-march=x86-64 -mtune=generic -O2 -pipe -fno-plt -fexceptions -Wp,-D_FORTIFY_SOURCE=3 -Wformat -Werror=format-security -fstack-clash-protection -fcf-protection -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer"'
 	echo 'LDFLAGS="-Wl,-O1 -Wl,--sort-common -Wl,--as-needed -Wl,-z,relro -Wl,-z,now -Wl,-z,pack-relative-relocs"'
 } >"$scratch/makepkg.conf"
@@ -295,6 +345,13 @@ refused() {
 refused unsigned 'SIGNATURE NOT FOUND'
 refused wrong-key "invalid public key $other_key"
 
+# Arch's convention: a pkgdesc of about 80 characters at most, without
+# the package's name.
+for f in packaging/PKGBUILD dist/aur/lockmgr-bin.pkgbuild; do
+	desc=$(bash -c 'source "$1" && printf %s "$pkgdesc"' _ "$f")
+	[ "${#desc}" -le 80 ] || fail "$f: pkgdesc is ${#desc} characters, more than 80: $desc"
+done
+
 say "packaging/PKGBUILD: lockmgr $pkgver from tag v$pkgver of $repo, signed by $release_key"
 pkgbuild_at "$scratch/src" "v$pkgver"
 (cd "$scratch/src" && as_builder makepkg --config "$scratch/makepkg.conf" --nodeps --noconfirm --noprogressbar) 2>&1 | tee "$scratch/makepkg.log" >&2
@@ -323,12 +380,16 @@ EOF
 chmod 755 "$scratch/nogo/go"
 (cd "$scratch/src" && builder_path=$scratch/nogo:$syspath as_builder makepkg --config "$scratch/makepkg.conf" --repackage --force --nodeps --noconfirm --noprogressbar) ||
 	fail "makepkg --repackage of packaging/PKGBUILD without go failed: package() builds"
-pkg=$(cd "$scratch/src" && as_builder makepkg --packagelist)
+pkgs=$(cd "$scratch/src" && as_builder makepkg --config "$scratch/makepkg.conf" --packagelist)
+pkg=$(grep -v -- '/lockmgr-debug-' <<<"$pkgs")
+dbgpkg=$(grep -- '/lockmgr-debug-' <<<"$pkgs" || true)
 [ -f "$pkg" ] || fail "makepkg made no $pkg"
+[ -n "$dbgpkg" ] && [ -f "$dbgpkg" ] || fail "makepkg made no lockmgr-debug package: $pkgs"
 backup_listed packaging/PKGBUILD "$pkg"
 pacman_install "$scratch/root-src" "$pkg"
 check_tree packaging/PKGBUILD "$scratch/root-src" lockmgr
 check_hardened packaging/PKGBUILD "$scratch/root-src"
+check_debug packaging/PKGBUILD "$scratch/root-src" "$dbgpkg"
 run_installed packaging/PKGBUILD "$scratch/root-src" "$pkgver"
 
 # 2. goreleaser's lockmgr-bin PKGBUILD, its source pointed at the snapshot

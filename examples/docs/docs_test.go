@@ -22,8 +22,12 @@ import (
 // root is the repository, from examples/docs.
 const root = "../.."
 
-// manPage is the hand-written lockmgr.toml(5).
-var manPage = filepath.Join(root, "docs", "man", "lockmgr.toml.5")
+// manPage is the hand-written lockmgr.toml(5); etcdPage lockmgr-etcd(5),
+// the settings of the etcd backend.
+var (
+	manPage  = filepath.Join(root, "docs", "man", "lockmgr.toml.5")
+	etcdPage = filepath.Join(root, "docs", "man", "lockmgr-etcd.5")
+)
 
 func read(t *testing.T, path string) string {
 	t.Helper()
@@ -140,9 +144,9 @@ func rstTOML(name, text string) []tomlExample {
 	return out
 }
 
-// manTOML returns the bodies of the .EX/.EE blocks of the man page, with
-// its escapes undone.
-func manTOML(text string) []tomlExample {
+// manTOML returns the bodies of the .EX/.EE blocks of a man page that
+// hold TOML (not a command line), with its escapes undone.
+func manTOML(name, text string) []tomlExample {
 	unescape := strings.NewReplacer(`\-`, "-", `\e`, `\`, `\(dq`, `"`, `\&`, "")
 	var out []tomlExample
 	var body []string
@@ -153,7 +157,10 @@ func manTOML(text string) []tomlExample {
 			in, body = true, nil
 		case l == ".EE":
 			in = false
-			out = append(out, tomlExample{where: "lockmgr.toml.5:" + strconv.Itoa(i+1), text: strings.Join(body, "\n")})
+			if len(body) > 0 && strings.Contains(body[0], "lockmgr ") {
+				continue // a command line
+			}
+			out = append(out, tomlExample{where: name + ":" + strconv.Itoa(i+1), text: strings.Join(body, "\n")})
 		case in:
 			body = append(body, unescape.Replace(l))
 		}
@@ -171,11 +178,15 @@ func TestTOMLExamples(t *testing.T) {
 	for _, f := range rstFiles(t) {
 		examples = append(examples, rstTOML(filepath.Base(f), read(t, f))...)
 	}
-	fromMan := manTOML(read(t, manPage))
+	fromMan := manTOML("lockmgr.toml.5", read(t, manPage))
 	if len(fromMan) < 4 {
 		t.Errorf("found %d examples in lockmgr.toml.5, want at least 4", len(fromMan))
 	}
-	examples = append(examples, fromMan...)
+	fromEtcd := manTOML("lockmgr-etcd.5", read(t, etcdPage))
+	if len(fromEtcd) < 2 {
+		t.Errorf("found %d TOML examples in lockmgr-etcd.5, want at least 2", len(fromEtcd))
+	}
+	examples = append(append(examples, fromMan...), fromEtcd...)
 	if len(examples) < 8 {
 		t.Fatalf("found only %d TOML examples; has the markup changed?", len(examples))
 	}
@@ -235,20 +246,72 @@ func TestConfigDocumented(t *testing.T) {
 	}
 }
 
-// TestManPage lints lockmgr.toml(5) with groff, which the packages
-// install as it is.
+// TestManPage lints lockmgr.toml(5) and lockmgr-etcd(5) with groff,
+// which the packages install as they are.
 func TestManPage(t *testing.T) {
 	text := read(t, manPage)
 	if !strings.Contains(text, "\n.TH LOCKMGR.TOML 5 ") || !strings.Contains(text, "\nlockmgr.toml \\- ") {
 		t.Error("lockmgr.toml.5 lacks its .TH line or its NAME")
 	}
+	if text := read(t, etcdPage); !strings.Contains(text, "\n.TH LOCKMGR\\-ETCD 5 ") || !strings.Contains(text, "\nlockmgr\\-etcd \\- ") {
+		t.Error("lockmgr-etcd.5 lacks its .TH line or its NAME")
+	}
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Skipf("groff is not installed, so lockmgr.toml.5 is not linted: %v", err)
+		t.Skipf("groff is not installed, so the section 5 pages are not linted: %v", err)
 	}
-	out, err := exec.Command(groff, "-man", "-ww", "-z", manPage).CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Errorf("groff -man -ww -z lockmgr.toml.5: %v\n%s", err, out)
+	for _, page := range []string{manPage, etcdPage} {
+		out, err := exec.Command(groff, "-man", "-ww", "-z", page).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("groff -man -ww -z %s: %v\n%s", filepath.Base(page), err, out)
+		}
+	}
+}
+
+// TestEtcdPageNamesEveryKey checks lockmgr-etcd(5) against the keys the
+// etcd backend accepts (settingKeys in backends/etcd/etcd.go): each is
+// described as a key of the page, and the page describes no other.
+func TestEtcdPageNamesEveryKey(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, filepath.Join(root, "backends", "etcd", "etcd.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		spec, ok := n.(*ast.ValueSpec)
+		if !ok || len(spec.Names) != 1 || spec.Names[0].Name != "settingKeys" || len(spec.Values) != 1 {
+			return true
+		}
+		for _, elt := range spec.Values[0].(*ast.CompositeLit).Elts {
+			if lit, ok := elt.(*ast.KeyValueExpr).Key.(*ast.BasicLit); ok {
+				k, _ := strconv.Unquote(lit.Value)
+				keys = append(keys, k)
+			}
+		}
+		return false
+	})
+	if len(keys) < 5 {
+		t.Fatalf("found only %v in backends/etcd's settingKeys; has it changed shape?", keys)
+	}
+	// The terms of the KEYS section: ".BR key " or ".BR key ", " key2 ...".
+	text := read(t, etcdPage)
+	sec := text[strings.Index(text, ".SH KEYS"):]
+	sec = sec[:len(".SH KEYS")+strings.Index(sec[len(".SH KEYS"):], "\n.SH ")]
+	var described []string
+	lines := strings.Split(sec, "\n")
+	for i, l := range lines {
+		if l != ".TP" || i+1 == len(lines) {
+			continue
+		}
+		for _, w := range regexp.MustCompile(`(?:^\.BR |", " )([a-z_]+)`).FindAllStringSubmatch(lines[i+1], -1) {
+			described = append(described, w[1])
+		}
+	}
+	slices.Sort(keys)
+	slices.Sort(described)
+	if !slices.Equal(keys, described) {
+		t.Errorf("lockmgr-etcd.5 describes the keys %v; the etcd backend accepts %v", described, keys)
 	}
 }
 
