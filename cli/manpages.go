@@ -39,12 +39,12 @@ var (
 	envLogDef     = manDef{"LOCKMGR_LOG", "debug or trace: log what lockmgr and its plugins do, on standard error. Unset, they are silent."}
 	envSettingDef = manDef{"LOCKMGR_NAME_KEY", "Setting key of backend NAME's [backends.NAME] table, over the configuration files: LOCKMGR_ETCD_ENDPOINTS, say (see lockmgr-etcd(5))."}
 	envXDGDef     = manDef{"XDG_CONFIG_HOME, HOME", "Where the user's configuration file is: $XDG_CONFIG_HOME/lockmgr/config.toml, else ~/.config/lockmgr/config.toml."}
-	envRuntimeDef = manDef{"XDG_RUNTIME_DIR", "Where a plugin's socket is made for the moment the plugin takes to start; the temporary directory when unset."}
+	envRuntimeDef = manDef{"XDG_RUNTIME_DIR, TMPDIR", "Where a plugin's socket is made for the moment the plugin takes to start: the first of $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that only root or the user can change and that is writable, so that a read-only /tmp is no obstacle."}
 	envShellDef   = manDef{"SHELL", "The shell that runs -c COMMAND-LINE; /bin/sh when unset."}
 )
 
-// lockEnv is the environment of the commands that lock.
-var lockEnv = manSection{title: "ENVIRONMENT", defs: []manDef{envBackendDef, envConfigDef, envPluginDef, envSettingDef, envLogDef, envXDGDef, envRuntimeDef}}
+// lockEnvSection is the environment of the commands that lock.
+var lockEnvSection = manSection{title: "ENVIRONMENT", defs: []manDef{envBackendDef, envConfigDef, envPluginDef, envSettingDef, envLogDef, envXDGDef, envRuntimeDef}}
 
 // Files, for the pages that read them.
 var (
@@ -240,7 +240,7 @@ lockmgr run reads:`, defs: []manDef{envBackendDef, envConfigDef, envShellDef, en
 			{"66", "Descriptor N is not open, or was not passed in by the caller."},
 			exitUnavailDef, exitSoftwareDef, exitConfigDef, exitSignalDef,
 		},
-		after: []manSection{lockEnv, lockFiles},
+		after: []manSection{lockEnvSection, lockFiles},
 	},
 	"lockmgr-unlock": {
 		exits: []manDef{
@@ -249,7 +249,7 @@ lockmgr run reads:`, defs: []manDef{envBackendDef, envConfigDef, envShellDef, en
 			{"66", "Descriptor N is not open, or was not passed in by the caller."},
 			exitUnavailDef, exitSoftwareDef, exitConfigDef,
 		},
-		after: []manSection{lockEnv, lockFiles},
+		after: []manSection{lockEnvSection, lockFiles},
 		examples: `  exec 9>/run/lock/job.lock
   lockmgr lock --fd 9
   # ... work under the lock ...
@@ -264,7 +264,7 @@ lockmgr run reads:`, defs: []manDef{envBackendDef, envConfigDef, envShellDef, en
 			{"69", "The --backend given cannot be used."},
 			exitSoftwareDef, exitConfigDef,
 		},
-		after: []manSection{lockEnv, lockFiles, {title: "NOTES", text: `lslocks(8) lists the same kernel locks, but by the process that took
+		after: []manSection{lockEnvSection, lockFiles, {title: "NOTES", text: `lslocks(8) lists the same kernel locks, but by the process that took
 each one. For a flock or ofd lock taken by lockmgr run, that is the
 backend plugin, which has exited: lslocks from util-linux 2.38 and
 earlier shows its pid and "(unknown)"; later versions, which also read
