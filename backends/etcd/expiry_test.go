@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -207,40 +204,11 @@ func TestStopBeforeExpiry(t *testing.T) {
 	run := exec.Command(filepath.Join(bin, "lockmgr"), "run", "--backend", "etcd", "--grace", "1s", name, "--", "sh", "-c",
 		`echo $$; trap '' TERM; exec sleep 600`)
 	run.Env = lockmgrEnv(t, "LOCKMGR_ETCD_ENDPOINTS="+p.Addr(), "LOCKMGR_ETCD_TTL=4", "LOCKMGR_ETCD_STOP_BEFORE_EXPIRY=2")
-	var stderr syncBuffer
-	run.Stderr = &stderr
-	stdout, err := run.StdoutPipe()
+	r := startLockmgr(t, run)
+	line := r.next(t, 30*time.Second)
+	pid, err := strconv.Atoi(line)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- run.Wait() }()
-	defer func() {
-		run.Process.Kill()
-		if t.Failed() {
-			t.Logf("lockmgr run's stderr:\n%s", stderr.String())
-		}
-	}()
-	first := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		s.Scan()
-		first <- s.Text()
-		io.Copy(io.Discard, stdout)
-	}()
-	var pid int
-	select {
-	case line := <-first:
-		if pid, err = strconv.Atoi(line); err != nil {
-			t.Fatalf("the command said %q, want its pid", line)
-		}
-	case err := <-exited:
-		t.Fatalf("lockmgr run exited before its command said anything: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the command said nothing in 30s")
+		t.Fatalf("the command said %q, want its pid", line)
 	}
 	defer syscall.Kill(pid, syscall.SIGKILL)
 	p.CutToServer()
@@ -265,13 +233,7 @@ func TestStopBeforeExpiry(t *testing.T) {
 	if !endedAt.Before(deletedAt) {
 		t.Errorf("the command ran %v beside the lease's expiry", endedAt.Sub(deletedAt).Round(time.Millisecond))
 	}
-	select {
-	case err := <-exited:
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 75 {
-			t.Errorf("lockmgr run after the loss: %v, want exit status 75 (lock lost)", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lockmgr run still running 30s after its command ended")
+	if code := r.exitCode(t, 30*time.Second); code != 75 {
+		t.Errorf("lockmgr run after the loss: exit status %d, want 75 (lock lost)", code)
 	}
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -378,4 +380,84 @@ func TestKilledHostFreesPromptly(t *testing.T) {
 		t.Fatalf("lock still held %v after its host was killed (TTL %v): %v", testTTL*3/4, testTTL, err)
 	}
 	t.Logf("lock free %v after its host was SIGKILLed (TTL %v)", time.Since(killed), testTTL)
+}
+
+// runningLockmgr is a `lockmgr run` a test started: its command's
+// standard output line by line, its standard error for the test's log,
+// and its end.
+type runningLockmgr struct {
+	cmd    *exec.Cmd
+	stderr syncBuffer
+	lines  chan string
+	exited chan error
+}
+
+// startLockmgr starts cmd, a `lockmgr run`, and kills it when the test
+// ends, logging its standard error if the test failed.
+func startLockmgr(t *testing.T, cmd *exec.Cmd) *runningLockmgr {
+	t.Helper()
+	r := &runningLockmgr{cmd: cmd, lines: make(chan string, 16), exited: make(chan error, 1)}
+	cmd.Stderr = &r.stderr
+	// A pipe of our own, not StdoutPipe, whose reads must all end before
+	// Wait: here Wait runs beside the reader.
+	out, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	go func() {
+		defer out.Close()
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			r.lines <- s.Text()
+		}
+		close(r.lines)
+	}()
+	go func() { r.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("lockmgr run's stderr:\n%s", r.stderr.String())
+		}
+	})
+	return r
+}
+
+// next returns the command's next line, failing the test if none comes
+// within d (a bound against a hang, not a measure).
+func (r *runningLockmgr) next(t *testing.T, d time.Duration) string {
+	t.Helper()
+	select {
+	case line, ok := <-r.lines:
+		if !ok {
+			t.Fatalf("lockmgr run's command said nothing more; stderr:\n%s", r.stderr.String())
+		}
+		return line
+	case <-time.After(d):
+		t.Fatalf("lockmgr run's command said nothing in %v; stderr:\n%s", d, r.stderr.String())
+	}
+	return ""
+}
+
+// exitCode waits up to d for lockmgr run to exit and returns its status.
+func (r *runningLockmgr) exitCode(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-r.exited:
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &exit):
+			return exit.ExitCode()
+		}
+		t.Fatalf("lockmgr run: %v", err)
+	case <-time.After(d):
+		t.Fatalf("lockmgr run still running after %v", d)
+	}
+	return -1
 }

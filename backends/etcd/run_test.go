@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -81,45 +80,9 @@ func TestLockmgrRun(t *testing.T) {
 
 	run := lockmgrCmd("run", "--backend", "etcd", "--on-lost", "term", name, "--", "sh", "-c",
 		`echo "token=$LOCKMGR_FENCING_TOKEN"; trap 'echo terminated; exit 0' TERM; while :; do sleep 0.1; done`)
-	var stderr syncBuffer
-	run.Stderr = &stderr
-	stdout, err := run.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		run.Process.Kill()
-		run.Wait()
-		if t.Failed() {
-			t.Logf("lockmgr run's stderr:\n%s", stderr.String())
-		}
-	}()
-	lines := make(chan string, 4)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-	next := func(d time.Duration) string {
-		t.Helper()
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("lockmgr run's command said nothing more; stderr:\n%s", stderr.String())
-			}
-			return line
-		case <-time.After(d):
-			t.Fatalf("lockmgr run's command said nothing in %v; stderr:\n%s", d, stderr.String())
-		}
-		return ""
-	}
+	r := startLockmgr(t, run)
 
-	line := next(30 * time.Second)
+	line := r.next(t, 30*time.Second)
 	token, err := strconv.ParseInt(strings.TrimPrefix(line, "token="), 10, 64)
 	if err != nil || token <= 0 {
 		t.Fatalf("the command said %q, want token=N with the fencing token", line)
@@ -150,24 +113,17 @@ func TestLockmgrRun(t *testing.T) {
 
 	stopped := time.Now()
 	srv.Stop()
-	if line := next(20 * time.Second); line != "terminated" {
+	if line := r.next(t, 20*time.Second); line != "terminated" {
 		t.Fatalf("after etcd stopped the command said %q, want terminated (SIGTERM from --on-lost term)", line)
 	}
 	t.Logf("the command was sent SIGTERM %v after etcd stopped (TTL 2s)", time.Since(stopped))
-	done := make(chan error, 1)
-	go func() { done <- run.Wait() }()
-	select {
-	case err := <-done:
-		if !errors.As(err, &exit) || exit.ExitCode() != 75 {
-			t.Fatalf("lockmgr run after the loss: %v, want exit status 75 (lock lost)\n%s", err, stderr.String())
-		}
-		said := strings.TrimSpace(stderr.String())
-		want := "lockmgr: lost the lock on " + name + " (etcd): the backend lost it"
-		if !strings.HasPrefix(said, want) || strings.Count(said, "\n") != 0 {
-			t.Errorf("lockmgr run said %q, want one line starting %q", said, want)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("lockmgr run still running 20s after its command was terminated")
+	if code := r.exitCode(t, 20*time.Second); code != 75 {
+		t.Fatalf("lockmgr run after the loss: exit status %d, want 75 (lock lost)\n%s", code, r.stderr.String())
+	}
+	said := strings.TrimSpace(r.stderr.String())
+	want := "lockmgr: lost the lock on " + name + " (etcd): the backend lost it"
+	if !strings.HasPrefix(said, want) || strings.Count(said, "\n") != 0 {
+		t.Errorf("lockmgr run said %q, want one line starting %q", said, want)
 	}
 }
 

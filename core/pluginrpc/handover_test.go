@@ -3,16 +3,11 @@ package pluginrpc
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/lockpb"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // pretender declares that it hands its locks over (as flock and ofd do)
@@ -38,26 +33,8 @@ func serveWithLifeline(t *testing.T, impl backend.LockMgr) *Client {
 	}
 	pluginEnd, hostEnd := os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline")
 	t.Cleanup(func() { pluginEnd.Close(); hostEnd.Close() })
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(impl, &descriptorSender{fd: int(pluginEnd.Fd())}))
-	go srv.Serve(lis)
-	t.Cleanup(func() { srv.Stop(); lis.Close() })
-	conn, err := grpc.NewClient("passthrough:///plugin",
-		append(DialOptions(),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := NewClient(conn)
-	c.SetName("pretender")
-	c.TakeDescriptors(hostEnd)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	dial, _ := serveInMemory(t, impl, &descriptorSender{fd: int(pluginEnd.Fd())})
+	return startClient(t, dial(), "pretender", hostEnd)
 }
 
 // TestHandOverGrantWithoutDescriptorRefused: a plugin that declared it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -76,16 +77,20 @@ func (b *scriptedBackend) lose() {
 	}
 }
 
-// serveScripted serves impl over an in-memory gRPC connection and returns
-// a function that opens one more host session (a Client) on it.
-func serveScripted(t *testing.T, impl backend.LockMgr) func() *Client {
+// serveInMemory serves impl over an in-memory gRPC connection, with
+// sender for the locks it hands over (nil: none), and returns a function
+// that dials it and one that stops the server (also done as the test
+// ends).
+func serveInMemory(t *testing.T, impl backend.LockMgr, sender *descriptorSender) (dial func() *grpc.ClientConn, stop func()) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(impl, nil))
+	lockpb.RegisterBackendServer(srv, newServer(impl, sender))
 	go srv.Serve(lis)
-	t.Cleanup(func() { srv.Stop(); lis.Close() })
-	return func() *Client {
+	var once sync.Once
+	stop = func() { once.Do(func() { srv.Stop(); lis.Close() }) }
+	t.Cleanup(stop)
+	dial = func() *grpc.ClientConn {
 		conn, err := grpc.NewClient("passthrough:///plugin",
 			append(DialOptions(),
 				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -94,13 +99,31 @@ func serveScripted(t *testing.T, impl backend.LockMgr) func() *Client {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		c := NewClient(conn)
-		c.SetName("scripted")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return conn
 	}
+	return dial, stop
+}
+
+// startClient opens a host session on conn, as backend name.
+func startClient(t *testing.T, conn *grpc.ClientConn, name string, lifeline *os.File) *Client {
+	t.Helper()
+	c := NewClient(conn)
+	c.SetName(name)
+	if lifeline != nil {
+		c.TakeDescriptors(lifeline)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serveScripted serves impl in memory and returns a function that opens
+// one more host session (a Client) on it.
+func serveScripted(t *testing.T, impl backend.LockMgr) func() *Client {
+	t.Helper()
+	dial, _ := serveInMemory(t, impl, nil)
+	return func() *Client { return startClient(t, dial(), "scripted", nil) }
 }
 
 // within runs f and fails the test with f's error, or if f has not

@@ -5,21 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -261,26 +256,8 @@ func (f *fakeBackend) Inspect(context.Context, string) (backend.Status, error) {
 // host's Client and a function that stops the server.
 func serveFake(t *testing.T, f *fakeBackend) (*Client, func()) {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(f, nil))
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///plugin",
-		append(DialOptions(),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(conn)
-	c.SetName("fake")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() { once.Do(func() { srv.Stop(); lis.Close() }) }
-	t.Cleanup(func() { stop(); conn.Close() })
-	return c, stop
+	dial, stop := serveInMemory(t, f, nil)
+	return startClient(t, dial(), "fake", nil), stop
 }
 
 // TestOverGRPC sends errors through a real gRPC connection: unary calls
