@@ -81,5 +81,8 @@
 // The TOML itself is parsed by github.com/pelletier/go-toml/v2, which also
 // rejects duplicate keys and redefined tables. Line numbers for this
 // package's own checks come from that module's unstable AST parser, which
-// reads the document a second time and records where every key sits.
+// reads the document a second time and records where every key sits: the
+// decoder gives positions only for what it rejects, and provenance needs
+// the lines of what it accepts (positions.go says what else the strict
+// decoder would lose).
 package config

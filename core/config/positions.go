@@ -1,10 +1,28 @@
 package config
 
-// go-toml's decoder reports positions for syntax errors only; once the
-// document is a map, nothing says where "lock_file_mode" or rules[2] was
+// go-toml's decoder reports positions only for what it rejects; once the
+// document is decoded, nothing says where "lock_file_mode" or rules[2] was
 // written. This file reads the document a second time with go-toml's
 // unstable AST parser and records the line of every key, table header and
 // array element, keyed by the same path the checks in parse.go walk.
+//
+// Decoding into a struct with the strict decoder (DisallowUnknownFields)
+// does not remove this pass; as of go-toml v2.4.3 it would lose what the
+// pass gives:
+//   - the lines of accepted values, which provenance needs ("backend posix
+//     from user file ...:3", a rule's or a pin's Source, "another rule for
+//     /a is at line 1"): the decoder has no position for a value it accepts;
+//   - array indices: a StrictMissingError's key for a typo in the second
+//     [[rules]] is rules.paht, not rules[1].paht, and a type mismatch inside
+//     rules = [{...}] is keyed rules alone;
+//   - the first problem in file order: a type mismatch ends decoding at
+//     once, so an unknown key on an earlier line is never reported;
+//   - messages in TOML's terms: a mismatch reads "cannot decode TOML integer
+//     into struct field config.x.Backend of type string", not "backend must
+//     be a string, not an integer".
+// Leaf types implementing unstable.Unmarshaler would get a value's text as
+// written (0o644 or 644), but not its line: the bytes they receive are a
+// copy of the document the decoder read, at no offset it reports.
 
 import (
 	"sort"
