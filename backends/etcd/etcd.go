@@ -72,7 +72,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/redact"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -196,7 +196,7 @@ func (b *Backend) client() (*clientv3.Client, settings, error) {
 		if isAuthError(err) {
 			kind = backend.ErrConfig
 		}
-		return nil, cfg, redact(fmt.Errorf("connecting to etcd at %s: %w: %w", cfg.endpointList(), kind, err))
+		return nil, cfg, redact.Error(fmt.Errorf("connecting to etcd at %s: %w: %w", cfg.endpointList(), kind, err))
 	}
 	b.mu.Lock()
 	b.cli = cli
@@ -887,16 +887,16 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 	case errors.Is(err, backend.ErrBusy):
 		return err
 	case errors.Is(err, errLeaseGone):
-		return redact(fmt.Errorf("%s at %s: %w", what, s.endpointList(), err))
+		return redact.Error(fmt.Errorf("%s at %s: %w", what, s.endpointList(), err))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return redact(fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout))
+		return redact.Error(fmt.Errorf("%s: %w at %s within %v (dial_timeout)", what, errUnreachable, s.endpointList(), s.dialTimeout))
 	case isAuthError(err):
 		// The settings' username and password, or the user's rights: a
 		// matter for the configuration, not for trying again.
-		return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrConfig, err))
+		return redact.Error(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrConfig, err))
 	}
 	// Anything else etcd says is the service failing to serve.
-	return redact(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err))
+	return redact.Error(fmt.Errorf("%s at %s: %w: %w", what, s.endpointList(), backend.ErrUnavailable, err))
 }
 
 // unanswered is the error of an Acquire that gave up after spent, with
@@ -905,7 +905,7 @@ func (s settings) cause(ctx context.Context, what string, err error) error {
 // the raw gRPC status. why says what ended it, if not the caller's
 // deadline.
 func (s settings) unanswered(spent time.Duration, last error, why string) error {
-	return redact(fmt.Errorf("%w: etcd at %s did not serve the lock within %v: %s%s",
+	return redact.Error(fmt.Errorf("%w: etcd at %s did not serve the lock within %v: %s%s",
 		backend.ErrUnavailable, s.endpointList(), spent.Round(100*time.Millisecond), problem(last), why))
 }
 
@@ -927,18 +927,6 @@ func problem(err error) string {
 	}
 	return err.Error()
 }
-
-// redacted is an error whose text hides the user info of every URL in it
-// (an endpoint written http://user:password@host:2379), since errors end
-// up in logs and on terminals; errors.Is and As still see the error
-// inside.
-type redacted struct{ err error }
-
-func redact(err error) error { return redacted{err} }
-
-func (r redacted) Error() string { return config.RedactUserinfo(r.err.Error()) }
-
-func (r redacted) Unwrap() error { return r.err }
 
 // isAuthError reports whether etcd refused the settings' username and
 // password, or the user's rights.
@@ -1066,16 +1054,16 @@ func checkEndpoint(ep string) error {
 	if strings.Contains(ep, "://") {
 		u, err := url.Parse(ep)
 		if err != nil {
-			return fmt.Errorf("endpoint %q is not a URL", config.RedactUserinfo(ep))
+			return fmt.Errorf("endpoint %q is not a URL", redact.Userinfo(ep))
 		}
 		switch u.Scheme {
 		case "http", "https", "unix", "unixs":
 			return nil
 		}
-		return fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", config.RedactUserinfo(ep), u.Scheme)
+		return fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", redact.Userinfo(ep), u.Scheme)
 	}
 	if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
-		return fmt.Errorf("endpoint %q is not host:port or a URL", config.RedactUserinfo(ep))
+		return fmt.Errorf("endpoint %q is not host:port or a URL", redact.Userinfo(ep))
 	}
 	return nil
 }
