@@ -62,12 +62,27 @@ func (c *etcdCluster) leader(t *testing.T) *etcdServer {
 	}
 }
 
-// clusterBackend returns a backend on every member of c, with the
-// cluster's TTL; the test's cleanup closes it.
-func clusterBackend(t *testing.T, c *etcdCluster) *Backend {
+// testCluster starts a three-member cluster with the test timing. The
+// test's cleanup stops it, after the backends the test makes on it are
+// closed: their cleanups are registered later, and run first.
+func testCluster(t *testing.T) *etcdCluster {
+	t.Helper()
+	c, err := startCluster(t.TempDir(), 3, clusterTick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// clusterBackend returns a backend on the members at endpoints, with the
+// cluster's TTL and a dial timeout of a second, shorter than the request
+// etcd answers only when its request timeout expires; the test's cleanup
+// closes it.
+func clusterBackend(t *testing.T, endpoints []string) *Backend {
 	t.Helper()
 	raw, _ := json.Marshal(map[string]any{
-		"endpoints": strings.Join(c.Endpoints(), ","), "ttl": clusterTTL.String(), "dial_timeout": "1s",
+		"endpoints": strings.Join(endpoints, ","), "ttl": clusterTTL.String(), "dial_timeout": "1s",
 	})
 	b := newBackend(os.Getpid())
 	if err := b.Configure(context.Background(), raw); err != nil {
@@ -89,14 +104,10 @@ func TestLeaderLossKeepsLock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills etcd leaders for a minute")
 	}
-	c, err := startCluster(t.TempDir(), 3, clusterTick)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := testCluster(t)
 	var backends []*Backend
 	for range 3 {
-		backends = append(backends, clusterBackend(t, c))
+		backends = append(backends, clusterBackend(t, c.Endpoints()))
 	}
 	cli := rawClient(t, c.Endpoints()...)
 	const perBackend = 2
@@ -173,12 +184,8 @@ func TestLeaderLossKeepsLock(t *testing.T) {
 // members killed, no member can renew a lease, and a holder declares its
 // lock lost once no member has confirmed the lease for a full TTL.
 func TestLostWithoutQuorum(t *testing.T) {
-	c, err := startCluster(t.TempDir(), 3, clusterTick)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
-	b := clusterBackend(t, c)
+	c := testCluster(t)
+	b := clusterBackend(t, c.Endpoints())
 	held, err := b.Acquire(timeoutContext(t, 20*time.Second), request(uniqueName("quorum"), false))
 	if err != nil {
 		t.Fatal(err)

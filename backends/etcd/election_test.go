@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,27 +10,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// survivorsBackend returns a backend on every member of c but gone, with
-// the cluster's TTL and a dial timeout of a second, shorter than the
-// request etcd answers only when its request timeout expires; the test's
-// cleanup closes it. It has taken and given back a lock already, so that
-// it is connected: what follows measures the election, not a dial.
+// survivorsBackend returns a clusterBackend on every member of c but
+// gone. It has taken and given back a lock already, so that it is
+// connected: what follows measures the election, not a dial.
 func survivorsBackend(t *testing.T, c *etcdCluster, gone *etcdServer) *Backend {
 	t.Helper()
-	var eps []string
-	for _, m := range c.members {
-		if m != gone {
-			eps = append(eps, m.Endpoint())
-		}
-	}
-	raw, _ := json.Marshal(map[string]any{
-		"endpoints": strings.Join(eps, ","), "ttl": clusterTTL.String(), "dial_timeout": "1s",
-	})
-	b := newBackend(os.Getpid())
-	if err := b.Configure(context.Background(), raw); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := clusterBackend(t, c.survivors(gone))
 	held, err := b.Acquire(timeoutContext(t, 20*time.Second), request(uniqueName("warm-up"), false))
 	if err != nil {
 		t.Fatalf("warming up on the survivors: %v", err)
@@ -48,13 +30,7 @@ func survivorsBackend(t *testing.T, c *etcdCluster, gone *etcdServer) *Backend {
 // held by the key whose create revision is token.
 func checkHolder(t *testing.T, c *etcdCluster, gone *etcdServer, name string, token uint64) {
 	t.Helper()
-	var eps []string
-	for _, m := range c.members {
-		if m != gone {
-			eps = append(eps, m.Endpoint())
-		}
-	}
-	cli := rawClient(t, eps...)
+	cli := rawClient(t, c.survivors(gone)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	resp, err := cli.Get(ctx, keyPrefix("/lockmgr/", name)+"/", clientv3.WithPrefix(),
@@ -76,11 +52,7 @@ func TestWaitRidesThroughElection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out an etcd request timeout")
 	}
-	c, err := startCluster(t.TempDir(), 3, clusterTick)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := testCluster(t)
 	leader := c.leader(t)
 	b := survivorsBackend(t, c, leader)
 	name := uniqueName("election-wait")
@@ -105,11 +77,7 @@ func TestTryRidesThroughElection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out an etcd request timeout")
 	}
-	c, err := startCluster(t.TempDir(), 3, clusterTick)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := testCluster(t)
 	leader := c.leader(t)
 	b := survivorsBackend(t, c, leader)
 	holder := survivorsBackend(t, c, leader)

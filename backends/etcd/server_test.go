@@ -122,6 +122,17 @@ func (c *etcdCluster) Endpoints() []string {
 	return eps
 }
 
+// survivors are the client addresses of every member but gone.
+func (c *etcdCluster) survivors(gone *etcdServer) []string {
+	var eps []string
+	for _, m := range c.members {
+		if m != gone {
+			eps = append(eps, m.Endpoint())
+		}
+	}
+	return eps
+}
+
 // Stop kills every member.
 func (c *etcdCluster) Stop() {
 	for _, m := range c.members {

@@ -9,13 +9,12 @@ package config
 import (
 	"slices"
 	"strings"
+
+	"github.com/lockmgr/lockmgr/core/redact"
 )
 
 // Redacted stands in for a setting's value that is not shown.
 const Redacted = "(set, not shown)"
-
-// userinfoMask stands in for the user info of a URL.
-const userinfoMask = "***"
 
 // shownSettings declares, for each backend that comes with lockmgr and
 // takes settings, the keys whose values are not secret. A key not listed,
@@ -93,49 +92,6 @@ func redactValue(v any) any {
 	}
 }
 
-// RedactUserinfo replaces the user info of each URL in s with "***":
-// "http://user:pass@host" becomes "http://***@host". s may hold several,
-// separated by white space, "," or ";", as a LOCKMGR_ETCD_ENDPOINTS list
-// does. A URL with a scheme loses everything up to the last "@" after
-// "://", so that a password with an unescaped "@" or "/" is hidden whole;
-// one without a scheme ("user:pass@host:2379", as etcd takes endpoints)
-// when what precedes its "@" has a ":". An address with no password
-// ("ops@example.com") is left as it is.
-func RedactUserinfo(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	var b strings.Builder
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && !isSeparator(s[i]) {
-			continue
-		}
-		b.WriteString(redactURL(s[start:i]))
-		if i < len(s) {
-			b.WriteByte(s[i])
-		}
-		start = i + 1
-	}
-	return b.String()
-}
-
-func isSeparator(c byte) bool {
-	return c == ',' || c == ';' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
-}
-
-// redactURL hides the user info of one URL, or returns t as it is.
-func redactURL(t string) string {
-	prefix, rest := "", t
-	if i := strings.Index(t, "://"); i >= 0 {
-		prefix, rest = t[:i+3], t[i+3:]
-	}
-	at := strings.LastIndexByte(rest, '@')
-	if at <= 0 {
-		return t // no user info, or an empty one
-	}
-	if prefix == "" && !strings.Contains(rest[:at], ":") {
-		return t
-	}
-	return prefix + userinfoMask + rest[at:]
-}
+// RedactUserinfo replaces the user info of each URL in s with "***", as
+// redact.Userinfo does; it is kept here for the callers of config's API.
+func RedactUserinfo(s string) string { return redact.Userinfo(s) }

@@ -269,11 +269,11 @@ func TestManPage(t *testing.T) {
 }
 
 // TestEtcdPageNamesEveryKey checks lockmgr-etcd(5) against the keys the
-// etcd backend accepts (settingKeys in backends/etcd/etcd.go): each is
+// etcd backend accepts (settingKeys in backends/etcd/settings.go): each is
 // described as a key of the page, and the page describes no other.
 func TestEtcdPageNamesEveryKey(t *testing.T) {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, filepath.Join(root, "backends", "etcd", "etcd.go"), nil, 0)
+	f, err := parser.ParseFile(fset, filepath.Join(root, "backends", "etcd", "settings.go"), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
