@@ -52,6 +52,24 @@ type Mechanism struct {
 	Warn func(f *os.File) []string
 }
 
+// info describes a backend named name at version whose locks belong to
+// an open file description: what both kinds of lock can do, and what
+// Backend does for them (lock a descriptor the host passes, hand the
+// locked file over). Each mechanism adds what is its own.
+func info(name, version string) backend.Info {
+	return backend.Info{
+		Name:    name,
+		Version: version,
+		Capabilities: backend.Capabilities{
+			Shared:              true,
+			Owner:               backend.OwnerOpenFileDescription,
+			InheritedAcrossFork: true,
+			InheritedFD:         true,
+			HandsOver:           true,
+		},
+	}
+}
+
 // Backend implements backend.LockMgr with one open file description per
 // handle.
 type Backend struct {

@@ -27,17 +27,7 @@ import (
 // clients see but which then does conflict with fcntl locks; Warn says so.
 func Flock(name, version string) Mechanism {
 	return Mechanism{
-		Info: backend.Info{
-			Name:    name,
-			Version: version,
-			Capabilities: backend.Capabilities{
-				Shared:              true,
-				Owner:               backend.OwnerOpenFileDescription,
-				InheritedAcrossFork: true,
-				InheritedFD:         true,
-				HandsOver:           true,
-			},
-		},
+		Info:   info(name, version),
 		Lock:   flockLock,
 		Unlock: func(fd int, _ backend.Range) error { return unix.Flock(fd, unix.LOCK_UN) },
 		Warn: func(f *os.File) []string {

@@ -19,20 +19,13 @@ import (
 // overlapping ranges, since both live in the same per-inode list, but not
 // with flock(2) locks. Converting between read and write is atomic.
 func OFD(name, version string) Mechanism {
+	i := info(name, version)
+	// Unlike flock(2) locks, they take byte ranges, and as fcntl locks
+	// they are seen by the other clients of an NFS mount.
+	i.Capabilities.ByteRanges = true
+	i.Capabilities.NetworkFilesystems = true
 	return Mechanism{
-		Info: backend.Info{
-			Name:    name,
-			Version: version,
-			Capabilities: backend.Capabilities{
-				Shared:              true,
-				ByteRanges:          true,
-				Owner:               backend.OwnerOpenFileDescription,
-				InheritedAcrossFork: true,
-				NetworkFilesystems:  true,
-				InheritedFD:         true,
-				HandsOver:           true,
-			},
-		},
+		Info: i,
 		Lock: func(fd int, mode backend.Mode, r backend.Range, wait bool) error {
 			typ := int16(unix.F_WRLCK)
 			if mode == backend.Shared {
