@@ -9,31 +9,15 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/fdlock"
-	"golang.org/x/sys/unix"
 )
 
 // ofdBackend returns an in-process backend of Linux OFD locks, which take
 // byte ranges, so that a range reaches the kernel as the option gave it.
 func ofdBackend() backend.LockMgr {
-	setlk := func(fd int, typ int16, r backend.Range) error {
-		lk := unix.Flock_t{Type: typ, Whence: 0, Start: r.Start, Len: r.Len()}
-		return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
-	}
-	return fdlock.New(fdlock.Mechanism{
-		Info: backend.Info{
-			Name: "test-ofd",
-			Capabilities: backend.Capabilities{
-				Shared: true, ByteRanges: true, Owner: backend.OwnerOpenFileDescription,
-			},
-		},
-		TryLock: func(fd int, mode backend.Mode, r backend.Range) error {
-			if mode == backend.Shared {
-				return setlk(fd, unix.F_RDLCK, r)
-			}
-			return setlk(fd, unix.F_WRLCK, r)
-		},
-		Unlock: func(fd int, r backend.Range) error { return setlk(fd, unix.F_UNLCK, r) },
-	})
+	mech := fdlock.OFD("test-ofd", "")
+	// As flockBackend: the backend keeps its locks.
+	mech.Info.Capabilities.HandsOver = false
+	return fdlock.New(mech)
 }
 
 // TestWithRangeNegativeIsInvalid: WithRange with a negative length or

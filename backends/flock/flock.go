@@ -1,63 +1,9 @@
 package main
 
-// flock(2) locks belong to an open file description: every descriptor
-// dup'ed or inherited from it across fork and exec shares the lock, and it
-// is released when the last of them closes (or on LOCK_UN). They cover the
-// whole file, and a directory may be locked too, as flock(1) allows.
-// Converting between shared and exclusive is not atomic: the kernel drops
-// the old lock before it queues for the new one.
-//
-// They are a different kind from fcntl locks: on a local filesystem a
-// flock lock and a POSIX or OFD lock on the same file do not conflict.
-// On NFS, Linux emulates flock with a whole-file POSIX lock, which other
-// clients see but which then does conflict with fcntl locks.
+import "github.com/lockmgr/lockmgr/core/fdlock"
 
-import (
-	"fmt"
-	"os"
-
-	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/fdlock"
-	"github.com/lockmgr/lockmgr/core/lockfile"
-	"golang.org/x/sys/unix"
-)
-
-func newBackend() *fdlock.Backend {
-	return fdlock.New(fdlock.Mechanism{
-		Info: backend.Info{
-			Name:    "flock",
-			Version: version,
-			Capabilities: backend.Capabilities{
-				Shared:              true,
-				Owner:               backend.OwnerOpenFileDescription,
-				InheritedAcrossFork: true,
-				InheritedFD:         true,
-				HandsOver:           true,
-			},
-		},
-		TryLock: func(fd int, mode backend.Mode, _ backend.Range) error {
-			how := unix.LOCK_EX
-			if mode == backend.Shared {
-				how = unix.LOCK_SH
-			}
-			return unix.Flock(fd, how|unix.LOCK_NB)
-		},
-		Lock: func(fd int, mode backend.Mode, _ backend.Range) error {
-			how := unix.LOCK_EX
-			if mode == backend.Shared {
-				how = unix.LOCK_SH
-			}
-			return unix.Flock(fd, how)
-		},
-		Unlock: func(fd int, _ backend.Range) error {
-			return unix.Flock(fd, unix.LOCK_UN)
-		},
-		Warn: func(f *os.File) []string {
-			if fs := lockfile.NetworkFS(f); fs != "" {
-				return []string{fmt.Sprintf("%s is on %s, where Linux emulates flock(2) with a POSIX lock: "+
-					"other clients see it, but it conflicts with fcntl locks; consider the posix backend", f.Name(), fs)}
-			}
-			return nil
-		},
-	})
-}
+// newBackend returns the flock backend, for main to serve and the tests to
+// use in-process. The mechanism, flock(2) and what it means, is
+// core/fdlock's (fdlock.Flock), shared with the tests and the examples;
+// this plugin adds only its name and version.
+func newBackend() *fdlock.Backend { return fdlock.New(fdlock.Flock("flock", version)) }

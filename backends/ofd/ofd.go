@@ -1,64 +1,9 @@
 package main
 
-// Open file description locks (Linux 3.15, F_OFD_SETLK) are fcntl byte-range
-// locks owned by the open file description, like flock(2) locks, instead of
-// by the (process, inode) pair, like POSIX locks. So two descriptors opened
-// separately conflict even within one process, closing some other
-// descriptor of the file does not drop them, and they are inherited across
-// fork. They conflict with POSIX locks on overlapping ranges, since both
-// live in the same per-inode list, but not with flock(2) locks. Converting
-// between read and write is atomic.
-//
-// The kernel requires l_pid to be zero in the request; a stale value from
-// an uninitialised struct flock is EINVAL.
+import "github.com/lockmgr/lockmgr/core/fdlock"
 
-import (
-	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/fdlock"
-	"golang.org/x/sys/unix"
-)
-
-func newBackend() *fdlock.Backend {
-	return fdlock.New(fdlock.Mechanism{
-		Info: backend.Info{
-			Name:    "ofd",
-			Version: version,
-			Capabilities: backend.Capabilities{
-				Shared:              true,
-				ByteRanges:          true,
-				Owner:               backend.OwnerOpenFileDescription,
-				InheritedAcrossFork: true,
-				NetworkFilesystems:  true,
-				InheritedFD:         true,
-				HandsOver:           true,
-			},
-		},
-		TryLock: func(fd int, mode backend.Mode, r backend.Range) error {
-			typ := int16(unix.F_WRLCK)
-			if mode == backend.Shared {
-				typ = unix.F_RDLCK
-			}
-			return setlk(fd, unix.F_OFD_SETLK, typ, r)
-		},
-		Lock: func(fd int, mode backend.Mode, r backend.Range) error {
-			typ := int16(unix.F_WRLCK)
-			if mode == backend.Shared {
-				typ = unix.F_RDLCK
-			}
-			return setlk(fd, unix.F_OFD_SETLKW, typ, r)
-		},
-		Unlock: func(fd int, r backend.Range) error {
-			return setlk(fd, unix.F_OFD_SETLK, unix.F_UNLCK, r)
-		},
-	})
-}
-
-func setlk(fd, cmd int, typ int16, r backend.Range) error {
-	lk := unix.Flock_t{Type: typ, Whence: 0, Start: r.Start, Len: r.Len(), Pid: 0}
-	err := unix.FcntlFlock(uintptr(fd), cmd, &lk)
-	if err == unix.EINVAL && typ != unix.F_UNLCK {
-		// EINVAL on a valid request means a kernel without OFD locks.
-		return backend.Unsupportedf("this kernel has no open file description locks (F_OFD_SETLK needs Linux 3.15)")
-	}
-	return err
-}
+// newBackend returns the ofd backend, for main to serve and the tests to
+// use in-process. The mechanism, Linux open file description locks and
+// what they mean, is core/fdlock's (fdlock.OFD), shared with the tests;
+// this plugin adds only its name and version.
+func newBackend() *fdlock.Backend { return fdlock.New(fdlock.OFD("ofd", version)) }

@@ -4,9 +4,10 @@
 // Such a lock lives exactly as long as the open file description it was
 // taken on, so each handle opens the lock file afresh and releasing it is
 // closing that descriptor. The two backends differ only in the kernel call
-// that takes the lock, which they supply as a Mechanism; everything else,
-// from the symlink-proof open to waiting and remove-on-release, lives
-// here once.
+// that takes the lock, their Mechanism, which is defined here too (Flock,
+// OFD) so that the backends, the tests and the third-party example share
+// it; everything else, from the symlink-proof open to waiting and
+// remove-on-release, lives here once.
 package fdlock
 
 import (
@@ -24,28 +25,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Mechanism is the kernel call behind a Backend.
+// Mechanism is the kernel call behind a Backend. Flock and OFD return
+// the two that Linux has; a backend takes one of them rather than write
+// its own, so that each kernel call is written once.
 type Mechanism struct {
 	// Info describes the backend.
 	Info backend.Info
-	// TryLock takes a lock on fd without blocking: nil when granted, and
-	// unix.EWOULDBLOCK or unix.EAGAIN when another owner holds a
-	// conflicting lock. It is also called with Exclusive on a held lock to
-	// convert it before remove-on-release unlinks the file.
-	TryLock func(fd int, mode backend.Mode, r backend.Range) error
-	// Lock is TryLock's blocking form (flock(2) without LOCK_NB,
-	// F_OFD_SETLKW), which returns unix.EINTR when a signal interrupts it.
-	// With Lock, a waiter in a process that enabled core/kernelwait (a
-	// plugin) sleeps in the kernel and is granted the lock the moment its
-	// holder lets go, as under flock(1); without it, or where kernel waits
-	// are unavailable, it sleeps on inotify (core/lockwait).
-	Lock func(fd int, mode backend.Mode, r backend.Range) error
+	// Lock takes a lock on fd. Without wait it does not block: nil when
+	// granted, and unix.EWOULDBLOCK or unix.EAGAIN when another owner
+	// holds a conflicting lock. It is also called so on a held lock, with
+	// Exclusive, to convert it before remove-on-release unlinks the file.
+	//
+	// With wait it blocks in the kernel until the lock is granted
+	// (flock(2) without LOCK_NB, F_OFD_SETLKW), and returns unix.EINTR
+	// when a signal interrupts it. A waiter in a process that enabled
+	// core/kernelwait (a plugin) sleeps so and is granted the lock the
+	// moment its holder lets go, as under flock(1); elsewhere, or where
+	// kernel waits are unavailable, it sleeps on inotify (core/lockwait)
+	// and Lock is only ever called without wait.
+	Lock func(fd int, mode backend.Mode, r backend.Range, wait bool) error
 	// Unlock releases the lock on fd in r. Closing the descriptor is
 	// enough when it is our own; Unlock is for a descriptor inherited from
 	// the host, whose open file description outlives the release.
 	Unlock func(fd int, r backend.Range) error
 	// Warn returns caveats about locking the open file f, or nil.
 	Warn func(f *os.File) []string
+}
+
+// info describes a backend named name at version whose locks belong to
+// an open file description: what both kinds of lock can do, and what
+// Backend does for them (lock a descriptor the host passes, hand the
+// locked file over). Each mechanism adds what is its own.
+func info(name, version string) backend.Info {
+	return backend.Info{
+		Name:    name,
+		Version: version,
+		Capabilities: backend.Capabilities{
+			Shared:              true,
+			Owner:               backend.OwnerOpenFileDescription,
+			InheritedAcrossFork: true,
+			InheritedFD:         true,
+			HandsOver:           true,
+		},
+	}
 }
 
 // Backend implements backend.LockMgr with one open file description per
@@ -135,7 +157,7 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 		}
 	}()
 	for {
-		err := b.mech.TryLock(int(o.File.Fd()), req.Mode, req.Range)
+		err := b.mech.Lock(int(o.File.Fd()), req.Mode, req.Range, false)
 		switch {
 		case err == nil:
 			if req.FD > 0 {
@@ -164,28 +186,26 @@ func (b *Backend) lockLoop(ctx context.Context, req backend.Request, o *lockfile
 			continue
 		case err != unix.EWOULDBLOCK && err != unix.EAGAIN:
 			o.Discard(req.Path, func(fd int) error {
-				return b.mech.TryLock(fd, backend.Exclusive, backend.WholeFile)
+				return b.mech.Lock(fd, backend.Exclusive, backend.WholeFile, false)
 			})
 			return nil, explain(err, req.Mode)
 		case !req.Wait:
 			o.File.Close()
 			return nil, backend.ErrBusy
 		}
-		if b.mech.Lock != nil {
-			fd := int(o.File.Fd())
-			werr := kernelwait.Wait(ctx, func() error { return b.mech.Lock(fd, req.Mode, req.Range) })
-			switch {
-			case werr == nil:
-				// Granted: the next try, on a lock this description
-				// already holds, succeeds at once and checks the path.
-				continue
-			case werr == unix.EINTR:
-				o.File.Close()
-				return nil, backend.WaitError(ctx)
-			case werr != kernelwait.ErrUnavailable:
-				o.File.Close()
-				return nil, explain(werr, req.Mode)
-			}
+		fd := int(o.File.Fd())
+		werr := kernelwait.Wait(ctx, func() error { return b.mech.Lock(fd, req.Mode, req.Range, true) })
+		switch {
+		case werr == nil:
+			// Granted: the next try, on a lock this description
+			// already holds, succeeds at once and checks the path.
+			continue
+		case werr == unix.EINTR:
+			o.File.Close()
+			return nil, backend.WaitError(ctx)
+		case werr != kernelwait.ErrUnavailable:
+			o.File.Close()
+			return nil, explain(werr, req.Mode)
 		}
 		if watch == nil {
 			// Subscribe, then try once more before sleeping, so that a
@@ -273,7 +293,7 @@ func (b *Backend) removeWhileHeld(h *handle) error {
 		return nil
 	}
 	if h.mode == backend.Shared {
-		if err := b.mech.TryLock(int(h.file.File.Fd()), backend.Exclusive, h.rng); err != nil {
+		if err := b.mech.Lock(int(h.file.File.Fd()), backend.Exclusive, h.rng, false); err != nil {
 			if errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, unix.EAGAIN) {
 				return nil
 			}

@@ -44,31 +44,22 @@ func hold(path string) int {
 	return 0
 }
 
-func flock(fd int, mode backend.Mode) error {
-	how := unix.LOCK_EX
-	if mode == backend.Shared {
-		how = unix.LOCK_SH
-	}
-	return unix.Flock(fd, how|unix.LOCK_NB)
-}
-
 // failingOnce returns a flock backend whose first lock call runs between()
 // and then fails with ENOLCK, a refusal that is not "busy"; later calls
-// are real flock(2) calls.
+// are real flock(2) calls, Flock's own.
 func failingOnce(between func()) *fdlock.Backend {
 	first := true
-	return fdlock.New(fdlock.Mechanism{
-		Info: backend.Info{Name: "test-flock", Capabilities: backend.Capabilities{Shared: true, Owner: backend.OwnerOpenFileDescription}},
-		TryLock: func(fd int, mode backend.Mode, _ backend.Range) error {
-			if first {
-				first = false
-				between()
-				return unix.ENOLCK
-			}
-			return flock(fd, mode)
-		},
-		Unlock: func(fd int, _ backend.Range) error { return unix.Flock(fd, unix.LOCK_UN) },
-	})
+	mech := fdlock.Flock("test-flock", "")
+	lock := mech.Lock
+	mech.Lock = func(fd int, mode backend.Mode, r backend.Range, wait bool) error {
+		if first {
+			first = false
+			between()
+			return unix.ENOLCK
+		}
+		return lock(fd, mode, r, wait)
+	}
+	return fdlock.New(mech)
 }
 
 // TestFailedAcquireKeepsFileAnotherLocked: Acquire creates the lock file;
@@ -100,7 +91,7 @@ func TestFailedAcquireKeepsFileAnotherLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := flock(int(f.Fd()), backend.Exclusive); !errors.Is(err, unix.EWOULDBLOCK) {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
 		t.Fatalf("flock of the file at the path while the other process holds its lock: %v, want EWOULDBLOCK", err)
 	}
 }
