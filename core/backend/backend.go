@@ -351,3 +351,28 @@ func (req Request) Validate(caps Capabilities) error {
 	}
 	return nil
 }
+
+// maxNameLen is the longest backend name ValidName accepts.
+const maxNameLen = 64
+
+// ValidName reports whether name may name a backend: one of the
+// built-in names or a third-party plugin name matching
+// ^[a-z0-9][a-z0-9_-]{0,63}$. A backend name ends up in a plugin's file
+// name and on command lines, so it is kept to characters that are safe in a
+// single path component (no "/", no leading "." or "-") and need no
+// quoting in a shell.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

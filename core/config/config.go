@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/lockmgr/lockmgr/core/backend"
 )
 
 // Built-in backend names. Any other valid name (see ValidBackendName) is a
@@ -206,33 +208,13 @@ type Config struct {
 	Files []string
 }
 
-// maxNameLen is the longest backend name ValidBackendName accepts.
-const maxNameLen = 64
-
 // nameSyntax describes ValidBackendName's rule for error messages.
 const nameSyntax = `want flock, posix, ofd, auto, or a plugin name matching ^[a-z0-9][a-z0-9_-]{0,63}$`
 
-// ValidBackendName reports whether name may name a backend: one of the
-// built-in names or a third-party plugin name matching
-// ^[a-z0-9][a-z0-9_-]{0,63}$. A backend name ends up in a plugin's file
-// name and on command lines, so it is kept to characters that are safe in a
-// single path component (no "/", no leading "." or "-") and need no
-// quoting in a shell.
-func ValidBackendName(name string) bool {
-	if len(name) == 0 || len(name) > maxNameLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidBackendName reports whether name may name a backend: see
+// backend.ValidName, which it is, and which the plugins use without
+// linking the configuration's parser.
+func ValidBackendName(name string) bool { return backend.ValidName(name) }
 
 // Error is a problem with the configuration: a file that cannot be read,
 // is not valid TOML, has an unknown key or a bad value, or an environment

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/config"
 )
 
 // BinaryPrefix starts the file name of every backend plugin: backend NAME
@@ -54,7 +53,7 @@ func SearchPath(explicit, configDir string) []string {
 // Find returns the path of backend name's plugin binary: the first
 // lockmgr-backend-NAME in dirs.
 func Find(name string, dirs []string) (string, error) {
-	if !config.ValidBackendName(name) {
+	if !backend.ValidName(name) {
 		return "", backend.Errorf("start", "", name, fmt.Errorf("%w: invalid backend name %q", backend.ErrBackendNotFound, name))
 	}
 	for _, d := range dirs {
@@ -81,7 +80,7 @@ func List(dirs []string) []Found {
 		matches, _ := filepath.Glob(filepath.Join(d, BinaryPrefix+"*"))
 		for _, m := range matches {
 			name := strings.TrimPrefix(filepath.Base(m), BinaryPrefix)
-			if !config.ValidBackendName(name) || seen[name] {
+			if !backend.ValidName(name) || seen[name] {
 				continue
 			}
 			seen[name] = true
