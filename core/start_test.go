@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +156,10 @@ func TestLockDeadlineWhileUnlockWaitsOnPlugin(t *testing.T) {
 	}
 	// Runs before the Close above.
 	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	// kill(2) returns before the plugin has stopped: on a busy machine
+	// it could still answer the Unlock, and the RLocks below would then
+	// meet a plugin that stopped under them instead.
+	waitStopped(t, pid)
 	go h.Unlock()
 	// Until the Unlock has the Handle, a shared lock is refused at once
 	// (the Handle holds an exclusive one); from then on it waits for the
@@ -176,5 +182,26 @@ func TestLockDeadlineWhileUnlockWaitsOnPlugin(t *testing.T) {
 			t.Fatalf("RLock while an Unlock waits on the plugin: %v, want ErrTimeout", err)
 		}
 		return
+	}
+}
+
+// waitStopped waits until process pid is stopped (state T in
+// /proc/PID/stat).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(data)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "T" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %d not stopped %v after SIGSTOP", pid, hangBound)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
