@@ -192,9 +192,9 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	}
 	start := time.Now()
 	_, hasDeadline := ctx.Deadline()
-	var failing time.Time // when the cluster began to fail this Acquire
+	var failing time.Time // when the cluster began to fail this Acquire, on end
 	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		l, what, err := b.attempt(ctx, cli, cfg, name, req.Wait)
+		l, what, queued, err := b.attempt(ctx, cli, cfg, name, req.Wait)
 		switch {
 		case err == nil:
 			b.mu.Lock()
@@ -217,7 +217,12 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 		case !retryable(err):
 			return fail(cfg.cause(ctx, what, err))
 		}
-		if failing.IsZero() {
+		if failing.IsZero() || queued {
+			// An attempt that got a place in line was served by the
+			// cluster, however long ago it began: its failure starts a
+			// run of failures of its own. Otherwise a wait without a
+			// deadline would give up at the second of two failures hours
+			// apart, as though the cluster had failed it all along.
 			failing = time.Now()
 		}
 		if !hasDeadline {
@@ -238,18 +243,19 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 
 // attempt makes one attempt at the lock: a connection, a lease, a place
 // in line (waiting in it if wait is set) and the holder's record. It
-// returns the lock, or what it was doing when it failed and why. A
+// returns the lock, or what it was doing when it failed, whether it had
+// got a place in line behind a holder by then, and why. A
 // failed attempt's lease is revoked: at once when the cluster is
 // answering, so that no key of ours is left in the line; in the
 // background when it is not, since the caller must not wait on it (the
 // lease expires within its TTL anyway, its keep-alives stopped).
-func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, error) {
+func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, bool, error) {
 	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
-		return nil, "connecting", err
+		return nil, "connecting", false, err
 	}
 	l, err := grant(ctx, cli, cfg, name)
 	if err != nil {
-		return nil, "granting a lease", err
+		return nil, "granting a lease", false, err
 	}
 	err = l.acquire(ctx, wait)
 	if err == nil {
@@ -261,9 +267,9 @@ func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg setting
 		} else {
 			_ = l.end()
 		}
-		return nil, "locking " + l.mutexPrefix(), err
+		return nil, "locking " + l.mutexPrefix(), l.queued, err
 	}
-	return l, "", nil
+	return l, "", true, nil
 }
 
 // awaitConnection waits until the client is connected to a member of the

@@ -25,12 +25,15 @@ import (
 
 // lock is one lock, from its lease's grant to its revocation.
 type lock struct {
-	name   string
-	cli    *clientv3.Client
-	cfg    settings
-	sess   *concurrency.Session
-	mutex  *concurrency.Mutex
-	rev    int64              // the holder key's create revision, once held
+	name  string
+	cli   *clientv3.Client
+	cfg   settings
+	sess  *concurrency.Session
+	mutex *concurrency.Mutex
+	rev   int64 // the holder key's create revision, once held
+	// queued is set, by acquire's goroutine alone, once the cluster has
+	// put the lock in line behind a holder.
+	queued bool
 	ctx    context.Context    // the lock's watches live as long as it
 	cancel context.CancelFunc // ends them, in end
 
@@ -97,6 +100,7 @@ func (l *lock) acquire(ctx context.Context, wait bool) error {
 		return backend.ErrBusy
 	}
 	// Held, as the cluster has just said: wait in line.
+	l.queued = true
 	wctx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	got := make(chan error, 1)

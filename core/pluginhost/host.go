@@ -237,12 +237,17 @@ func (h *Host) start(name string) (*Plugin, error) {
 	var proc *pluginproc.Proc
 	var procErr error
 	// go-plugin makes a directory of its own before it starts anything:
-	// it goes where ours would, never in a place another user controls,
-	// nor on a read-only /tmp.
-	socketParent, err := pluginproc.SocketParent()
+	// it goes in a private one of ours, made where the plugin's would be,
+	// never in a place another user controls, nor on a read-only /tmp,
+	// nor in a trusted place that is full (SocketParent alone would name
+	// that one, and go-plugin's mkdir would fail the start).
+	socketParent, err := pluginproc.MakeSocketDir()
 	if err != nil {
 		return nil, backend.Errorf("start", "", name, err)
 	}
+	// go-plugin's directory is removed as the plugin starts (RunnerFunc);
+	// ours is needed no longer than the start.
+	defer os.RemoveAll(socketParent)
 	// The plugin's address is known once it has answered the handshake;
 	// the connection to it is checked to reach that very process.
 	var (

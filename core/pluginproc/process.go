@@ -536,7 +536,7 @@ func DiscardPrestarted() {
 const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 
 // SocketParent returns the directory that a plugin's private socket
-// directory is made in (go-plugin's own goes there too): the first of
+// directory is made in, unless it cannot take one (see makeSocketDir): the first of
 // $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
 // writable. Trusted is what Verify asks of a directory looked through:
 // every name on the way, and the directory itself, owned by root or the
@@ -578,6 +578,14 @@ func makeSocketDir() (string, error) {
 	}
 	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
 }
+
+// MakeSocketDir makes a private directory as a plugin's socket directory
+// is made, for a host's own use: go-plugin makes a directory of its own
+// before it starts a plugin, and it goes in this one, so that it follows
+// the same fallback (a full $XDG_RUNTIME_DIR passed over for the next
+// place) rather than fail the start where a plugin's own could be made.
+// The caller removes it.
+func MakeSocketDir() (string, error) { return makeSocketDir() }
 
 type socketCandidate struct{ name, dir string }
 
