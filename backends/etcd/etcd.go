@@ -26,6 +26,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/redact"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -193,8 +194,16 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	start := time.Now()
 	_, hasDeadline := ctx.Deadline()
 	var failing time.Time // when the cluster began to fail this Acquire, on end
+	// abandoned are the leases of this Acquire's failed attempts whose
+	// revocation runs in the background: a key of one of them may still
+	// be in line, and even hold the lock (a TryLock the cluster granted,
+	// whose answer was lost with a dying leader).
+	var abandoned []clientv3.LeaseID
 	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		l, what, queued, err := b.attempt(ctx, cli, cfg, name, req.Wait)
+		if err != nil && l != nil {
+			abandoned = append(abandoned, l.sess.Lease())
+		}
 		switch {
 		case err == nil:
 			b.mu.Lock()
@@ -203,6 +212,16 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 			b.locks[id] = l
 			b.mu.Unlock()
 			return backend.Held{ID: id, FencingToken: uint64(l.rev), Lost: l.lost}, nil
+		case errors.Is(err, backend.ErrBusy) && len(abandoned) > 0:
+			// The holder may be our own abandoned key: "busy" is said only
+			// once none of ours is left. Revoke them now, and ask again.
+			if err = revokeAll(ctx, cli, cfg, abandoned); err == nil {
+				abandoned = nil
+				continue
+			}
+			if !retryable(err) {
+				return fail(cfg.cause(ctx, "revoking a lease of an earlier try", err))
+			}
 		case errors.Is(err, backend.ErrBusy):
 			return fail(err) // the cluster said it is held
 		case errors.Is(err, errQueued):
@@ -248,7 +267,9 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 // failed attempt's lease is revoked: at once when the cluster is
 // answering, so that no key of ours is left in the line; in the
 // background when it is not, since the caller must not wait on it (the
-// lease expires within its TTL anyway, its keep-alives stopped).
+// lease expires within its TTL anyway, its keep-alives stopped), and
+// then the failed lock is returned too, for the caller to know the
+// lease a key of it may still be in line under.
 func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, bool, error) {
 	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
 		return nil, "connecting", false, err
@@ -264,12 +285,27 @@ func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg setting
 	if err != nil {
 		if retryable(err) || (ctx.Err() != nil && !errors.Is(err, errQueued)) {
 			go l.end()
-		} else {
-			_ = l.end()
+			// Returned for its lease, which may still hold a key.
+			return l, "locking " + l.mutexPrefix(), l.queued, err
 		}
+		_ = l.end()
 		return nil, "locking " + l.mutexPrefix(), l.queued, err
 	}
 	return l, "", true, nil
+}
+
+// revokeAll revokes leases, each within request_timeout: a lease already
+// gone is revoked as far as anyone can tell.
+func revokeAll(ctx context.Context, cli *clientv3.Client, cfg settings, leases []clientv3.LeaseID) error {
+	for _, id := range leases {
+		rctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
+		_, err := cli.Revoke(rctx, id)
+		cancel()
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // awaitConnection waits until the client is connected to a member of the

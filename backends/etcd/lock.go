@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -91,6 +92,9 @@ func (l *lock) acquire(ctx context.Context, wait bool) error {
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.requestTimeout)
 	err := l.mutex.TryLock(tctx)
 	cancel()
+	if f := lostAnswerForTest.Load(); err == nil && f != nil {
+		err = (*f)()
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -176,6 +180,9 @@ func (l *lock) end() error {
 // expires within its TTL anyway; do not hold the caller longer than a
 // dial for it.
 func (l *lock) revoke() error {
+	if f := revokeHoldForTest.Load(); f != nil {
+		(*f)()
+	}
 	ctx, cancel := context.WithTimeout(l.cli.Ctx(), l.cfg.dialTimeout)
 	defer cancel()
 	_, err := l.cli.Revoke(ctx, l.sess.Lease())
@@ -188,3 +195,12 @@ func (l *lock) revoke() error {
 	}
 	return nil
 }
+
+// Set only by tests, to hold the seams below open: lostAnswerForTest makes
+// a TryLock the cluster granted look as though its answer was lost (a
+// leader that died after committing it); revokeHoldForTest holds a lock's
+// revocation, as a slow way to the cluster would.
+var (
+	lostAnswerForTest atomic.Pointer[func() error]
+	revokeHoldForTest atomic.Pointer[func()]
+)
