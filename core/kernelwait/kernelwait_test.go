@@ -81,19 +81,12 @@ func childBlocked() int {
 		os.Stderr.WriteString("Enable: " + err.Error() + "\n")
 		return 1
 	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("kernelwait-blocked-%d", os.Getpid()))
-	defer os.Remove(path)
-	holder, err := os.Create(path)
+	waiter, cleanup, err := heldElsewhere("blocked")
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 1
 	}
-	waiter, err := os.Open(path)
-	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		return 1
-	}
-	unix.Flock(int(holder.Fd()), unix.LOCK_EX)
+	defer cleanup()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
@@ -111,6 +104,32 @@ func childBlocked() int {
 	return 0
 }
 
+// heldElsewhere makes a file that this process holds locked (flock)
+// through one open file description, and returns another description of
+// it for a waiter, which then waits as on any other holder; cleanup
+// removes the file.
+func heldElsewhere(tag string) (waiter *os.File, cleanup func(), err error) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("kernelwait-%s-%d", tag, os.Getpid()))
+	cleanup = func() { os.Remove(path) }
+	holder, err := os.Create(path)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		return nil, cleanup, err
+	}
+	if waiter, err = os.Open(path); err != nil {
+		return nil, cleanup, err
+	}
+	// The holder's description lives as long as the process: it is what
+	// the waiter waits on.
+	heldOpen = append(heldOpen, holder)
+	return waiter, cleanup, nil
+}
+
+// heldOpen keeps the holders' files from the collector.
+var heldOpen []*os.File
+
 // hangBound tells a wait that ends at its deadline from one that hangs:
 // far beyond the deadlines these checks give.
 const hangBound = 30 * time.Second
@@ -121,22 +140,12 @@ const hangBound = 30 * time.Second
 // (ErrUnavailable, on which the caller waits its other way, which ends at
 // the deadline).
 func waitsPastDeadline() int {
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("kernelwait-deadline-%d", os.Getpid()))
-	defer os.Remove(path)
-	holder, err := os.Create(path)
+	waiter, cleanup, err := heldElsewhere("deadline")
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 1
 	}
-	waiter, err := os.Open(path)
-	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		return 1
-	}
-	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
-		return 1
-	}
+	defer cleanup()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
