@@ -336,14 +336,14 @@ func (h *Handle) Detach() (*os.File, error) {
 	return f, nil
 }
 
-// Lifeline hands the caller a copy of the lifeline of the plugin that
-// holds the handle's lock (posix, etcd): while any process holds a copy,
-// the plugin, and with it the lock, lives on, even if this process is
-// killed. It is how a command inherits such a lock (lockmgr run): pass the
-// copy to the child and close it here. Only a plugin started by a host
-// made with pluginhost.Options.ShareLifeline lives by its lifeline; any
-// other dies with this process, and its Lifeline is ErrUnsupported. A lock
-// that is a locked file has no lifeline: Detach it instead.
+// Lifeline hands the caller a copy of the keeper of the lock the handle
+// holds (posix, etcd): while any process holds a copy, the plugin keeps
+// that lock, and no other, even after this process is killed. It is how a
+// command inherits such a lock (lockmgr run): pass the copy to the child
+// and close it here. A lock has a keeper only if its plugin was started
+// by a host made with pluginhost.Options.ShareLifeline; any other ends
+// with this process, and its Lifeline is ErrUnsupported. A lock that is a
+// locked file has no keeper: Detach it instead.
 func (h *Handle) Lifeline() (*os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -352,10 +352,10 @@ func (h *Handle) Lifeline() (*os.File, error) {
 		return nil, h.errorf("lifeline", backend.ErrNotLocked)
 	case h.lock.File != nil:
 		return nil, h.errorf("lifeline", backend.Unsupportedf("a lock that is a locked file has no lifeline: detach it"))
-	case h.plugin == nil || !h.plugin.SharesLifeline():
-		return nil, h.errorf("lifeline", backend.Unsupportedf("this plugin dies with its host whatever holds its lifeline (no ShareLifeline)"))
+	case h.lock.Keeper == nil:
+		return nil, h.errorf("lifeline", backend.Unsupportedf("this lock ends with its host whatever holds its lifeline (no ShareLifeline)"))
 	}
-	f, err := dupCloexec(h.plugin.Lifeline())
+	f, err := dupCloexec(h.lock.Keeper)
 	if err != nil {
 		return nil, h.errorf("lifeline", err)
 	}

@@ -68,10 +68,17 @@ func (l *heldLock) detach() *os.File {
 
 // giveBack releases held, which granter granted: a lock handed over as
 // a locked file is released by closing it, here, with no round trip; any
-// other only by the backend instance that granted it.
+// other only by the backend instance that granted it, and then its
+// keeper, if it has one, is closed (after the release: closed first, it
+// would have the plugin release the lock itself, and ours would be
+// answered "not locked").
 func giveBack(granter backend.LockMgr, held backend.Held) error {
 	if held.File != nil {
 		return held.File.Close()
 	}
-	return granter.Release(context.Background(), held.ID)
+	err := granter.Release(context.Background(), held.ID)
+	if held.Keeper != nil {
+		held.Keeper.Close()
+	}
+	return err
 }

@@ -1,4 +1,4 @@
-// The gRPC protocol between lockmgr and its backend plugins. It mirrors
+// The protocol between lockmgr and its backend plugins. It mirrors
 // the backend.LockMgr interface in github.com/lockmgr/lockmgr/core/backend;
 // the adapters in core/pluginrpc convert between the two.
 
@@ -182,6 +182,8 @@ func (*SessionRequest_Release) isSessionRequest_Op() {}
 func (*SessionRequest_Cancel) isSessionRequest_Op() {}
 
 // SessionResponse answers one call, or (call 0) notices a lost lock.
+// An acquire is answered with acquired or failure, a release with released
+// or failure.
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
@@ -553,7 +555,9 @@ type AcquireRequest struct {
 	Wait            bool                   `protobuf:"varint,5,opt,name=wait,proto3" json:"wait,omitempty"`
 	FileMode        uint32                 `protobuf:"varint,6,opt,name=file_mode,json=fileMode,proto3" json:"file_mode,omitempty"`
 	RemoveOnRelease bool                   `protobuf:"varint,7,opt,name=remove_on_release,json=removeOnRelease,proto3" json:"remove_on_release,omitempty"`
-	Fd              int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	// fd names a descriptor already open in the plugin (handed to it at its
+	// start, by lockmgr lock --fd) to lock instead of opening path.
+	Fd int32 `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
 	// handle is chosen by the host and names the lock in ReleaseRequest.
 	Handle uint64 `protobuf:"varint,9,opt,name=handle,proto3" json:"handle,omitempty"`
 	// deadline ends the wait, in Unix nanoseconds; 0 waits until canceled.
@@ -561,8 +565,12 @@ type AcquireRequest struct {
 	// name is the lock's name as the caller wrote it (backend.Request.Name).
 	Name string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
 	// hand_over says the host can take the locked descriptor itself
-	// (backend.Request.HandOver): it has the descriptor channel below.
-	HandOver      bool `protobuf:"varint,12,opt,name=hand_over,json=handOver,proto3" json:"hand_over,omitempty"`
+	// (backend.Request.HandOver), in the packet that grants it.
+	HandOver bool `protobuf:"varint,12,opt,name=hand_over,json=handOver,proto3" json:"hand_over,omitempty"`
+	// keeper says the packet carries a keeper (see Keepers above) for the
+	// lock, should the plugin keep it; a plugin that hands the lock over
+	// closes the keeper at once.
+	Keeper        bool `protobuf:"varint,13,opt,name=keeper,proto3" json:"keeper,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -681,15 +689,22 @@ func (x *AcquireRequest) GetHandOver() bool {
 	return false
 }
 
+func (x *AcquireRequest) GetKeeper() bool {
+	if x != nil {
+		return x.Keeper
+	}
+	return false
+}
+
 type AcquireResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Handle       uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	FencingToken uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	Warnings     []string               `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	// handed_over says the lock was handed over: its locked descriptor went
-	// to the host on the descriptor channel, tagged with handle, before
-	// this answer was sent, and the plugin keeps no record of it. The host
-	// releases it by closing the descriptor, never with a ReleaseRequest.
+	// handed_over says the lock was handed over: its locked descriptor is
+	// in this packet, the plugin has closed its own copy and keeps no record
+	// of it. The host releases it by closing the descriptor, never with a
+	// ReleaseRequest.
 	HandedOver    bool `protobuf:"varint,4,opt,name=handed_over,json=handedOver,proto3" json:"handed_over,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1285,7 +1300,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
-	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xd6\x02\n" +
+	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xee\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.lockmgr.v1.ModeR\x04mode\x12\x14\n" +
@@ -1299,7 +1314,8 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x12deadline_unix_nano\x18\n" +
 	" \x01(\x03R\x10deadlineUnixNano\x12\x12\n" +
 	"\x04name\x18\v \x01(\tR\x04name\x12\x1b\n" +
-	"\thand_over\x18\f \x01(\bR\bhandOver\"\x8b\x01\n" +
+	"\thand_over\x18\f \x01(\bR\bhandOver\x12\x16\n" +
+	"\x06keeper\x18\r \x01(\bR\x06keeper\"\x8b\x01\n" +
 	"\x0fAcquireResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x1a\n" +
@@ -1338,12 +1354,11 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage*+\n" +
 	"\x04Mode\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x00\x12\x0f\n" +
-	"\vMODE_SHARED\x10\x012\xa6\x02\n" +
+	"\vMODE_SHARED\x10\x012\xde\x01\n" +
 	"\aBackend\x12E\n" +
 	"\bDescribe\x12\x1b.lockmgr.v1.DescribeRequest\x1a\x1c.lockmgr.v1.DescribeResponse\x12B\n" +
 	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12H\n" +
-	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponse\x12F\n" +
-	"\aSession\x12\x1a.lockmgr.v1.SessionRequest\x1a\x1b.lockmgr.v1.SessionResponse(\x010\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
+	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponseB(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
 
 var (
 	file_lockmgr_proto_rawDescOnce sync.Once
@@ -1395,13 +1410,11 @@ var file_lockmgr_proto_depIdxs = []int32{
 	4,  // 12: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
 	11, // 13: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
 	14, // 14: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
-	1,  // 15: lockmgr.v1.Backend.Session:input_type -> lockmgr.v1.SessionRequest
-	6,  // 16: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	13, // 17: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	15, // 18: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
-	2,  // 19: lockmgr.v1.Backend.Session:output_type -> lockmgr.v1.SessionResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
+	6,  // 15: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
+	13, // 16: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
+	15, // 17: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name

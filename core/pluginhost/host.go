@@ -41,12 +41,17 @@ type Options struct {
 	// Checksums pins plugin binaries: backend name to the hex SHA-256 its
 	// binary must have. A mismatch refuses the plugin.
 	Checksums map[string]string
-	// ShareLifeline keeps the lifeline's write end open for the host to
-	// hand on (Plugin.Lifeline), so that the plugin, and its locks, live as
-	// long as whoever holds a copy, even after the host is killed; it
-	// turns off Pdeathsig, which would end the plugin with the host
-	// regardless. The host's last Done still ends the plugin.
+	// ShareLifeline asks for a keeper with every lock a plugin keeps
+	// (backend.Held.Keeper), which the host may hand to a command so that
+	// that lock, and no other, lives as long as the command, even after
+	// the host is killed; it turns off Pdeathsig, which would end the
+	// plugin with the host regardless. The plugin releases every other
+	// lock when the host's session ends.
 	ShareLifeline bool
+	// CancelTimeout bounds the wait for a plugin's answer to a cancel;
+	// a plugin that does not answer in time is killed and its locks
+	// announced lost. Zero means pluginrpc.DefaultCancelTimeout.
+	CancelTimeout time.Duration
 	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
 	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
 	// passes the shell's open file to the backend.
@@ -249,20 +254,13 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// ours is needed no longer than the start.
 	defer os.RemoveAll(socketParent)
 	// The plugin's address is known once it has answered the handshake;
-	// the connection to it is checked to reach that very process.
-	var (
-		target  net.Addr
-		peerMu  sync.Mutex
-		peerErr error
-	)
+	// every connection to it is checked to reach that very process. Only
+	// the control plane goes there: a process that stole the socket's name
+	// could answer Describe or Inspect, never grant a lock, which travels
+	// on the lifeline the plugin inherited.
+	var target net.Addr
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		conn, err := proc.Dial(ctx, target)
-		if errors.Is(err, pluginproc.ErrNotThePlugin) {
-			peerMu.Lock()
-			peerErr = err
-			peerMu.Unlock()
-		}
-		return conn, err
+		return proc.Dial(ctx, target)
 	}
 	gp := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: pluginrpc.Handshake,
@@ -332,17 +330,20 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// both killed.
 	defer os.RemoveAll(proc.SocketDir)
 	client.SetName(name)
-	// Locks that are locked files come back on the lifeline, and stay
-	// with this process when the plugin goes.
-	client.TakeDescriptors(proc.Lifeline)
-	if err := client.Start(); err != nil {
-		peerMu.Lock()
-		defer peerMu.Unlock()
-		if peerErr != nil {
-			return fail(rejected(name, "%v", peerErr))
-		}
+	// Every lock travels on the lifeline, and one that is a locked file
+	// comes back on it, to stay with this process when the plugin goes.
+	// A plugin that breaks the session's protocol, or leaves a cancel
+	// unanswered, is killed here: its locks are then announced lost.
+	logger := h.opts.Logger.Named(name)
+	if err := client.StartSession(proc.Lifeline, pluginrpc.SessionOptions{
+		Kill:          func() { _ = proc.Kill(context.Background()) },
+		CancelTimeout: h.opts.CancelTimeout,
+		Keepers:       h.opts.ShareLifeline,
+		OnFailure:     func(err error) { logger.Error("plugin killed", "reason", err) },
+	}); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
 	}
+
 	if settings := h.opts.Settings[name]; len(settings) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
 		err := client.Configure(ctx, settings)
@@ -404,16 +405,10 @@ func (p *Plugin) stop() {
 	}
 	p.stopped = true
 	p.host.opts.Logger.Debug("stopping plugin", "backend", p.Name)
+	// Ending the session (closing our end of the lifeline) is the
+	// plugin's signal to release what it keeps for us and exit, once no
+	// keeper holds a lock.
 	p.MarkDead()
-	if p.SharesLifeline() {
-		// Copies of the lifeline may live on in processes that no longer
-		// need the plugin (a daemon that lockmgr run's command started),
-		// and would keep it, holding nothing, for as long as they run.
-		// Nothing is waited for.
-		_ = p.Kill()
-	}
-	// Closing our end of the lifeline is the plugin's signal to exit.
-	p.proc.Lifeline.Close()
 	if p.conn != nil {
 		// gRPC's Close waits for its resolver and balancer goroutines to
 		// finish; nothing here needs to wait for that.
@@ -421,17 +416,6 @@ func (p *Plugin) stop() {
 	}
 	os.RemoveAll(p.proc.SocketDir)
 }
-
-// SharesLifeline reports whether p lives by its lifeline alone, without
-// Pdeathsig (Options.ShareLifeline): then a process that holds a copy of
-// the lifeline keeps p, and every lock it holds, alive.
-func (p *Plugin) SharesLifeline() bool { return p.host.opts.ShareLifeline }
-
-// Lifeline returns the write end of p's lifeline. With
-// Options.ShareLifeline, a command that inherits a copy keeps the plugin,
-// and every lock it holds, alive until that command and everything that
-// inherited it have exited.
-func (p *Plugin) Lifeline() *os.File { return p.proc.Lifeline }
 
 // Kill ends the plugin process at once, with SIGKILL, for a host that
 // must not leave it running (lockmgr run, once its command is done, while

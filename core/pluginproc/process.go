@@ -31,7 +31,7 @@ import (
 const (
 	MagicCookieKey   = "LOCKMGR_PLUGIN"
 	MagicCookieValue = "8f7d1c2e-lockmgr-backend"
-	ProtocolVersion  = 1
+	ProtocolVersion  = 2
 )
 
 // The TCP port range go-plugin tells a plugin about. lockmgr's plugins

@@ -3,11 +3,9 @@ package pluginrpc
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"golang.org/x/sys/unix"
 )
 
 // pretender declares that it hands its locks over (as flock and ofd do)
@@ -20,21 +18,11 @@ func (p *pretender) Describe(context.Context) (backend.Info, error) {
 	return backend.Info{Name: "pretender", Capabilities: backend.Capabilities{HandsOver: true}}, nil
 }
 
-// serveWithLifeline serves impl as a plugin does, with a lifeline socket
-// pair for descriptors, and returns the host's Client.
+// serveWithLifeline serves impl as a plugin does and returns the host's
+// Client.
 func serveWithLifeline(t *testing.T, impl backend.LockMgr) *Client {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[1], true); err != nil {
-		t.Fatal(err)
-	}
-	pluginEnd, hostEnd := os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline")
-	t.Cleanup(func() { pluginEnd.Close(); hostEnd.Close() })
-	dial, _ := serveInMemory(t, impl, &descriptorSender{fd: int(pluginEnd.Fd())})
-	return startClient(t, dial(), "pretender", hostEnd)
+	return servePlugin(t, impl).connect("pretender", SessionOptions{})
 }
 
 // TestHandOverGrantWithoutDescriptorRefused: a plugin that declared it

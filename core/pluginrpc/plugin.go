@@ -41,14 +41,11 @@ const LogEnv = pluginproc.LogEnv
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl backend.LockMgr
-	// sender hands locked descriptors to the host; nil where the plugin
-	// has no lifeline to send them on.
-	sender *descriptorSender
 }
 
 // GRPCServer registers the backend's gRPC service on the plugin side.
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	lockpb.RegisterBackendServer(s, newServer(p.Impl, p.sender))
+	lockpb.RegisterBackendServer(s, newServer(p.Impl))
 	return nil
 }
 
