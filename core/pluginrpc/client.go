@@ -34,7 +34,7 @@ type Client struct {
 	opts SessionOptions
 
 	mu    sync.Mutex
-	calls map[uint64]*pendingCall // awaiting an answer
+	calls map[uint64]*pendingCall  // awaiting an answer
 	kept  map[uint64]chan struct{} // granted locks the plugin keeps, by handle
 	dead  chan struct{}            // closed once the plugin is gone
 	cause error                    // why, once dead

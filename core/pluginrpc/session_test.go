@@ -86,7 +86,7 @@ type inMemoryPlugin struct {
 	impl backend.LockMgr
 	dial func() *grpc.ClientConn
 
-	srv  *grpc.Server
+	srv *grpc.Server
 
 	mu       sync.Mutex
 	sessions []*session
