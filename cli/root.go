@@ -235,9 +235,6 @@ func execute(args []string) int {
 // executeCommand runs lockmgr's command line, and returns its exit code
 // and the signal to end by, if any.
 func executeCommand(args []string) (code int, sig syscall.Signal) {
-	// A plugin started ahead (cli/internal/prestart) that this command
-	// did not use ends with it.
-	defer pluginproc.DiscardPrestarted()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintln(os.Stderr, "lockmgr: internal error:", oneLine(fmt.Sprint(r)))

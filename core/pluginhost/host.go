@@ -230,10 +230,8 @@ func (h *Host) start(name string) (*Plugin, error) {
 	spec := pluginproc.Spec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
 	// go-plugin reads the handshake from a process of ours (pluginproc),
-	// so that the lockmgr command can have started it before gRPC's
-	// packages had initialized (pluginproc.Prestart). go-plugin's own
-	// environment comes in through the runner function: a prestarted
-	// process is used only if it was started with exactly that.
+	// started with lockmgr's checks, lifeline and socket directory;
+	// go-plugin's own environment comes in through the runner function.
 	var proc *pluginproc.Proc
 	var procErr error
 	// go-plugin makes a directory of its own before it starts anything:
@@ -274,10 +272,6 @@ func (h *Host) start(name string) (*Plugin, error) {
 			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
 				return strings.HasPrefix(kv, pluginproc.SocketDirEnv+"=")
 			})...)
-			if proc = pluginproc.Take(spec); proc != nil {
-				h.opts.Logger.Debug("using the prestarted plugin process", "backend", name, "pid", proc.PID())
-				return proc, nil
-			}
 			proc, procErr = pluginproc.Start(spec)
 			if procErr != nil {
 				return nil, procErr
@@ -285,8 +279,6 @@ func (h *Host) start(name string) (*Plugin, error) {
 			return proc, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		MinPort:          pluginproc.MinPort,
-		MaxPort:          pluginproc.MaxPort,
 		SkipHostEnv:      true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),

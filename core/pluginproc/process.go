@@ -34,15 +34,6 @@ const (
 	ProtocolVersion  = 1
 )
 
-// The TCP port range go-plugin tells a plugin about. lockmgr's plugins
-// listen on Unix sockets and never use it, but it is part of the
-// environment a Spec compares, so the host sets it explicitly rather than
-// rely on go-plugin's defaults.
-const (
-	MinPort = 10000
-	MaxPort = 25000
-)
-
 // Environment variables a host sets for its plugin.
 const (
 	// LifelineEnv tells a plugin which descriptor is its lifeline: the
@@ -100,23 +91,7 @@ func BaseEnv() []string {
 	return env
 }
 
-// HandshakeEnv is the part of a plugin's environment that go-plugin's
-// client adds for the handshake, as go-plugin v1.8 writes it. Prestart
-// needs it because it starts the process before there is a go-plugin
-// client; if go-plugin ever writes it differently, Take sees a different
-// Spec and starts afresh, so a mismatch costs time, never correctness.
-func HandshakeEnv() []string {
-	return []string{
-		MagicCookieKey + "=" + MagicCookieValue,
-		"PLUGIN_MIN_PORT=" + strconv.Itoa(MinPort),
-		"PLUGIN_MAX_PORT=" + strconv.Itoa(MaxPort),
-		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(ProtocolVersion),
-	}
-}
-
-// Spec says how to start one plugin process. Processes started from
-// equal Specs cannot be told apart, which is what lets Take hand over a
-// process Prestart started early.
+// Spec says how to start one plugin process.
 type Spec struct {
 	// Path is the plugin binary, already found and verified.
 	Path string
@@ -134,23 +109,9 @@ type Spec struct {
 	ExtraFiles []*os.File
 }
 
-// PrestartSpec is the Spec a host that shares the lifeline or not, and
-// hands over no descriptors, starts the plugin at path (pinned to sum,
-// "" when not pinned) with: what Prestart is given so that the host's
-// Take finds an equal Spec.
-func PrestartSpec(path, sum string, shareLifeline bool) Spec {
-	return Spec{Path: path, SHA256: sum, Env: append(BaseEnv(), HandshakeEnv()...), ShareLifeline: shareLifeline}
-}
-
-func (s Spec) equal(o Spec) bool {
-	return s.Path == o.Path && s.SHA256 == o.SHA256 && s.ShareLifeline == o.ShareLifeline &&
-		slices.Equal(slices.Sorted(slices.Values(s.Env)), slices.Sorted(slices.Values(o.Env))) &&
-		slices.Equal(s.ExtraFiles, o.ExtraFiles)
-}
-
 // Proc is a started plugin process. It satisfies go-plugin's
 // runner.Runner, so that go-plugin reads the handshake from a process
-// that core/pluginhost, or Prestart, started.
+// that core/pluginhost started with its own checks (Start).
 type Proc struct {
 	path   string
 	cmd    *exec.Cmd
@@ -465,68 +426,6 @@ func (p *Proc) PluginToHost(network, addr string) (string, string, error) {
 // HostToPlugin returns the host's address as it is.
 func (p *Proc) HostToPlugin(network, addr string) (string, string, error) {
 	return network, addr, nil
-}
-
-// early is the one process Prestart started, until Take or
-// DiscardPrestarted.
-var early struct {
-	mu   sync.Mutex
-	spec Spec
-	proc *Proc
-}
-
-// Prestart starts the plugin process spec describes now, for a Take with
-// an equal Spec to collect. It exists for the lockmgr command, whose
-// start-up is two Go programs' start-ups in a row: its own package
-// initialization (gRPC and protobuf, about 2 ms) and then the plugin's.
-// Called from a package initializer that runs before gRPC's, it lets the
-// two overlap. At most one process is prestarted; a second call discards
-// the first.
-func Prestart(spec Spec) error {
-	p, err := Start(spec)
-	if err != nil {
-		return err
-	}
-	early.mu.Lock()
-	old := early.proc
-	early.spec, early.proc = spec, p
-	early.mu.Unlock()
-	if old != nil {
-		old.Discard()
-	}
-	return nil
-}
-
-// Take returns the prestarted process if it was started from a Spec equal
-// to spec, and nil otherwise; a prestarted process of a different Spec
-// is discarded, since nothing else will want it.
-func Take(spec Spec) *Proc {
-	early.mu.Lock()
-	p, started := early.proc, early.spec
-	early.proc, early.spec = nil, Spec{}
-	early.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	if !started.equal(spec) {
-		p.Discard()
-		return nil
-	}
-	return p
-}
-
-// DiscardPrestarted discards a prestarted process that no Take collected,
-// as the lockmgr command exits (after a usage error, say). Were it not
-// called, the plugin would still exit once its lifeline closed with the
-// command, and remove its socket directory itself.
-func DiscardPrestarted() {
-	early.mu.Lock()
-	p := early.proc
-	early.proc, early.spec = nil, Spec{}
-	early.mu.Unlock()
-	if p != nil {
-		p.Discard()
-	}
 }
 
 // maxSocketDir bounds the directory the plugin's socket goes in: a Unix

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +14,7 @@ import (
 )
 
 // sleeper writes an executable that sleeps, standing in for a plugin:
-// Start and Take care about processes, not handshakes.
+// Start cares about processes, not handshakes.
 func sleeper(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "sleeper")
@@ -49,70 +48,10 @@ func noDir(t *testing.T, dir string) {
 	}
 }
 
-func TestTakeEqualSpec(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	spec := PrestartSpec(sleeper(t), "", true)
-	if err := Prestart(spec); err != nil {
-		t.Fatal(err)
-	}
-	// The host builds the environment in its own order.
-	again := spec
-	again.Env = slices.Clone(spec.Env)
-	slices.Reverse(again.Env)
-	p := Take(again)
-	if p == nil || p.PID() <= 0 {
-		t.Fatalf("Take(an equal spec) = %v, want the prestarted process", p)
-	}
-	if Take(again) != nil {
-		t.Error("a prestarted process was handed out twice")
-	}
-	p.Discard()
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
-func TestTakeOtherSpecDiscards(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	spec := PrestartSpec(sleeper(t), "", true)
-	if err := Prestart(spec); err != nil {
-		t.Fatal(err)
-	}
-	early.mu.Lock()
-	p := early.proc
-	early.mu.Unlock()
-	for _, other := range []Spec{
-		PrestartSpec(spec.Path, "", false),
-		{Path: spec.Path, Env: append(slices.Clone(spec.Env), "X=1"), ShareLifeline: true},
-		{Path: spec.Path, Env: spec.Env, ShareLifeline: true, ExtraFiles: []*os.File{os.Stdin}},
-	} {
-		if spec.equal(other) {
-			t.Errorf("%+v equals %+v", other, spec)
-		}
-	}
-	if got := Take(PrestartSpec(spec.Path, "", false)); got != nil {
-		t.Fatalf("Take(another spec) = %v, want nil", got)
-	}
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
-func TestDiscardPrestarted(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	if err := Prestart(PrestartSpec(sleeper(t), "", true)); err != nil {
-		t.Fatal(err)
-	}
-	early.mu.Lock()
-	p := early.proc
-	early.mu.Unlock()
-	DiscardPrestarted()
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
 func TestStartChecksPin(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	_, err := Start(PrestartSpec(sleeper(t), strings.Repeat("0", 64), false))
+	_, err := Start(Spec{Path: sleeper(t), SHA256: strings.Repeat("0", 64), Env: BaseEnv()})
 	if !errors.Is(err, ErrChecksum) {
 		t.Fatalf("Start(a wrong pin): %v, want ErrChecksum", err)
 	}
@@ -173,7 +112,7 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 	other := printer(t, dir, "other", "swapped")
 
 	// A pinned plugin runs, through its descriptor, under its own name.
-	spec := PrestartSpec(path, sum(t, path), false)
+	spec := Spec{Path: path, SHA256: sum(t, path), Env: BaseEnv()}
 	p, err := Start(spec)
 	if err != nil {
 		t.Fatalf("Start(a pinned plugin): %v", err)
@@ -218,7 +157,7 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 // inherits it, and the plugin must hold only its own end.
 func TestLifelineWriteEndStaysWithHost(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	p, err := Start(PrestartSpec(sleeper(t), "", false))
+	p, err := Start(Spec{Path: sleeper(t), Env: BaseEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}
