@@ -35,6 +35,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -138,7 +139,7 @@ func lifelineOf(pid int) string {
 		return ""
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, pluginproc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
+		if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
 			return v
 		}
 	}

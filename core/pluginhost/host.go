@@ -270,7 +270,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 			// of ours has one already.
 			os.Remove(goPluginDir)
 			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
-				return strings.HasPrefix(kv, pluginproc.SocketDirEnv+"=")
+				return strings.HasPrefix(kv, pluginrpc.SocketDirEnv+"=")
 			})...)
 			proc, procErr = pluginproc.Start(spec)
 			if procErr != nil {

@@ -304,7 +304,7 @@ func TestLastDoneKillsASharedLifelinePlugin(t *testing.T) {
 }
 
 // TestHostKilled: a host killed with SIGKILL takes its plugin with it
-// through Pdeathsig (pluginproc.HostDeathSignal, which the plugin answers
+// through Pdeathsig (pluginrpc.HostDeathSignal, which the plugin answers
 // by exiting), even while a copy of the lifeline lives on in another
 // process; with ShareLifeline there is no Pdeathsig, and the plugin lives
 // as long as the copy.

@@ -19,59 +19,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 )
-
-// The go-plugin handshake every lockmgr plugin expects. The cookie keeps a
-// person who runs a plugin binary by hand from waiting on a silent
-// process, and the protocol version must change whenever the gRPC service
-// changes incompatibly, so that a mismatched pair fails at start with a
-// clear error instead of mid-lock. core/pluginrpc builds go-plugin's
-// HandshakeConfig from these.
-const (
-	MagicCookieKey   = "LOCKMGR_PLUGIN"
-	MagicCookieValue = "8f7d1c2e-lockmgr-backend"
-	ProtocolVersion  = 1
-)
-
-// Environment variables a host sets for its plugin.
-const (
-	// LifelineEnv tells a plugin which descriptor is its lifeline: the
-	// read end of a pipe whose write ends the host (and whatever the host
-	// hands them to) keep open. The plugin exits as soon as every write
-	// end is closed, which is how a plugin dies with its host even when
-	// the host is killed with SIGKILL.
-	LifelineEnv = "LOCKMGR_LIFELINE_FD"
-	// LogEnv sets the log level of lockmgr and its plugins ("debug",
-	// "trace", ...); unset means silent.
-	LogEnv = "LOCKMGR_LOG"
-	// LifelineHostEnv names the host's end of the lifeline as /proc shows
-	// a descriptor of it ("socket:[INODE]"). Nothing in the plugin needs
-	// it: it is there for `lockmgr status`, which credits a plugin's lock
-	// to whoever holds the host's end (the host, or the command that
-	// lockmgr run handed a copy to), and a socket pair's two ends, unlike
-	// a pipe's, have different names.
-	LifelineHostEnv = "LOCKMGR_LIFELINE_HOST"
-	// SocketDirEnv is go-plugin's variable for the directory its Unix
-	// socket goes in.
-	SocketDirEnv = "PLUGIN_UNIX_SOCKET_DIR"
-)
-
-// HostDeathSignal is the Pdeathsig of a plugin whose lifeline is not
-// shared: the kernel sends it when the host dies, even if a copy of the
-// lifeline leaked to another process (a child the host forked without
-// exec, through cgo, keeps every descriptor, close-on-exec or not). Not
-// SIGKILL, so that the plugin can give back locks that outlive it (etcd
-// leases) before it exits; not one of the signals a terminal or a service
-// manager sends a whole group, which the plugin ignores.
-//
-// The kernel sends Pdeathsig when the thread that forked the plugin
-// exits, not the process, and a Go program's threads end when a goroutine
-// locked to one (runtime.LockOSThread) returns without unlocking. So
-// every plugin is forked from one thread kept for the purpose, which
-// lives as long as the process (onForkThread): a library cannot know its
-// caller's threads.
-const HostDeathSignal = syscall.SIGUSR2
 
 // ErrChecksum means a plugin binary does not have its pinned SHA-256.
 var ErrChecksum = errors.New("does not match its pinned sha256")
@@ -84,9 +34,9 @@ var ErrChecksum = errors.New("does not match its pinned sha256")
 // millisecond of every start), and the log level. Nothing of the host's
 // own environment leaks in.
 func BaseEnv() []string {
-	env := []string{LifelineEnv + "=3", "GOMAXPROCS=1"}
-	if lvl := os.Getenv(LogEnv); lvl != "" {
-		env = append(env, LogEnv+"="+lvl)
+	env := []string{pluginrpc.LifelineEnv + "=3", "GOMAXPROCS=1"}
+	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
+		env = append(env, pluginrpc.LogEnv+"="+lvl)
 	}
 	return env
 }
@@ -100,9 +50,10 @@ type Spec struct {
 	// Env is the whole environment but for the socket directory, which
 	// every start makes afresh.
 	Env []string
-	// ShareLifeline leaves out Pdeathsig (HostDeathSignal), so that
-	// whoever is handed a copy of the lifeline keeps the plugin, and its
-	// locks, alive after the host has gone (lockmgr run's command does).
+	// ShareLifeline leaves out Pdeathsig (pluginrpc.HostDeathSignal), so
+	// that whoever is handed a copy of the lifeline keeps the plugin, and
+	// its locks, alive after the host has gone (lockmgr run's command
+	// does).
 	ShareLifeline bool
 	// ExtraFiles become descriptors 4, 5, ... of the plugin (3 is the
 	// lifeline): how `lockmgr lock --fd` hands over the shell's file.
@@ -129,10 +80,10 @@ type Proc struct {
 // any, and that same open file executed, so that a file swapped in at the
 // path meanwhile is never the one that runs. It runs with its lifeline,
 // in a process group of its own (so that the terminal's signals, meant
-// for the command lockmgr runs, do not reach it), with HostDeathSignal as
-// Pdeathsig unless the lifeline is to be shared. The fork happens on a
-// thread that lives as long as the process, whichever goroutine calls
-// Start.
+// for the command lockmgr runs, do not reach it), with
+// pluginrpc.HostDeathSignal as Pdeathsig unless the lifeline is to be
+// shared. The fork happens on a thread that lives as long as the process,
+// whichever goroutine calls Start.
 func Start(spec Spec) (*Proc, error) {
 	bin, err := openBinary(spec.Path, spec.SHA256)
 	if err != nil {
@@ -226,12 +177,12 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        []string{spec.Path},
-		Env:         append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir, LifelineHostEnv+"="+hostEnd(lifeW)),
+		Env:         append(slices.Clip(spec.Env), pluginrpc.SocketDirEnv+"="+socketDir, pluginrpc.LifelineHostEnv+"="+hostEnd(lifeW)),
 		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if !spec.ShareLifeline {
-		cmd.SysProcAttr.Pdeathsig = HostDeathSignal
+		cmd.SysProcAttr.Pdeathsig = pluginrpc.HostDeathSignal
 	}
 	if p.stdout, err = cmd.StdoutPipe(); err != nil {
 		return fail(err)
@@ -278,7 +229,7 @@ func hostEnd(f *os.File) string {
 }
 
 // forkThread is the goroutine, locked to its OS thread for the life of
-// the process, that forks every plugin (see HostDeathSignal).
+// the process, that forks every plugin (see pluginrpc.HostDeathSignal).
 var forkThread struct {
 	once  sync.Once
 	calls chan func()

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/kernelwait"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
@@ -49,7 +48,7 @@ const closeGrace = time.Second
 
 // watchLifeline ends the plugin once its host is gone: when every write
 // end of the lifeline pipe is closed, or when the kernel delivers the
-// host-death signal (pluginproc.HostDeathSignal, the Pdeathsig of a
+// host-death signal (HostDeathSignal, the Pdeathsig of a
 // plugin whose lifeline is not shared). go-plugin has no parent-death
 // detection of its own: a plugin whose host was SIGKILLed would live on
 // under PID 1, holding its locks for no one. Exiting makes the kernel
@@ -69,14 +68,14 @@ func watchLifeline(impl backend.LockMgr) int {
 	// while it is still shutting down; SIGKILL still works.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	hostDied := make(chan os.Signal, 1)
-	signal.Notify(hostDied, pluginproc.HostDeathSignal)
+	signal.Notify(hostDied, HostDeathSignal)
 	lifeline := os.NewFile(uintptr(fd), "lifeline")
 	cut := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, lifeline)
 		close(cut)
 	}()
-	socketDir := os.Getenv(pluginproc.SocketDirEnv)
+	socketDir := os.Getenv(SocketDirEnv)
 	go func() {
 		select {
 		case <-cut:
