@@ -19,7 +19,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -79,8 +78,8 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	if err != nil {
 		return err
 	}
-	dirs := pluginproc.SearchPath("", cfg.PluginDir)
-	found := pluginproc.List(dirs)
+	dirs := pluginhost.SearchPath("", cfg.PluginDir)
+	found := pluginhost.List(dirs)
 	results := make([]backendJSON, len(found))
 	// Each check starts a process; side by side they take as long as the
 	// slowest, not the sum.
@@ -128,7 +127,7 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	for _, sel := range selectedBackends(cfg) {
 		if !have[sel.name] {
 			fmt.Fprintf(stderr, "lockmgr: backend %s (%s) has no plugin: no %s%s in %s\n",
-				sel.name, sel.source, pluginproc.BinaryPrefix, sel.name, strings.Join(dirs, ":"))
+				sel.name, sel.source, pluginhost.BinaryPrefix, sel.name, strings.Join(dirs, ":"))
 			failed = true
 		}
 	}
@@ -172,7 +171,7 @@ func selectedBackends(cfg *config.Config) []selection {
 }
 
 // checkBackend starts one plugin and asks it to describe itself.
-func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
+func checkBackend(host *pluginhost.Host, f pluginhost.Found) backendJSON {
 	r := backendJSON{Name: f.Name, Path: f.Path}
 	fail := func(err error) backendJSON {
 		var be *backend.Error
@@ -183,7 +182,7 @@ func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
 		return r
 	}
 	// Verify first, for its own words; Get would verify too.
-	if err := pluginproc.Verify(f.Path); err != nil {
+	if err := pluginhost.Verify(f.Path); err != nil {
 		return fail(err)
 	}
 	p, err := host.Get(f.Name)

@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/spf13/cobra"
 )
 
@@ -53,7 +53,7 @@ func completeBackends(*cobra.Command, []string, string) ([]string, cobra.ShellCo
 	if cfg, err := config.Load(config.LoadOptions{}); err == nil {
 		dir = cfg.PluginDir
 	}
-	for _, f := range pluginproc.List(pluginproc.SearchPath("", dir)) {
+	for _, f := range pluginhost.List(pluginhost.SearchPath("", dir)) {
 		if !seen[f.Name] {
 			names = append(names, f.Name)
 		}

@@ -34,7 +34,7 @@ import (
 	"strings"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
@@ -124,7 +124,7 @@ func pluginName(pid int) string {
 		return pluginComm
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginproc.BinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginhost.BinaryPrefix) {
 		return name
 	}
 	return pluginComm

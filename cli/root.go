@@ -10,7 +10,6 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -35,7 +34,7 @@ func (g *globals) loadConfig(backendFlag string) (*config.Config, error) {
 // lifeline (ShareLifeline) and `lock --fd` hands the plugin a descriptor
 // (ExtraFiles).
 func newHost(cfg *config.Config, opts pluginhost.Options) (*pluginhost.Host, error) {
-	opts.Dirs = pluginproc.SearchPath("", cfg.PluginDir)
+	opts.Dirs = pluginhost.SearchPath("", cfg.PluginDir)
 	opts.Checksums = make(map[string]string, len(cfg.Plugins))
 	for name, p := range cfg.Plugins {
 		opts.Checksums[name] = p.SHA256

@@ -11,7 +11,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
 
 // Option configures a Handle.
@@ -87,7 +86,7 @@ func loadDefaultConfig() (*config.Config, error) {
 // everything a plugin is started with (search path, pins, settings), so
 // that two configurations never share a plugin configured for only one.
 func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) {
-	dirs := pluginproc.SearchPath(pluginDir, cfg.PluginDir)
+	dirs := pluginhost.SearchPath(pluginDir, cfg.PluginDir)
 	sums := map[string]string{}
 	settings, err := cfg.BackendSettings()
 	if err != nil {

@@ -1,14 +1,3 @@
-// Package pluginhost starts and stops backend plugins, found and run by
-// core/pluginproc and spoken to through go-plugin:
-// one process per backend per host process, shared by every lock of that
-// backend, started on first use and stopped when the last user is done.
-//
-// Two rules shape it. A plugin must die with its host, which go-plugin
-// does not ensure: each plugin gets a lifeline pipe and exits when every
-// write end is closed, with Pdeathsig as a backstop where nothing else
-// shares the lifeline. And stopping must not make the host wait: a
-// plugin is stopped by closing its lifeline and its connection, never by
-// waiting for it to exit.
 package pluginhost
 
 import (
@@ -29,7 +18,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"google.golang.org/grpc"
 )
@@ -106,7 +94,7 @@ type Plugin struct {
 	refs    int
 	gp      *plugin.Client
 	conn    interface{ Close() error }
-	proc    *pluginproc.Proc
+	proc    *process
 	stopped bool
 }
 
@@ -213,11 +201,11 @@ func rejected(name string, format string, args ...any) error {
 }
 
 func (h *Host) start(name string) (*Plugin, error) {
-	path, err := pluginproc.Find(name, h.opts.Dirs)
+	path, err := Find(name, h.opts.Dirs)
 	if err != nil {
 		return nil, err
 	}
-	if err := pluginproc.Verify(path); err != nil {
+	if err := Verify(path); err != nil {
 		return nil, rejected(name, "%v", err)
 	}
 	sum := h.opts.Checksums[name]
@@ -227,19 +215,19 @@ func (h *Host) start(name string) (*Plugin, error) {
 		}
 		sum = strings.ToLower(sum)
 	}
-	spec := pluginproc.Spec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
+	spec := procSpec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
-	// go-plugin reads the handshake from a process of ours (pluginproc),
+	// go-plugin reads the handshake from a process of ours (process.go),
 	// started with lockmgr's checks, lifeline and socket directory;
 	// go-plugin's own environment comes in through the runner function.
-	var proc *pluginproc.Proc
+	var proc *process
 	var procErr error
 	// go-plugin makes a directory of its own before it starts anything:
 	// it goes in a private one of ours, made where the plugin's would be,
 	// never in a place another user controls, nor on a read-only /tmp,
-	// nor in a trusted place that is full (SocketParent alone would name
+	// nor in a trusted place that is full (socketParentDir alone would name
 	// that one, and go-plugin's mkdir would fail the start).
-	socketParent, err := pluginproc.MakeSocketDir()
+	socketParent, err := makeSocketDir()
 	if err != nil {
 		return nil, backend.Errorf("start", "", name, err)
 	}
@@ -255,7 +243,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 	)
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
 		conn, err := proc.Dial(ctx, target)
-		if errors.Is(err, pluginproc.ErrNotThePlugin) {
+		if errors.Is(err, errNotThePlugin) {
 			peerMu.Lock()
 			peerErr = err
 			peerMu.Unlock()
@@ -269,10 +257,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 			// go-plugin made a socket directory of its own; each process
 			// of ours has one already.
 			os.Remove(goPluginDir)
-			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
+			spec.Env = append(baseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
 				return strings.HasPrefix(kv, pluginrpc.SocketDirEnv+"=")
 			})...)
-			proc, procErr = pluginproc.Start(spec)
+			proc, procErr = startProcess(spec)
 			if procErr != nil {
 				return nil, procErr
 			}
@@ -301,9 +289,9 @@ func (h *Host) start(name string) (*Plugin, error) {
 	}
 	if err != nil {
 		switch {
-		case errors.Is(procErr, pluginproc.ErrChecksum):
+		case errors.Is(procErr, errChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
-		case errors.Is(procErr, pluginproc.ErrUnsafe):
+		case errors.Is(procErr, ErrUnsafe):
 			// Start checks again what it opens, and may find it changed.
 			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:

@@ -21,7 +21,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +67,7 @@ func quickRaceExit() string {
 	return "GORACE=" + os.Getenv("GORACE") + " atexit_sleep_ms=0"
 }
 
-func pluginPath() string { return filepath.Join(pluginDir, pluginproc.BinaryPrefix+"flock") }
+func pluginPath() string { return filepath.Join(pluginDir, pluginhost.BinaryPrefix+"flock") }
 
 // privateDir returns a fresh directory that only its owner may write, as
 // Verify insists for a plugin directory.
@@ -88,7 +87,7 @@ func copyPlugin(t *testing.T, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, pluginproc.BinaryPrefix+name)
+	p := filepath.Join(dir, pluginhost.BinaryPrefix+name)
 	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +158,14 @@ func TestChecksumPin(t *testing.T) {
 
 func TestRejectsNonPlugin(t *testing.T) {
 	dir := privateDir(t)
-	script := filepath.Join(dir, pluginproc.BinaryPrefix+"bogus")
+	script := filepath.Join(dir, pluginhost.BinaryPrefix+"bogus")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := pluginproc.Verify(script); err != nil {
+	if err := pluginhost.Verify(script); err != nil {
 		t.Fatalf("Verify(the script): %v; the test needs it to pass Verify and fail later", err)
 	}
 	h := pluginhost.New(pluginhost.Options{Dirs: []string{dir}, StartTimeout: promptly})
@@ -404,7 +403,7 @@ func runHost(share bool) int {
 
 func TestRejectsOtherProtocolVersion(t *testing.T) {
 	dir := privateDir(t)
-	bin := filepath.Join(dir, pluginproc.BinaryPrefix+"other")
+	bin := filepath.Join(dir, pluginhost.BinaryPrefix+"other")
 	build := exec.Command("go", "build", "-o", bin, "./testdata/otherprotocol")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the other-protocol plugin: %v\n%s", err, out)

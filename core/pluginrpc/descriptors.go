@@ -6,7 +6,7 @@ package pluginrpc
 // host's behalf and nothing needs to mirror it: a plugin that dies takes
 // nothing with it, and a host that dies releases everything at once.
 // gRPC cannot carry a descriptor, so it travels on the plugin's lifeline,
-// a SOCK_SEQPACKET socket pair (core/pluginproc), as SCM_RIGHTS. The
+// a SOCK_SEQPACKET socket pair (core/pluginhost), as SCM_RIGHTS. The
 // protocol is written down in core/lockpb/lockmgr.proto.
 
 import (
@@ -79,7 +79,7 @@ type arrival struct {
 var errChannelClosed = errors.New("the plugin's descriptor channel is closed")
 
 // newDescriptorInbox starts reading lifeline, the host's end of the
-// plugin's lifeline, which must be non-blocking (core/pluginproc makes it
+// plugin's lifeline, which must be non-blocking (core/pluginhost makes it
 // so). It reads until the plugin closes its end or lifeline is closed.
 func newDescriptorInbox(lifeline *os.File) *descriptorInbox {
 	in := &descriptorInbox{

@@ -1,4 +1,4 @@
-package pluginproc
+package pluginhost
 
 import (
 	"context"
@@ -23,17 +23,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrChecksum means a plugin binary does not have its pinned SHA-256.
-var ErrChecksum = errors.New("does not match its pinned sha256")
+// errChecksum means a plugin binary does not have its pinned SHA-256.
+var errChecksum = errors.New("does not match its pinned sha256")
 
-// BaseEnv is lockmgr's part of a plugin's environment: the lifeline on
+// baseEnv is lockmgr's part of a plugin's environment: the lifeline on
 // descriptor 3, one P (a plugin's work is a few syscalls per call, and on
 // one P handing a message between goroutines is a run-queue switch rather
 // than a thread wake-up: a lock round trip measured 20% faster; set here
 // rather than by runtime.GOMAXPROCS, whose stop-the-world cost half a
 // millisecond of every start), and the log level. Nothing of the host's
 // own environment leaks in.
-func BaseEnv() []string {
+func baseEnv() []string {
 	env := []string{pluginrpc.LifelineEnv + "=3", "GOMAXPROCS=1"}
 	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
 		env = append(env, pluginrpc.LogEnv+"="+lvl)
@@ -41,8 +41,8 @@ func BaseEnv() []string {
 	return env
 }
 
-// Spec says how to start one plugin process.
-type Spec struct {
+// procSpec says how to start one plugin process.
+type procSpec struct {
 	// Path is the plugin binary, already found and verified.
 	Path string
 	// SHA256 is the hex digest Path must have, or "" when not pinned.
@@ -60,10 +60,10 @@ type Spec struct {
 	ExtraFiles []*os.File
 }
 
-// Proc is a started plugin process. It satisfies go-plugin's
+// process is a started plugin process. It satisfies go-plugin's
 // runner.Runner, so that go-plugin reads the handshake from a process
-// that core/pluginhost started with its own checks (Start).
-type Proc struct {
+// started with the host's own checks (startProcess).
+type process struct {
 	path   string
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
@@ -74,7 +74,7 @@ type Proc struct {
 	SocketDir string
 }
 
-// Start starts the plugin process spec describes, with a fresh private
+// startProcess starts the plugin process spec describes, with a fresh private
 // socket directory: the binary opened once, checked as Verify would
 // check it (the path, then the open file itself) and against its pin, if
 // any, and that same open file executed, so that a file swapped in at the
@@ -83,20 +83,21 @@ type Proc struct {
 // for the command lockmgr runs, do not reach it), with
 // pluginrpc.HostDeathSignal as Pdeathsig unless the lifeline is to be
 // shared. The fork happens on a thread that lives as long as the process,
-// whichever goroutine calls Start.
-func Start(spec Spec) (*Proc, error) {
+// whichever goroutine calls startProcess.
+func startProcess(spec procSpec) (*process, error) {
 	bin, err := openBinary(spec.Path, spec.SHA256)
 	if err != nil {
 		return nil, err
 	}
 	defer bin.Close() // the plugin has its own copy
-	return start(spec, bin)
+	return startBinary(spec, bin)
 }
 
-// openBinary opens the plugin binary at path for Start: the path checked
-// as Verify does, then the open file (fstat) as the file it resolved to,
-// and hashed against sum unless sum is "". A file that cannot be read
-// (mode 0711) is opened only to be executed (O_PATH), unless pinned.
+// openBinary opens the plugin binary at path for startProcess: the path
+// checked as Verify does, then the open file (fstat) as the file it
+// resolved to, and hashed against sum unless sum is "". A file that cannot
+// be read (mode 0711) is opened only to be executed (O_PATH), unless
+// pinned.
 func openBinary(path, sum string) (*os.File, error) {
 	real, lst, err := resolveTrusted(path)
 	if err != nil {
@@ -132,13 +133,14 @@ func openBinary(path, sum string) (*os.File, error) {
 			return fail(fmt.Errorf("hashing %s: %w", path, err))
 		}
 		if hex.EncodeToString(h.Sum(nil)) != sum {
-			return fail(fmt.Errorf("%s %w", path, ErrChecksum))
+			return fail(fmt.Errorf("%s %w", path, errChecksum))
 		}
 	}
 	return f, nil
 }
 
-// start runs bin, the plugin binary open for spec, as Start describes.
+// startBinary runs bin, the plugin binary open for spec, as startProcess
+// describes.
 //
 // The kernel executes an open file through /proc/self/fd/N: bin goes to
 // the plugin as its last descriptor, and the plugin process executes its
@@ -149,13 +151,13 @@ func openBinary(path, sum string) (*os.File, error) {
 // plugin's private socket directory, pointing to /proc/self/fd/N. The
 // descriptor stays open in the plugin, which a script plugin's
 // interpreter needs (it opens the script by that name).
-func start(spec Spec, bin *os.File) (*Proc, error) {
+func startBinary(spec procSpec, bin *os.File) (*process, error) {
 	socketDir, err := makeSocketDir()
 	if err != nil {
 		return nil, err
 	}
-	p := &Proc{SocketDir: socketDir, path: spec.Path}
-	fail := func(err error) (*Proc, error) {
+	p := &process{SocketDir: socketDir, path: spec.Path}
+	fail := func(err error) (*process, error) {
 		p.Discard()
 		return nil, err
 	}
@@ -257,7 +259,7 @@ func onForkThread(f func()) {
 }
 
 // PID returns the plugin's process id, or 0 before it started.
-func (p *Proc) PID() int {
+func (p *process) PID() int {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return 0
 	}
@@ -266,7 +268,7 @@ func (p *Proc) PID() int {
 
 // Discard ends a process no host will use: it kills the plugin, reaps
 // it without waiting, and Abandons it.
-func (p *Proc) Discard() {
+func (p *process) Discard() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		_ = p.cmd.Process.Kill()
 		go func() { _ = p.cmd.Wait() }()
@@ -277,7 +279,7 @@ func (p *Proc) Discard() {
 // Abandon closes the lifeline, which ends the plugin unless a copy was
 // handed on, and removes the socket directory, leaving the process to
 // whoever waits for it (go-plugin, once it has been given the process).
-func (p *Proc) Abandon() {
+func (p *process) Abandon() {
 	if p.Lifeline != nil {
 		p.Lifeline.Close()
 	}
@@ -288,16 +290,16 @@ func (p *Proc) Abandon() {
 
 // Start is go-plugin's runner.Runner Start: the process is already
 // running.
-func (p *Proc) Start(context.Context) error { return nil }
+func (p *process) Start(context.Context) error { return nil }
 
 // Wait waits for the process to exit, for go-plugin's runner.Runner.
-func (p *Proc) Wait(context.Context) error { return p.cmd.Wait() }
+func (p *process) Wait(context.Context) error { return p.cmd.Wait() }
 
 // Kill kills the process, for go-plugin's runner.Runner and for a host
 // that must end its plugin. It signals through the *os.Process that
 // started it, which on Linux holds a pidfd, and does nothing once the
 // process has been reaped: a pid, once reaped, may name another process.
-func (p *Proc) Kill(context.Context) error {
+func (p *process) Kill(context.Context) error {
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -306,28 +308,28 @@ func (p *Proc) Kill(context.Context) error {
 
 // Stdout is the plugin's standard output, where go-plugin reads its
 // handshake.
-func (p *Proc) Stdout() io.ReadCloser { return p.stdout }
+func (p *process) Stdout() io.ReadCloser { return p.stdout }
 
 // Stderr is the plugin's standard error, which go-plugin relays to the
 // host's log.
-func (p *Proc) Stderr() io.ReadCloser { return p.stderr }
+func (p *process) Stderr() io.ReadCloser { return p.stderr }
 
 // Name is the plugin binary's path, for go-plugin's log lines.
-func (p *Proc) Name() string { return p.path }
+func (p *process) Name() string { return p.path }
 
 // ID is the plugin's pid, as go-plugin's runner.Runner reports it.
-func (p *Proc) ID() string { return strconv.Itoa(p.PID()) }
+func (p *process) ID() string { return strconv.Itoa(p.PID()) }
 
-// ErrNotThePlugin is the cause of a refused connection: the socket the
+// errNotThePlugin is the cause of a refused connection: the socket the
 // plugin named is served by some other process.
-var ErrNotThePlugin = errors.New("is not served by the plugin lockmgr started")
+var errNotThePlugin = errors.New("is not served by the plugin lockmgr started")
 
 // Dial connects to the plugin at addr, the address it gave in its
 // handshake, and makes sure that what answers is this process, run by
 // this user (SO_PEERCRED), before anything is sent: the name of a Unix
 // socket is only a name, and a process that could replace it would
 // otherwise answer for the plugin (grant every lock, hold none).
-func (p *Proc) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
+func (p *process) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, addr.Network(), addr.String())
 	if err != nil {
@@ -340,10 +342,10 @@ func (p *Proc) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	return conn, nil
 }
 
-func (p *Proc) checkPeer(conn net.Conn) error {
+func (p *process) checkPeer(conn net.Conn) error {
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return fmt.Errorf("%s %w: not a Unix socket", conn.RemoteAddr(), ErrNotThePlugin)
+		return fmt.Errorf("%s %w: not a Unix socket", conn.RemoteAddr(), errNotThePlugin)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
@@ -360,22 +362,22 @@ func (p *Proc) checkPeer(conn net.Conn) error {
 		return fmt.Errorf("asking who serves %s: %w", conn.RemoteAddr(), credErr)
 	}
 	if int(cred.Pid) != p.PID() || int(cred.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s %w (pid %d): it is served by pid %d, uid %d", conn.RemoteAddr(), ErrNotThePlugin, p.PID(), cred.Pid, cred.Uid)
+		return fmt.Errorf("%s %w (pid %d): it is served by pid %d, uid %d", conn.RemoteAddr(), errNotThePlugin, p.PID(), cred.Pid, cred.Uid)
 	}
 	return nil
 }
 
 // Diagnose adds nothing to go-plugin's error messages.
-func (p *Proc) Diagnose(context.Context) string { return "" }
+func (p *process) Diagnose(context.Context) string { return "" }
 
 // PluginToHost returns the plugin's address as it is: host and plugin
 // share the file system.
-func (p *Proc) PluginToHost(network, addr string) (string, string, error) {
+func (p *process) PluginToHost(network, addr string) (string, string, error) {
 	return network, addr, nil
 }
 
 // HostToPlugin returns the host's address as it is.
-func (p *Proc) HostToPlugin(network, addr string) (string, string, error) {
+func (p *process) HostToPlugin(network, addr string) (string, string, error) {
 	return network, addr, nil
 }
 
@@ -385,9 +387,9 @@ func (p *Proc) HostToPlugin(network, addr string) (string, string, error) {
 // go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
 const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 
-// SocketParent returns the directory that a plugin's private socket
-// directory is made in, unless it cannot take one (see makeSocketDir): the first of
-// $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
+// socketParentDir returns the directory that a plugin's private socket
+// directory is made in, unless it cannot take one (see makeSocketDir):
+// the first of $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
 // writable. Trusted is what Verify asks of a directory looked through:
 // every name on the way, and the directory itself, owned by root or the
 // running user, and not writable by others unless sticky, where others
@@ -398,7 +400,7 @@ const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 // service whose file system is read-only but for /dev
 // (ProtectSystem=strict) can still write, as flock(1) needs nothing of
 // the kind.
-func SocketParent() (string, error) {
+func socketParentDir() (string, error) {
 	var tried []string
 	for _, c := range socketCandidates() {
 		dir, err := trustedParent(c.dir)
@@ -410,9 +412,12 @@ func SocketParent() (string, error) {
 	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
 }
 
-// makeSocketDir makes a plugin's private socket directory in the first
-// place SocketParent would choose where a directory can be made (a
-// trusted place may still be full, or read-only).
+// makeSocketDir makes a private socket directory in the first place
+// socketParentDir would choose where a directory can be made (a trusted
+// place may still be full, or read-only): a plugin's own, and the one the
+// host has go-plugin make its directory in (Host.start), so that go-plugin
+// follows the same fallback rather than fail a start where the plugin's
+// own directory could be made. The caller removes it.
 func makeSocketDir() (string, error) {
 	var tried []string
 	for _, c := range socketCandidates() {
@@ -428,14 +433,6 @@ func makeSocketDir() (string, error) {
 	}
 	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
 }
-
-// MakeSocketDir makes a private directory as a plugin's socket directory
-// is made, for a host's own use: go-plugin makes a directory of its own
-// before it starts a plugin, and it goes in this one, so that it follows
-// the same fallback (a full $XDG_RUNTIME_DIR passed over for the next
-// place) rather than fail the start where a plugin's own could be made.
-// The caller removes it.
-func MakeSocketDir() (string, error) { return makeSocketDir() }
 
 type socketCandidate struct{ name, dir string }
 
@@ -453,7 +450,7 @@ func socketCandidates() []socketCandidate {
 	return append(out, socketCandidate{"/tmp", "/tmp"}, socketCandidate{"/dev/shm", "/dev/shm"})
 }
 
-// trustedParent checks dir as SocketParent describes, and that this
+// trustedParent checks dir as socketParentDir describes, and that this
 // process may make a directory in it, and returns its real path.
 func trustedParent(dir string) (string, error) {
 	if !filepath.IsAbs(dir) {
