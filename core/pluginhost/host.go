@@ -35,9 +35,9 @@ type Options struct {
 	// turns off Pdeathsig, which would end the plugin with the host
 	// regardless. The host's last Done still ends the plugin.
 	ShareLifeline bool
-	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
-	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
-	// passes the shell's open file to the backend.
+	// ExtraFiles are handed to every plugin started as descriptors
+	// FirstExtraFD (4), 5, and so on (descriptor 3 is the lifeline): how
+	// `lockmgr lock --fd` passes the shell's open file to the backend.
 	ExtraFiles []*os.File
 	// Settings maps a backend name to the settings its plugin is
 	// configured with as it starts (backend.Configurer), a JSON object.

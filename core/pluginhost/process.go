@@ -26,6 +26,17 @@ import (
 // errChecksum means a plugin binary does not have its pinned SHA-256.
 var errChecksum = errors.New("does not match its pinned sha256")
 
+// A plugin's descriptors, as startBinary lays them out through
+// exec.Cmd's ExtraFiles (which start at 3): its end of the lifeline, then
+// Options.ExtraFiles in order, then its own binary.
+const (
+	lifelineFD = 3
+	// FirstExtraFD is the descriptor at which the first of
+	// Options.ExtraFiles reaches the plugin: what a request names
+	// (backend.Request.FD) to lock the file handed over.
+	FirstExtraFD = lifelineFD + 1
+)
+
 // baseEnv is lockmgr's part of a plugin's environment: the lifeline on
 // descriptor 3, one P (a plugin's work is a few syscalls per call, and on
 // one P handing a message between goroutines is a run-queue switch rather
@@ -34,7 +45,7 @@ var errChecksum = errors.New("does not match its pinned sha256")
 // millisecond of every start), and the log level. Nothing of the host's
 // own environment leaks in.
 func baseEnv() []string {
-	env := []string{pluginrpc.LifelineEnv + "=3", "GOMAXPROCS=1"}
+	env := []string{pluginrpc.LifelineEnv + "=" + strconv.Itoa(lifelineFD), "GOMAXPROCS=1"}
 	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
 		env = append(env, pluginrpc.LogEnv+"="+lvl)
 	}
@@ -55,8 +66,8 @@ type procSpec struct {
 	// its locks, alive after the host has gone (lockmgr run's command
 	// does).
 	ShareLifeline bool
-	// ExtraFiles become descriptors 4, 5, ... of the plugin (3 is the
-	// lifeline): how `lockmgr lock --fd` hands over the shell's file.
+	// ExtraFiles become descriptors FirstExtraFD (4), 5, ... of the
+	// plugin: how `lockmgr lock --fd` hands over the shell's file.
 	ExtraFiles []*os.File
 }
 
@@ -169,7 +180,7 @@ func startBinary(spec procSpec, bin *os.File) (*process, error) {
 	p.Lifeline = lifeW
 
 	extra := append(append([]*os.File{lifeR}, spec.ExtraFiles...), bin)
-	self := "/proc/self/fd/" + strconv.Itoa(3+len(extra)-1)
+	self := "/proc/self/fd/" + strconv.Itoa(lifelineFD+len(extra)-1)
 	exe := self
 	// Nobody else can replace a name in socketDir (makeSocketDir).
 	link := filepath.Join(socketDir, filepath.Base(spec.Path))
