@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -25,26 +24,6 @@ type globals struct {
 // value already checked by checkBackendFlag.
 func (g *globals) loadConfig(backendFlag string) (*config.Config, error) {
 	return config.Load(config.LoadOptions{ExplicitFile: g.configFile, Backend: backendFlag})
-}
-
-// newHost returns a plugin host that searches the plugin path cfg implies,
-// holds plugins to cfg's sha256 pins and configures them with cfg's
-// backend settings. Each command makes its own host
-// rather than use core's shared one, because `run` needs the plugin's
-// lifeline (ShareLifeline) and `lock --fd` hands the plugin a descriptor
-// (ExtraFiles).
-func newHost(cfg *config.Config, opts pluginhost.Options) (*pluginhost.Host, error) {
-	opts.Dirs = pluginhost.SearchPath("", cfg.PluginDir)
-	opts.Checksums = make(map[string]string, len(cfg.Plugins))
-	for name, p := range cfg.Plugins {
-		opts.Checksums[name] = p.SHA256
-	}
-	settings, err := cfg.BackendSettings()
-	if err != nil {
-		return nil, err
-	}
-	opts.Settings = settings
-	return pluginhost.New(opts), nil
 }
 
 // checkBackendFlag refuses a --backend value that cannot name a backend,
