@@ -292,7 +292,7 @@ func (h *Host) start(name string) (*Plugin, error) {
 		case errors.Is(procErr, errChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
 		case errors.Is(procErr, ErrUnsafe):
-			// Start checks again what it opens, and may find it changed.
+			// startProcess checks again what it opens, and may find it changed.
 			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:
 			return fail(backend.Errorf("start", "", name, procErr))
