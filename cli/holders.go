@@ -33,8 +33,8 @@ import (
 	"strconv"
 	"strings"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -123,7 +123,7 @@ func pluginName(pid int) string {
 		return pluginComm
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginproc.BinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, lockmgr.PluginBinaryPrefix) {
 		return name
 	}
 	return pluginComm
@@ -138,7 +138,7 @@ func lifelineOf(pid int) string {
 		return ""
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, pluginproc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
+		if v, ok := strings.CutPrefix(kv, lockmgr.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
 			return v
 		}
 	}

@@ -39,7 +39,6 @@ import (
 	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -249,11 +248,12 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 		return err
 	}
 
-	host, err := newHost(cfg, pluginhost.Options{ShareLifeline: !o.close})
-	if err != nil {
-		return err
+	opts := []lockmgr.Option{lockmgr.WithConfig(cfg)}
+	if !o.close {
+		// The command inherits the lock: a plugin's through its
+		// lifeline (runWithPlugin).
+		opts = append(opts, lockmgr.WithLifeline())
 	}
-	opts := []lockmgr.Option{lockmgr.WithConfig(cfg), lockmgr.WithHost(host)}
 	if o.backend != "" {
 		// Above the config's path rules too: the flag is the user's
 		// explicit choice for this one lock.
@@ -292,22 +292,7 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 // acquire takes the lock, or gives up on a signal.
 func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 	ctx, stop := cancelOnSignal(sigs)
-	l := locker{
-		name: func() string { return h.LockName(context.Background()) },
-		try: func() (bool, error) {
-			if o.mode == lockmgr.Shared {
-				return h.TryRLock()
-			}
-			return h.TryLock()
-		},
-		wait: func(ctx context.Context) error {
-			if o.mode == lockmgr.Shared {
-				return h.RLock(ctx)
-			}
-			return h.Lock(ctx)
-		},
-		inspect: h.Status,
-	}
+	l := handleLocker(h, o.mode)
 	f := o.lockFlags
 	if o.compat != nil {
 		f.verbose = false // flock(1)'s lines instead (flockcompat.go)

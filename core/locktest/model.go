@@ -14,7 +14,6 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -254,7 +253,7 @@ func (s *suiteRun) kernelDisagrees(files []string, handles []*modelHandle) strin
 func killPlugin(t *testing.T, _ *pluginhost.Host) bool {
 	var ours []int
 	for _, pid := range PluginProcesses(os.Getpid()) {
-		if processExe(pid) == filepath.Join(suite.pluginDir, pluginproc.BinaryPrefix+suite.name) {
+		if processExe(pid) == filepath.Join(suite.pluginDir, pluginhost.BinaryPrefix+suite.name) {
 			ours = append(ours, pid)
 		}
 	}

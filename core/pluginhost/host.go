@@ -1,14 +1,3 @@
-// Package pluginhost starts and stops backend plugins, found and run by
-// core/pluginproc and spoken to through go-plugin:
-// one process per backend per host process, shared by every lock of that
-// backend, started on first use and stopped when the last user is done.
-//
-// Two rules shape it. A plugin must die with its host, which go-plugin
-// does not ensure: each plugin gets a lifeline pipe and exits when every
-// write end is closed, with Pdeathsig as a backstop where nothing else
-// shares the lifeline. And stopping must not make the host wait: a
-// plugin is stopped by closing its lifeline and its connection, never by
-// waiting for it to exit.
 package pluginhost
 
 import (
@@ -29,7 +18,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"google.golang.org/grpc"
 )
@@ -52,9 +40,9 @@ type Options struct {
 	// a plugin that does not answer in time is killed and its locks
 	// announced lost. Zero means pluginrpc.DefaultCancelTimeout.
 	CancelTimeout time.Duration
-	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
-	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
-	// passes the shell's open file to the backend.
+	// ExtraFiles are handed to every plugin started as descriptors
+	// FirstExtraFD (4), 5, and so on (descriptor 3 is the lifeline): how
+	// `lockmgr lock --fd` passes the shell's open file to the backend.
 	ExtraFiles []*os.File
 	// Settings maps a backend name to the settings its plugin is
 	// configured with as it starts (backend.Configurer), a JSON object.
@@ -111,7 +99,7 @@ type Plugin struct {
 	refs    int
 	gp      *plugin.Client
 	conn    interface{ Close() error }
-	proc    *pluginproc.Proc
+	proc    *process
 	stopped bool
 }
 
@@ -218,11 +206,11 @@ func rejected(name string, format string, args ...any) error {
 }
 
 func (h *Host) start(name string) (*Plugin, error) {
-	path, err := pluginproc.Find(name, h.opts.Dirs)
+	path, err := Find(name, h.opts.Dirs)
 	if err != nil {
 		return nil, err
 	}
-	if err := pluginproc.Verify(path); err != nil {
+	if err := Verify(path); err != nil {
 		return nil, rejected(name, "%v", err)
 	}
 	sum := h.opts.Checksums[name]
@@ -232,21 +220,19 @@ func (h *Host) start(name string) (*Plugin, error) {
 		}
 		sum = strings.ToLower(sum)
 	}
-	spec := pluginproc.Spec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
+	spec := procSpec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
-	// go-plugin reads the handshake from a process of ours (pluginproc),
-	// so that the lockmgr command can have started it before gRPC's
-	// packages had initialized (pluginproc.Prestart). go-plugin's own
-	// environment comes in through the runner function: a prestarted
-	// process is used only if it was started with exactly that.
-	var proc *pluginproc.Proc
+	// go-plugin reads the handshake from a process of ours (process.go),
+	// started with lockmgr's checks, lifeline and socket directory;
+	// go-plugin's own environment comes in through the runner function.
+	var proc *process
 	var procErr error
 	// go-plugin makes a directory of its own before it starts anything:
 	// it goes in a private one of ours, made where the plugin's would be,
 	// never in a place another user controls, nor on a read-only /tmp,
-	// nor in a trusted place that is full (SocketParent alone would name
+	// nor in a trusted place that is full (socketParentDir alone would name
 	// that one, and go-plugin's mkdir would fail the start).
-	socketParent, err := pluginproc.MakeSocketDir()
+	socketParent, err := makeSocketDir()
 	if err != nil {
 		return nil, backend.Errorf("start", "", name, err)
 	}
@@ -269,22 +255,16 @@ func (h *Host) start(name string) (*Plugin, error) {
 			// go-plugin made a socket directory of its own; each process
 			// of ours has one already.
 			os.Remove(goPluginDir)
-			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
-				return strings.HasPrefix(kv, pluginproc.SocketDirEnv+"=")
+			spec.Env = append(baseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
+				return strings.HasPrefix(kv, pluginrpc.SocketDirEnv+"=")
 			})...)
-			if proc = pluginproc.Take(spec); proc != nil {
-				h.opts.Logger.Debug("using the prestarted plugin process", "backend", name, "pid", proc.PID())
-				return proc, nil
-			}
-			proc, procErr = pluginproc.Start(spec)
+			proc, procErr = startProcess(spec)
 			if procErr != nil {
 				return nil, procErr
 			}
 			return proc, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		MinPort:          pluginproc.MinPort,
-		MaxPort:          pluginproc.MaxPort,
 		SkipHostEnv:      true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),
@@ -307,10 +287,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 	}
 	if err != nil {
 		switch {
-		case errors.Is(procErr, pluginproc.ErrChecksum):
+		case errors.Is(procErr, errChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
-		case errors.Is(procErr, pluginproc.ErrUnsafe):
-			// Start checks again what it opens, and may find it changed.
+		case errors.Is(procErr, ErrUnsafe):
+			// startProcess checks again what it opens, and may find it changed.
 			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:
 			return fail(backend.Errorf("start", "", name, procErr))

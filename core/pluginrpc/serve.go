@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/kernelwait"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
@@ -54,7 +53,7 @@ const closeGrace = time.Second
 // the plugin when its host is gone: once the session has ended (the
 // host's end closed, which the kernel does when the host dies, SIGKILL
 // included) and no lock is kept by a keeper; or at once when the kernel
-// delivers the host-death signal (pluginproc.HostDeathSignal, the
+// delivers the host-death signal (HostDeathSignal, the
 // Pdeathsig of a plugin whose host hands no lock on). go-plugin has no
 // parent-death detection of its own: a plugin whose host was SIGKILLed
 // would live on under PID 1, holding its locks for no one. Exiting makes
@@ -73,8 +72,8 @@ func serveSession(impl backend.LockMgr) {
 	// while it is still shutting down; SIGKILL still works.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	hostDied := make(chan os.Signal, 1)
-	signal.Notify(hostDied, pluginproc.HostDeathSignal)
-	socketDir := os.Getenv(pluginproc.SocketDirEnv)
+	signal.Notify(hostDied, HostDeathSignal)
+	socketDir := os.Getenv(SocketDirEnv)
 	var once sync.Once
 	exit := func() {
 		once.Do(func() {
@@ -102,7 +101,7 @@ func serveSession(impl backend.LockMgr) {
 		exit()
 	}()
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
-		fmt.Fprintf(os.Stderr, "lockmgr plugin: descriptor %d is not a lockmgr session (a SOCK_SEQPACKET socket); this plugin speaks protocol %d\n", fd, pluginproc.ProtocolVersion)
+		fmt.Fprintf(os.Stderr, "lockmgr plugin: descriptor %d is not a lockmgr session (a SOCK_SEQPACKET socket); this plugin speaks protocol %d\n", fd, ProtocolVersion)
 		os.Exit(1)
 	}
 	err = unix.SetNonblock(fd, true)

@@ -112,9 +112,8 @@ for round in $(seq "$rounds"); do
 done
 
 # The CLI beside flock(1), as whole commands. Each hyperfine run becomes
-# one result line, so that benchstat sums these up like the rest. The two
-# env- rows measure what starting the plugin ahead saves (LOCKMGR_PRESTART),
-# both paying for env(1)'s exec alike. lockmgr-run-F execs the command in
+# one result line, so that benchstat sums these up like the rest.
+# lockmgr-run-F execs the command in
 # lockmgr's place (-F); flock-personality is lockmgr under the name flock
 # (a symbolic link), which finds the plugins beside the binary the link
 # names, as LOCKMGR_PLUGIN_DIR would: hyperfine sets no environment per
@@ -139,9 +138,8 @@ else
 		names+=(old-lockmgr-run)
 		cmds+=("$old/lockmgr run $lock true")
 	fi
-	names+=(lockmgr-run-F flock-personality env-prestart-on env-prestart-off)
-	cmds+=("$cli run -F $lock true" "$personality/flock $lock true"
-		"env LOCKMGR_PRESTART=1 $cli run $lock true" "env LOCKMGR_PRESTART=0 $cli run $lock true")
+	names+=(lockmgr-run-F flock-personality)
+	cmds+=("$cli run -F $lock true" "$personality/flock $lock true")
 	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
 	# command, the order turned by one each round: hyperfine times one
 	# command after another, and on a shared machine a single run of it
