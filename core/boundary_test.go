@@ -336,14 +336,8 @@ func TestOversizedRequestLosesNoOtherLock(t *testing.T) {
 // locks may be handed on with Handle.Lifeline, as lockmgr run takes
 // them: both Handles of runLifelineHost get the same options, so that
 // their locks are held by one plugin process.
-//
-// This is the one place that asks for a lifeline. Once the Handle asks
-// for it itself, it becomes:
-//
-//	return []lockmgr.Option{lockmgr.WithPluginDir(dir), lockmgr.WithBackend("posix"), lockmgr.WithLifeline()}
 func lifelineOptions(dir string) []lockmgr.Option {
-	host := pluginhost.New(pluginhost.Options{Dirs: []string{dir}, ShareLifeline: true})
-	return []lockmgr.Option{lockmgr.WithHost(host), lockmgr.WithBackend("posix")}
+	return []lockmgr.Option{lockmgr.WithPluginDir(dir), lockmgr.WithBackend("posix"), lockmgr.WithLifeline()}
 }
 
 // runLifelineHost is the lifelineHostEnv helper: a host that takes posix
@@ -483,10 +477,9 @@ func TestHandedLifelineKeepsOnlyItsLock(t *testing.T) {
 // for an answer that never comes; the Lock never returns.
 func TestUnansweredCancelIsBounded(t *testing.T) {
 	boundaryHelper()
-	// When pluginhost.Options gets its bound on an unanswered cancel
-	// (CancelTimeout), setting it here makes the test quicker; it asserts
-	// only that the Lock returns within cancelBound.
-	host := pluginhost.New(pluginhost.Options{Dirs: []string{pluginBinaryDir(t, "testdata/nocancel", "nocancel")}})
+	// A short bound makes the test quick; it asserts only that the Lock
+	// returns within cancelBound.
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{pluginBinaryDir(t, "testdata/nocancel", "nocancel")}, CancelTimeout: time.Second})
 	pathHeld := lockPath(t)
 	held := pluginHandle(t, pathHeld, host, "nocancel")
 	// The plugin's wait says it has begun into its lock file, a FIFO.
