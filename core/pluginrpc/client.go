@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/fdlock"
 	"github.com/lockmgr/lockmgr/core/lockpb"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -68,6 +69,9 @@ type pendingCall struct {
 	acquire bool
 	handle  uint64 // the acquire's handle, or the release's
 	answer  chan reply
+	// handing is a handed-over grant received, waiting for the plugin's
+	// copy_closed before it is delivered. Guarded by Client.mu.
+	handing *reply
 }
 
 // reply is a call's answer as the session received it.
@@ -120,6 +124,11 @@ func (c *Client) receive() {
 	for {
 		r, err := c.conn.recv()
 		if err != nil {
+			if c.isDead() {
+				// We ended the session ourselves (MarkDead): a normal
+				// stop, not the plugin's failure.
+				return
+			}
 			if isEOF(err) {
 				c.die(ErrPluginExited)
 			} else {
@@ -159,6 +168,17 @@ func (c *Client) dispatch(r received) error {
 	if !ok {
 		return protocolErrorf("an answer to call %d, which is not waiting for one", resp.GetCall())
 	}
+	if resp.GetCopyClosed() != nil {
+		if pc.handing == nil || len(r.files) > 0 || r.rightsCut {
+			return protocolErrorf("a copy_closed for call %d, which has no handed-over grant waiting for it", resp.GetCall())
+		}
+		delete(c.calls, resp.GetCall())
+		pc.answer <- *pc.handing
+		return nil
+	}
+	if pc.handing != nil {
+		return protocolErrorf("a second answer to call %d before copy_closed", resp.GetCall())
+	}
 	got := reply{resp: resp}
 	switch res := resp.GetResult().(type) {
 	case *lockpb.SessionResponse_Acquired:
@@ -169,7 +189,10 @@ func (c *Client) dispatch(r received) error {
 		case a.GetHandle() != pc.handle:
 			return protocolErrorf("a grant of handle %d in answer to a request for %d", a.GetHandle(), pc.handle)
 		case a.GetHandedOver() && len(r.files) == 1:
+			// Delivered at copy_closed, once it is the only copy.
 			got.file = r.files[0]
+			pc.handing = &got
+			return nil
 		case a.GetHandedOver() && len(r.files) == 0 && r.rightsCut:
 			// The kernel closed the descriptor for want of room here,
 			// which released the lock: the grant failed.
@@ -200,7 +223,10 @@ func (c *Client) dispatch(r received) error {
 // fail ends a session whose plugin broke the protocol or stopped
 // answering: the plugin is killed, and its locks announced lost.
 func (c *Client) fail(err error) {
-	if c.opts.OnFailure != nil && !c.isDead() {
+	if c.isDead() {
+		return // stopped already: nothing more to end
+	}
+	if c.opts.OnFailure != nil {
 		c.opts.OnFailure(err)
 	}
 	if c.opts.Kill != nil {
@@ -211,7 +237,8 @@ func (c *Client) fail(err error) {
 
 // die marks the plugin gone, ends the session, and reports every lock it
 // kept as lost. Answers already received and not yet taken are closed by
-// their callers (take).
+// their callers (take); a handed-over grant still waiting for its
+// copy_closed is closed here, and its call fails.
 func (c *Client) die(cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -220,6 +247,12 @@ func (c *Client) die(cause error) {
 	}
 	c.cause = cause
 	close(c.dead)
+	for _, pc := range c.calls {
+		if pc.handing != nil && pc.handing.file != nil {
+			pc.handing.file.Close()
+			pc.handing = nil
+		}
+	}
 	for id, ch := range c.kept {
 		close(ch)
 		delete(c.kept, id)
@@ -438,6 +471,7 @@ func (c *Client) granted(ctx context.Context, req backend.Request, handle uint64
 	case err == nil && ctx.Err() != nil:
 		// Granted as the wait ended: the caller has given up, so give it back.
 		if file != nil {
+			_ = fdlock.ReleaseDescription(file) // the plugin's copy may linger
 			file.Close()
 		} else {
 			_ = c.Release(context.Background(), backend.HandleID(handle))

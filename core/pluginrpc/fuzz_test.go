@@ -18,6 +18,7 @@ func packetSeeds(f *testing.F) {
 		&lockpb.SessionResponse{Call: 7, Result: &lockpb.SessionResponse_Failure{Failure: &lockpb.Failure{Sentinel: "busy"}}},
 		&lockpb.SessionResponse{Call: 7, Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}},
 		&lockpb.SessionResponse{Result: &lockpb.SessionResponse_Lost{Lost: &lockpb.LostEvent{Handle: 9}}},
+		&lockpb.SessionResponse{Call: 7, Result: &lockpb.SessionResponse_CopyClosed{CopyClosed: &lockpb.CopyClosed{}}},
 		&lockpb.SessionRequest{Call: 7, Op: &lockpb.SessionRequest_Acquire{Acquire: &lockpb.AcquireRequest{Path: "/x", Handle: 8}}},
 		&lockpb.SessionRequest{Call: 7, Op: &lockpb.SessionRequest_Acquire{Acquire: &lockpb.AcquireRequest{Path: "/x", Handle: 8, Keeper: true}}},
 		&lockpb.SessionRequest{Call: 7, Op: &lockpb.SessionRequest_Release{Release: &lockpb.ReleaseRequest{Handle: 8}}},
@@ -92,8 +93,18 @@ func FuzzHostDispatch(f *testing.F) {
 			case a == nil && len(files) > 0:
 				t.Fatalf("accepted a descriptor with %v", resp)
 			}
-			if got := <-pc.answer; got.resp == nil {
-				t.Fatal("an accepted answer did not reach its call")
+			switch {
+			case resp.GetCopyClosed() != nil:
+				t.Fatalf("accepted a copy_closed with no handed-over grant waiting: %v", resp)
+			case a != nil && a.GetHandedOver():
+				// Held back until the plugin says its copy is closed.
+				if pc.handing == nil || len(pc.answer) > 0 {
+					t.Fatal("a handed-over grant was delivered before copy_closed")
+				}
+			default:
+				if got := <-pc.answer; got.resp == nil {
+					t.Fatal("an accepted answer did not reach its call")
+				}
 			}
 		default:
 			t.Fatalf("accepted %v, which answers no call", resp)

@@ -3,6 +3,8 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -59,5 +61,58 @@ func TestHandOverBackendMayKeepWhatItMust(t *testing.T) {
 		if err := c.Release(context.Background(), held.ID); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// giver hands over a fresh file for every grant, as flock and ofd do.
+type giver struct {
+	scriptedBackend
+	path string
+}
+
+func (g *giver) Acquire(context.Context, backend.Request) (backend.Held, error) {
+	f, err := os.Create(g.path)
+	if err != nil {
+		return backend.Held{}, err
+	}
+	return backend.Held{File: f}, nil
+}
+
+// descriptorsOf counts this process's descriptors open on path.
+func descriptorsOf(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == path {
+			n++
+		}
+	}
+	return n
+}
+
+// TestHandedOverGrantIsTheOnlyCopy: when Acquire returns a handed-over
+// lock, the plugin has closed its own copy already, so that the host's
+// is the only one and closing it (an Unlock, the host's exit) frees the
+// lock at once, not when the plugin's thread next runs. The plugin and
+// the host share this process here, so /proc/self/fd shows both copies.
+func TestHandedOverGrantIsTheOnlyCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	c := servePlugin(t, &giver{scriptedBackend: *newScripted(nil), path: path}).connect("giver", SessionOptions{})
+	for range 200 {
+		held, err := c.Acquire(context.Background(), backend.Request{Path: path, HandOver: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held.File == nil {
+			t.Fatal("the grant was not handed over")
+		}
+		if n := descriptorsOf(t, path); n != 1 {
+			t.Fatalf("%d descriptors of the lock once Acquire returned, want the host's alone", n)
+		}
+		held.File.Close()
 	}
 }

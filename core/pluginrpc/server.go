@@ -210,8 +210,9 @@ func (ss *session) start(call uint64, deadline int64, run func(context.Context) 
 		}
 		if file != nil {
 			// The host has its copy now, or never will: either way this
-			// one goes, so that the host's is the only one.
+			// one goes, and the host hears that its own is the only one.
 			file.Close()
+			_ = ss.conn.send(&lockpb.SessionResponse{Call: call, Result: &lockpb.SessionResponse_CopyClosed{CopyClosed: &lockpb.CopyClosed{}}})
 		}
 		if after != nil {
 			after()
