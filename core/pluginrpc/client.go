@@ -33,6 +33,9 @@ type Client struct {
 
 	conn *packetConn
 	opts SessionOptions
+	// readMu is held while packets are taken off the session and
+	// dispatched, so that they are dispatched in the order sent.
+	readMu sync.Mutex
 
 	mu    sync.Mutex
 	calls map[uint64]*pendingCall  // awaiting an answer
@@ -119,28 +122,52 @@ func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
 	return nil
 }
 
-// receive reads the plugin's packets until the session ends.
+// receive reads the plugin's packets until the session ends: it waits in
+// the runtime's poller, and takes whatever has come each time it wakes.
 func (c *Client) receive() {
+	var end error
+	err := c.conn.raw.Read(func(fd uintptr) bool {
+		c.readMu.Lock()
+		defer c.readMu.Unlock()
+		end = c.drain(int(fd))
+		return end != nil
+	})
+	if end == nil {
+		end = err
+	}
+	c.ended(end)
+}
+
+// drain dispatches every packet waiting on fd, in order, and returns nil
+// once none is left, or the error that ends the session. c.readMu is
+// held: whichever goroutine takes a packet dispatches it before another
+// can take the next, so that packets are dispatched in the order sent.
+func (c *Client) drain(fd int) error {
 	for {
-		r, err := c.conn.recv()
+		r, err := c.conn.recvNow(fd)
+		if err == errAgain {
+			return nil
+		}
 		if err != nil {
-			if c.isDead() {
-				// We ended the session ourselves (MarkDead): a normal
-				// stop, not the plugin's failure.
-				return
-			}
-			if isEOF(err) {
-				c.die(ErrPluginExited)
-			} else {
-				c.fail(err)
-			}
-			return
+			return err
 		}
 		if err := c.dispatch(r); err != nil {
 			r.closeFiles()
-			c.fail(err)
-			return
+			return err
 		}
+	}
+}
+
+// ended ends the session for err, which drain or the poller returned.
+func (c *Client) ended(err error) {
+	switch {
+	case c.isDead():
+		// We ended the session ourselves (MarkDead): a normal stop, not
+		// the plugin's failure.
+	case isEOF(err):
+		c.die(ErrPluginExited)
+	default:
+		c.fail(err)
 	}
 }
 

@@ -150,19 +150,43 @@ func (r received) closeFiles() {
 	}
 }
 
+// errAgain is recvNow's answer when no packet is waiting.
+var errAgain = errors.New("no packet waiting")
+
 // recv waits for the next packet. It returns io.EOF once the other side
 // has closed its end, and an error wrapping ErrProtocol for a packet
 // larger than MaxMessage or with more descriptors than any packet
 // carries; either way nothing it received stays open.
 func (c *packetConn) recv() (received, error) {
-	var n, oobn, flags int
+	var r received
 	var rerr error
 	err := c.raw.Read(func(fd uintptr) bool {
-		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), c.buf, c.oob, unix.MSG_CMSG_CLOEXEC)
-		return rerr != unix.EAGAIN && rerr != unix.EINTR
+		r, rerr = c.recvNow(int(fd))
+		return rerr != errAgain
 	})
 	if err == nil {
 		err = rerr
+	}
+	if err != nil {
+		return received{}, err
+	}
+	return r, nil
+}
+
+// recvNow takes the next packet off fd, the connection's descriptor, if
+// one is waiting, and errAgain if none is; otherwise as recv. The caller
+// must be the only one receiving: the buffers are the connection's.
+func (c *packetConn) recvNow(fd int) (received, error) {
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(fd, c.buf, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EAGAIN {
+		return received{}, errAgain
 	}
 	if err != nil {
 		return received{}, err
