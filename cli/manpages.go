@@ -171,7 +171,7 @@ command inherits the locked file itself, at the lowest descriptor number
 the caller left free (every descriptor the caller passed stays as it
 was), and a background process it starts keeps the lock until it exits.
 With posix and etcd, whose lock lockmgr's backend plugin holds, the
-command inherits a descriptor that keeps the plugin alive. --close (-o)
+command inherits a descriptor that keeps that lock alive. --close (-o)
 makes the lock end with lockmgr instead, for a command that starts a
 daemon which must not keep the lock.`},
 			{title: "  Signals", text: `With flock and ofd, where the command holds the lock itself, lockmgr

@@ -48,11 +48,12 @@ func WithPluginDir(dir string) Option { return func(o *options) { o.pluginDir = 
 func WithHost(h *pluginhost.Host) Option { return func(o *options) { o.host = h } }
 
 // WithLifeline lets the Handle's locks be handed to another process with
-// Handle.Lifeline: a lock that its plugin holds (posix, etcd) then lives
-// for as long as any process holds a copy of the plugin's lifeline, even
+// Handle.Lifeline: a lock that its plugin holds (posix, etcd) gets a
+// keeper, and lives for as long as any process holds a copy of it, even
 // after this one is killed, as the command of `lockmgr run` keeps its
-// lock. Without it a plugin dies with this process, whoever else holds
-// its lifeline. Handles with it and without it never share a plugin. It
+// lock; the plugin's other locks do not. Without it every lock a plugin
+// holds ends with this process. Handles with it and without it never
+// share a plugin. It
 // means nothing to a lock that is a locked file (Detach hands that on),
 // and WithHost's host decides for itself.
 func WithLifeline() Option { return func(o *options) { o.shareLifeline = true } }

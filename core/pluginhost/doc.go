@@ -9,10 +9,11 @@
 // host sets, the host-death signal) is core/pluginrpc's.
 //
 // Two rules shape it. A plugin must die with its host, which go-plugin
-// does not ensure: each plugin gets a lifeline, a socket pair, and exits
-// when every copy of the host's end is closed, with Pdeathsig as a
-// backstop where nothing else shares the lifeline. And stopping must not
-// make the host wait: a plugin is stopped by closing its lifeline and its
+// does not ensure: each plugin gets a lifeline, a socket pair that is
+// also the session every lock travels on (core/lockpb), and exits when
+// the host's end is closed and no keeper holds a lock, with Pdeathsig as
+// a backstop for a host that hands no lock on. And stopping must not make
+// the host wait: a plugin is stopped by closing its session and its
 // connection, never by waiting for it to exit (DoneAndWait aside, for a
 // plugin that holds a copy of its caller's file).
 package pluginhost

@@ -341,10 +341,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 }
 
 // Done gives up one use of p; the last one stops the plugin, without
-// waiting for it to exit: by closing its lifeline, or, when the lifeline
-// is shared (Options.ShareLifeline) and copies of it may live on
-// elsewhere, by SIGKILL. Its locks are released by the kernel as it
-// exits, so Done must come after every lock of p is released.
+// waiting for it to exit, by ending its session: the plugin releases
+// every lock it keeps for this host but one whose keeper is still open,
+// and exits once it keeps none. So Done must come after every lock of p
+// is released, or handed on.
 func (p *Plugin) Done() { p.done() }
 
 // DoneAndWait is Done, and then, if that was the last use, waits until
@@ -398,8 +398,7 @@ func (p *Plugin) stop() {
 }
 
 // Kill ends the plugin process at once, with SIGKILL, for a host that
-// must not leave it running (lockmgr run, once its command is done, while
-// the command's heirs may hold the lifeline). It signals through the
+// must not leave it running. It signals through the
 // process handle the plugin was started with (a pidfd on Linux), never by
 // pid: once the plugin has exited and been reaped, its pid may belong to
 // another process, and Kill then does nothing (os.ErrProcessDone).

@@ -62,9 +62,8 @@ type procSpec struct {
 	// every start makes afresh.
 	Env []string
 	// ShareLifeline leaves out Pdeathsig (pluginrpc.HostDeathSignal), so
-	// that whoever is handed a copy of the lifeline keeps the plugin, and
-	// its locks, alive after the host has gone (lockmgr run's command
-	// does).
+	// that a lock whose keeper the host handed on (lockmgr run's command
+	// holds it) outlives the host.
 	ShareLifeline bool
 	// ExtraFiles become descriptors FirstExtraFD (4), 5, ... of the
 	// plugin: how `lockmgr lock --fd` hands over the shell's file.
@@ -217,11 +216,11 @@ func startBinary(spec procSpec, bin *os.File) (*process, error) {
 // lifeline makes a plugin's lifeline: a SOCK_SEQPACKET socket pair, both
 // ends close-on-exec. The plugin's end (its descriptor 3) reads end of
 // file once every copy of the host's end is closed, which is how a plugin
-// learns that its host is gone; and the plugin sends locked descriptors
-// back on it, which gRPC cannot carry (see core/lockpb's descriptor
-// channel). The host's end is non-blocking, so that a goroutine reading
-// it waits in the runtime's poller rather than in a thread of its own,
-// and closing it wakes that reader.
+// learns that its host is gone; and it is the session every lock travels
+// on, locked descriptors included, which gRPC cannot carry (see
+// core/lockpb). The host's end is non-blocking, so that a goroutine
+// reading it waits in the runtime's poller rather than in a thread of its
+// own, and closing it wakes that reader.
 func lifeline() (plugin, host *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -287,8 +286,7 @@ func (p *process) Discard() {
 	p.Abandon()
 }
 
-// Abandon closes the lifeline, which ends the plugin unless a copy was
-// handed on, and removes the socket directory, leaving the process to
+// Abandon closes the lifeline, which ends the plugin's session, and removes the socket directory, leaving the process to
 // whoever waits for it (go-plugin, once it has been given the process).
 func (p *process) Abandon() {
 	if p.Lifeline != nil {

@@ -29,10 +29,10 @@ var Handshake = plugin.HandshakeConfig{
 // (core/pluginhost) writes them, the plugin (Serve) reads them.
 const (
 	// LifelineEnv tells a plugin which descriptor is its lifeline: its
-	// end of a socket pair whose other end the host (and whatever the
-	// host hands it to) keeps open. The plugin exits as soon as every
-	// copy of the host's end is closed, which is how a plugin dies with
-	// its host even when the host is killed with SIGKILL.
+	// end of the SOCK_SEQPACKET socket pair that carries the session
+	// (core/lockpb), whose other end only the host holds. The session
+	// ends when the host's end is closed, which is how a plugin learns of
+	// its host's death even when the host is killed with SIGKILL.
 	LifelineEnv = "LOCKMGR_LIFELINE_FD"
 	// LogEnv sets the log level of lockmgr and its plugins ("debug",
 	// "trace", ...); unset means silent.
@@ -40,9 +40,8 @@ const (
 	// LifelineHostEnv names the host's end of the lifeline as /proc shows
 	// a descriptor of it ("socket:[INODE]"). Nothing in the plugin needs
 	// it: it is there for `lockmgr status`, which credits a plugin's lock
-	// to whoever holds the host's end (the host, or the command that
-	// lockmgr run handed a copy to), and a socket pair's two ends, unlike
-	// a pipe's, have different names.
+	// to its host while the host holds that end (a socket pair's two
+	// ends, unlike a pipe's, have different names).
 	LifelineHostEnv = "LOCKMGR_LIFELINE_HOST"
 	// SocketDirEnv is go-plugin's variable for the directory its Unix
 	// socket goes in, which the host makes private to the plugin, and
