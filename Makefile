@@ -59,6 +59,8 @@ test-unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./core/config
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./core/backend
+	$(GO) test -run '^$$' -fuzz '^FuzzHostDispatch$$' -fuzztime $(FUZZTIME) ./core/pluginrpc
+	$(GO) test -run '^$$' -fuzz '^FuzzPluginDispatch$$' -fuzztime $(FUZZTIME) ./core/pluginrpc
 
 ## lint: gofmt and go vet must be clean
 lint:

@@ -2,9 +2,9 @@ package main
 
 // Taking a lock the way `run` and `lock` share: the flags flock(1) users
 // know (-x, -s, -n, -w, -E), and the wait with what --verbose says about
-// it. Both commands lock through something different (a lockmgr.Handle, a
-// plugin's LockMgr with a descriptor), so the wait is written against a
-// locker, two functions and an inspection.
+// it. The wait is written against a locker, two functions and an
+// inspection, which both commands make from a lockmgr.Handle
+// (handleLocker): run's on a file, lock's on the shell's descriptor.
 
 import (
 	"context"
@@ -161,6 +161,26 @@ type locker struct {
 	wait func(ctx context.Context) error
 	// inspect reports who holds the lock, for --verbose.
 	inspect func(ctx context.Context) (backend.Status, error)
+}
+
+// handleLocker is the locker of h's lock in mode.
+func handleLocker(h *lockmgr.Handle, mode backend.Mode) locker {
+	return locker{
+		name: func() string { return h.LockName(context.Background()) },
+		try: func() (bool, error) {
+			if mode == lockmgr.Shared {
+				return h.TryRLock()
+			}
+			return h.TryLock()
+		},
+		wait: func(ctx context.Context) error {
+			if mode == lockmgr.Shared {
+				return h.RLock(ctx)
+			}
+			return h.Lock(ctx)
+		},
+		inspect: h.Status,
+	}
 }
 
 // cancelOnSignal returns a context that the first signal from sigs

@@ -16,10 +16,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -75,12 +74,8 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	if err != nil {
 		return err
 	}
-	host, err := newHost(cfg, pluginhost.Options{StartTimeout: 5 * time.Second})
-	if err != nil {
-		return err
-	}
-	dirs := pluginproc.SearchPath("", cfg.PluginDir)
-	found := pluginproc.List(dirs)
+	dirs := lockmgr.PluginSearchPath(cfg)
+	found := lockmgr.ListPlugins(dirs)
 	results := make([]backendJSON, len(found))
 	// Each check starts a process; side by side they take as long as the
 	// slowest, not the sum.
@@ -89,7 +84,7 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = checkBackend(host, f)
+			results[i] = checkBackend(cfg, f)
 		}()
 	}
 	wg.Wait()
@@ -128,7 +123,7 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 	for _, sel := range selectedBackends(cfg) {
 		if !have[sel.name] {
 			fmt.Fprintf(stderr, "lockmgr: backend %s (%s) has no plugin: no %s%s in %s\n",
-				sel.name, sel.source, pluginproc.BinaryPrefix, sel.name, strings.Join(dirs, ":"))
+				sel.name, sel.source, lockmgr.PluginBinaryPrefix, sel.name, strings.Join(dirs, ":"))
 			failed = true
 		}
 	}
@@ -171,8 +166,9 @@ func selectedBackends(cfg *config.Config) []selection {
 	return out
 }
 
-// checkBackend starts one plugin and asks it to describe itself.
-func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
+// checkBackend starts one plugin, as a lock under cfg would, and asks it
+// to describe itself.
+func checkBackend(cfg *config.Config, f lockmgr.FoundPlugin) backendJSON {
 	r := backendJSON{Name: f.Name, Path: f.Path}
 	fail := func(err error) backendJSON {
 		var be *backend.Error
@@ -182,18 +178,20 @@ func checkBackend(host *pluginhost.Host, f pluginproc.Found) backendJSON {
 		r.Error = oneLine(err.Error())
 		return r
 	}
-	// Verify first, for its own words; Get would verify too.
-	if err := pluginproc.Verify(f.Path); err != nil {
+	// Verify first, for its own words; the start would verify too.
+	if err := lockmgr.VerifyPlugin(f.Path); err != nil {
 		return fail(err)
 	}
-	p, err := host.Get(f.Name)
+	// The start has a bound of its own, whose error says what went wrong
+	// (a handshake that never came), not that a wait ran out.
+	b, err := lockmgr.OpenBackend(context.Background(), f.Name, lockmgr.WithConfig(cfg))
 	if err != nil {
 		return fail(err)
 	}
-	defer p.Done()
+	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	info, err := p.Describe(ctx)
+	info, err := b.Info(ctx)
 	if err != nil {
 		return fail(err)
 	}

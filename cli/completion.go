@@ -1,8 +1,8 @@
 package main
 
 import (
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -49,11 +49,11 @@ func completeBackends(*cobra.Command, []string, string) ([]string, cobra.ShellCo
 	}
 	// The config may name a plugin_dir; without it (or with a broken
 	// config) the default search path still helps.
-	dir := ""
-	if cfg, err := config.Load(config.LoadOptions{}); err == nil {
-		dir = cfg.PluginDir
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		cfg = nil
 	}
-	for _, f := range pluginproc.List(pluginproc.SearchPath("", dir)) {
+	for _, f := range lockmgr.ListPlugins(lockmgr.PluginSearchPath(cfg)) {
 		if !seen[f.Name] {
 			names = append(names, f.Name)
 		}

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 )
 
@@ -126,7 +126,7 @@ func configView(cfg *config.Config) configJSON {
 		Rules:            []ruleJSON{},
 		Plugins:          map[string]pinJSON{},
 		Backends:         map[string]map[string]settingJSON{},
-		PluginSearchPath: pluginproc.SearchPath("", cfg.PluginDir),
+		PluginSearchPath: lockmgr.PluginSearchPath(cfg),
 	}
 	for _, r := range cfg.Rules {
 		out.Rules = append(out.Rules, ruleJSON{Path: r.Path, Backend: r.Backend, Source: r.Source.String()})

@@ -38,7 +38,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -433,7 +432,6 @@ func parseSize(s string) (int64, bool) {
 // executeFlock is lockmgr as flock(1): argv is the whole command line,
 // program name first. It returns the exit code and the signal to end by.
 func executeFlock(argv []string) (code int, sig syscall.Signal) {
-	defer pluginproc.DiscardPrestarted()
 	short := filepath.Base(argv[0])
 	defer func() {
 		if r := recover(); r != nil {

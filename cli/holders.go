@@ -16,14 +16,16 @@ package main
 // command, which holds the descriptor.
 //
 // A plugin's host is its parent while the host lives. `lockmgr run`
-// hands the plugin's lifeline (the host's end of the socket pair whose
-// closing makes the plugin exit) to its command, so that the lock outlives a lockmgr killed with
-// SIGKILL, as flock(1)'s does; the plugin is then reparented (to init or
-// a subreaper), and the parent is no longer the host. The test is whether
-// the parent holds the plugin's lifeline, as every live host does. When
-// it does not, the lock is shown as held by the process that keeps the
-// lifeline open: the command (the eldest, if it has passed the lifeline
-// on to its own children), which is what has to end for the lock to go.
+// hands its command the lock's keeper (the write end of a pipe whose read
+// end the plugin watches, and whose closing makes it release that lock),
+// so that a posix or etcd lock outlives a lockmgr killed with SIGKILL, as
+// flock(1)'s does; the plugin is then reparented (to init or a
+// subreaper), and the parent is no longer the host. The test is whether
+// the parent holds the plugin's lifeline (the host's end of its session),
+// as every live host does. When it does not, the lock is shown as held by
+// the process that keeps one of the plugin's keepers open: the command
+// (the eldest, if it has passed the keeper on to its own children), which
+// is what has to end for the lock to go.
 
 import (
 	"fmt"
@@ -33,8 +35,8 @@ import (
 	"strconv"
 	"strings"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -96,8 +98,8 @@ func attributeOwner(o backend.LockOwner) backend.LockOwner {
 		o.Detail = joinDetail(o.Detail, via)
 		return o
 	}
-	if lifeline != "" {
-		if keeper := keeperOf(lifeline, plugin); keeper > 0 {
+	for _, pipe := range keepersOf(plugin) {
+		if keeper := keeperOf(pipe, plugin); keeper > 0 {
 			o.PID = keeper
 			o.Command = proclocks.Command(keeper)
 			o.Detail = joinDetail(o.Detail, fmt.Sprintf("%s, which this process keeps alive after its lockmgr exited", strings.TrimPrefix(via, "through its ")))
@@ -123,7 +125,7 @@ func pluginName(pid int) string {
 		return pluginComm
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginproc.BinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, lockmgr.PluginBinaryPrefix) {
 		return name
 	}
 	return pluginComm
@@ -138,11 +140,32 @@ func lifelineOf(pid int) string {
 		return ""
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, pluginproc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
+		if v, ok := strings.CutPrefix(kv, lockmgr.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
 			return v
 		}
 	}
 	return ""
+}
+
+// keepersOf returns the keepers the plugin pid watches, as /proc/PID/fd
+// shows them ("pipe:[12345]"): every pipe among its descriptors but its
+// standard ones, which are its host's.
+func keepersOf(pid int) []string {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if n, _ := strconv.Atoi(e.Name()); n <= 2 {
+			continue
+		}
+		if link, err := os.Readlink(dir + e.Name()); err == nil && strings.HasPrefix(link, "pipe:") {
+			out = append(out, link)
+		}
+	}
+	return out
 }
 
 // holds reports whether process pid has a descriptor open on target, a
@@ -161,7 +184,7 @@ func holds(pid int, target string) bool {
 	return false
 }
 
-// keeperOf returns the process that keeps the lifeline target open, other
+// keeperOf returns the process that keeps target (a keeper) open, other
 // than the plugin itself: of all that do, the one whose parent does not,
 // lowest pid first; 0 if none can be seen. Only called for a plugin whose
 // host is gone, so the scan of every process is rare.

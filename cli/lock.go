@@ -8,20 +8,14 @@ package main
 //	... the lock is held until the shell closes 9 ...
 //
 // lockmgr exits at once, with the lock left in place. That works only
-// for locks that belong to an open file description (flock, ofd): the
-// shell's descriptor 9 is handed to the backend plugin (pluginhost
-// Options.ExtraFiles, where it becomes the plugin's descriptor 4) and the
-// plugin locks that open file description, which the shell keeps open
-// after lockmgr and its plugin have gone. A POSIX lock belongs to the
-// process that takes it, and would die with the plugin a moment later.
-//
-// core's Handle opens its own lock file and has no option for a
-// descriptor, so these commands speak to the plugin's backend.LockMgr
-// directly, with Request.FD.
+// for locks that belong to an open file description (flock, ofd): a
+// Handle made lockmgr.WithFile locks the open file description behind the
+// shell's descriptor 9, which the shell keeps open after lockmgr and its
+// plugin have gone (Detach leaves the lock there). A POSIX lock belongs
+// to the process that takes it, and would die with the plugin a moment
+// later.
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,18 +25,12 @@ import (
 	"syscall"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
-	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
-
-// pluginFD is where the plugin finds the descriptor handed to it:
-// descriptor 3 is its lifeline, and ExtraFiles follow.
-const pluginFD = 4
 
 // posixFDError explains why --fd cannot work with POSIX locks.
 const posixFDError = "a POSIX lock belongs to the process that takes it, and would die with lockmgr's backend plugin as soon as lockmgr exits; use --backend flock or ofd, whose locks belong to the open file description the shell keeps open"
@@ -158,12 +146,13 @@ func fdBackend(cfg *config.Config, flag, path string) string {
 	return name
 }
 
-// fdPlugin starts backend name's plugin with fd handed to it, and
-// returns what to call when done with it. The plugin gets a copy of fd,
-// never an *os.File of fd itself: os.File closes its descriptor when it
-// is garbage collected, and fd is the caller's, which must stay open in
-// lockmgr for as long as it runs (run --fd's command inherits it).
-func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost.Plugin, func(), error) {
+// fdHandle returns a Handle that locks the open file behind fd, named
+// path, through backend name, and what to call when done with it. The
+// Handle gets a copy of fd, never an *os.File of fd itself: os.File
+// closes its descriptor when it is garbage collected, and fd is the
+// caller's, which must stay open in lockmgr for as long as it runs (run
+// --fd's command inherits it).
+func fdHandle(cfg *config.Config, name string, fd int, path string) (*lockmgr.Handle, func(), error) {
 	if name == config.BackendPOSIX {
 		return nil, nil, usageErrorf("--fd with the posix backend: %s", posixFDError)
 	}
@@ -172,17 +161,8 @@ func fdPlugin(cfg *config.Config, name string, fd int, path string) (*pluginhost
 		return nil, nil, withCode(exitNoInput, fmt.Errorf("--fd %d: %w", fd, err))
 	}
 	f := os.NewFile(uintptr(dup), path)
-	host, err := newHost(cfg, pluginhost.Options{ExtraFiles: []*os.File{f}})
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	p, err := host.Get(name)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return p, func() { p.DoneAndWait(); f.Close() }, nil
+	h := lockmgr.New(path, lockmgr.WithConfig(cfg), lockmgr.WithBackend(name), lockmgr.WithFile(f))
+	return h, func() { h.Close(); f.Close() }, nil
 }
 
 func lockFD(g *globals, o *lockFlags, fd int) error {
@@ -205,41 +185,24 @@ func lockDescriptor(g *globals, o *lockFlags, fd int) (lockEnv, error) {
 		return lockEnv{}, err
 	}
 	name := fdBackend(cfg, o.backend, path)
-	p, done, err := fdPlugin(cfg, name, fd, path)
+	h, done, err := fdHandle(cfg, name, fd, path)
 	if err != nil {
 		return lockEnv{}, err
 	}
-	// done stops the plugin without a release: the lock stays with the
-	// open file description the shell holds. It returns once the plugin
-	// has exited, so that when the shell closes its descriptor nothing
-	// else holds the description, as under flock(1).
+	// done returns once the plugin, which holds a copy of the shell's
+	// open file description, has exited, so that when the shell closes
+	// its descriptor nothing else holds the description, as under
+	// flock(1).
 	defer done()
 
-	req := backend.Request{Path: path, FD: pluginFD, Mode: o.mode}
-	l := locker{
-		name: func() string { return path },
-		try: func() (bool, error) {
-			_, err := p.Acquire(context.Background(), req)
-			if errors.Is(err, lockmgr.ErrBusy) {
-				return false, nil
-			}
-			return err == nil, err
-		},
-		wait: func(ctx context.Context) error {
-			r := req
-			r.Wait = true
-			_, err := p.Acquire(ctx, r)
-			return err
-		},
-		inspect: func(ctx context.Context) (backend.Status, error) {
-			return p.Inspect(ctx, path)
-		},
-	}
 	sigs := make(chan os.Signal, 1)
 	notifyRelayed(sigs)
 	defer signal.Stop(sigs)
 	ctx, stop := cancelOnSignal(sigs)
-	err = o.acquire(ctx, l, os.Stderr)
+	err = o.acquire(ctx, handleLocker(h, o.mode), os.Stderr)
+	// A lock taken stays with the open file description the shell holds,
+	// even if a signal came as it was granted: done must not release it.
+	_, _ = h.Detach()
 	if s := stop(); s != nil {
 		return lockEnv{}, signalExit(s.(syscall.Signal))
 	}

@@ -21,10 +21,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-
-	// Starts run's plugin while lockmgr's own packages initialize; see
-	// its documentation.
-	_ "github.com/lockmgr/lockmgr/cli/internal/prestart"
 )
 
 func main() {

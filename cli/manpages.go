@@ -127,8 +127,7 @@ consistent with programs that take POSIX locks on the same file.`},
 		after: []manSection{
 			{title: "ENVIRONMENT", text: `lockmgr reads the variables below and never those it sets for the
 command of lockmgr run (LOCKMGR_LOCK_FILE, LOCKMGR_LOCK_BACKEND,
-LOCKMGR_FENCING_TOKEN; see lockmgr-run(1)).`, defs: []manDef{envBackendDef, envConfigDef, envPluginDef, envSettingDef, envLogDef, envXDGDef, envRuntimeDef, envShellDef,
-				{"LOCKMGR_PRESTART", "0 stops lockmgr run from starting its plugin while lockmgr itself starts; for comparisons, and to rule it out when something goes wrong."}}},
+LOCKMGR_FENCING_TOKEN; see lockmgr-run(1)).`, defs: []manDef{envBackendDef, envConfigDef, envPluginDef, envSettingDef, envLogDef, envXDGDef, envRuntimeDef, envShellDef}},
 			{title: "FILES", defs: []manDef{filesConfigDef, filesUserDef, filesPluginDef, filesLockDef,
 				{"$XDG_RUNTIME_DIR", "Where a user's own lock files go: private, in memory, and removed at the end of the user's last session. Cron jobs and services do not have it set."}}},
 			{title: "BACKENDS", text: `The backend is, highest first: --backend; a [[rules]] entry of the
@@ -172,7 +171,7 @@ command inherits the locked file itself, at the lowest descriptor number
 the caller left free (every descriptor the caller passed stays as it
 was), and a background process it starts keeps the lock until it exits.
 With posix and etcd, whose lock lockmgr's backend plugin holds, the
-command inherits a descriptor that keeps the plugin alive. --close (-o)
+command inherits a descriptor that keeps that lock alive. --close (-o)
 makes the lock end with lockmgr instead, for a command that starts a
 daemon which must not keep the lock.`},
 			{title: "  Signals", text: `With flock and ofd, where the command holds the lock itself, lockmgr

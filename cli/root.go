@@ -9,8 +9,6 @@ import (
 	"syscall"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -26,26 +24,6 @@ type globals struct {
 // value already checked by checkBackendFlag.
 func (g *globals) loadConfig(backendFlag string) (*config.Config, error) {
 	return config.Load(config.LoadOptions{ExplicitFile: g.configFile, Backend: backendFlag})
-}
-
-// newHost returns a plugin host that searches the plugin path cfg implies,
-// holds plugins to cfg's sha256 pins and configures them with cfg's
-// backend settings. Each command makes its own host
-// rather than use core's shared one, because `run` needs the plugin's
-// lifeline (ShareLifeline) and `lock --fd` hands the plugin a descriptor
-// (ExtraFiles).
-func newHost(cfg *config.Config, opts pluginhost.Options) (*pluginhost.Host, error) {
-	opts.Dirs = pluginproc.SearchPath("", cfg.PluginDir)
-	opts.Checksums = make(map[string]string, len(cfg.Plugins))
-	for name, p := range cfg.Plugins {
-		opts.Checksums[name] = p.SHA256
-	}
-	settings, err := cfg.BackendSettings()
-	if err != nil {
-		return nil, err
-	}
-	opts.Settings = settings
-	return pluginhost.New(opts), nil
 }
 
 // checkBackendFlag refuses a --backend value that cannot name a backend,
@@ -235,9 +213,6 @@ func execute(args []string) int {
 // executeCommand runs lockmgr's command line, and returns its exit code
 // and the signal to end by, if any.
 func executeCommand(args []string) (code int, sig syscall.Signal) {
-	// A plugin started ahead (cli/internal/prestart) that this command
-	// did not use ends with it.
-	defer pluginproc.DiscardPrestarted()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintln(os.Stderr, "lockmgr: internal error:", oneLine(fmt.Sprint(r)))

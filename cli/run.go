@@ -13,11 +13,11 @@ package main
 // left free.
 //
 // A posix lock belongs to the plugin process, and an etcd lock to its
-// lease, so there the plugin lives as long as its lifeline has a copy
-// open. lockmgr starts the plugin with a shared lifeline and hands a copy
-// to the command: killing lockmgr leaves the plugin, and the lock, alive
-// until the command and its heirs have exited. With -o the command gets
-// no copy, and the lock ends with lockmgr. Either way a plugin whose
+// lease, so there the plugin keeps the lock for as long as its keeper has
+// a copy open. lockmgr asks for a keeper (WithLifeline) and hands a copy
+// to the command: killing lockmgr leaves the plugin, and that lock (no
+// other), alive until the command and its heirs have exited. With -o the
+// command gets no copy, and the lock ends with lockmgr. Either way a plugin whose
 // locks outlive it (etcd leases) gives them back before it exits. If such
 // a plugin loses the lock while the command runs, the command is running
 // unguarded: --on-lost says what to do about it.
@@ -39,7 +39,6 @@ import (
 	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -249,11 +248,12 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 		return err
 	}
 
-	host, err := newHost(cfg, pluginhost.Options{ShareLifeline: !o.close})
-	if err != nil {
-		return err
+	opts := []lockmgr.Option{lockmgr.WithConfig(cfg)}
+	if !o.close {
+		// The command inherits the lock: a plugin's through its
+		// keeper (runWithPlugin).
+		opts = append(opts, lockmgr.WithLifeline())
 	}
-	opts := []lockmgr.Option{lockmgr.WithConfig(cfg), lockmgr.WithHost(host)}
 	if o.backend != "" {
 		// Above the config's path rules too: the flag is the user's
 		// explicit choice for this one lock.
@@ -292,22 +292,7 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 // acquire takes the lock, or gives up on a signal.
 func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 	ctx, stop := cancelOnSignal(sigs)
-	l := locker{
-		name: func() string { return h.LockName(context.Background()) },
-		try: func() (bool, error) {
-			if o.mode == lockmgr.Shared {
-				return h.TryRLock()
-			}
-			return h.TryLock()
-		},
-		wait: func(ctx context.Context) error {
-			if o.mode == lockmgr.Shared {
-				return h.RLock(ctx)
-			}
-			return h.Lock(ctx)
-		},
-		inspect: h.Status,
-	}
+	l := handleLocker(h, o.mode)
 	f := o.lockFlags
 	if o.compat != nil {
 		f.verbose = false // flock(1)'s lines instead (flockcompat.go)
@@ -357,9 +342,8 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 }
 
 // runWithPlugin runs the command holding a lock that its plugin holds
-// (posix, etcd, a third-party backend): the command inherits the plugin's
-// lifeline, unless --close, so that the plugin, and the lock, live as long
-// as the command; and if the plugin loses the lock meanwhile, --on-lost
+// (posix, etcd, a third-party backend): the command inherits the lock's
+// keeper, unless --close, so that the lock lives as long as the command; and if the plugin loses the lock meanwhile, --on-lost
 // says what becomes of the command.
 func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string, env []string, sigs <-chan os.Signal) error {
 	lost := h.Lost()
@@ -384,10 +368,10 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string
 	}
 	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, cmd, argv[0]) }, true)
 	uerr := h.Unlock()
-	// The plugin, holding nothing now, must not live on with the
-	// command's heirs, which may hold its lifeline still (a daemon it
-	// started): closing the handle stops it, by SIGKILL when the
-	// lifeline was shared. Nothing is waited for.
+	// The lock is released whatever the command's heirs hold (a daemon
+	// it started may keep the keeper open): closing the handle ends the
+	// plugin's session, and the plugin, keeping nothing now, exits.
+	// Nothing is waited for.
 	h.Close()
 	if stopped {
 		return exitStatus(exitLost)

@@ -21,10 +21,10 @@ import (
 	"path/filepath"
 	"time"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 	"github.com/spf13/cobra"
 )
@@ -173,22 +173,20 @@ func statusInspector(g *globals, cfg *config.Config, name string) (inspector, fu
 			return inspector{}, nil, err
 		}
 	}
-	host, err := newHost(cfg, pluginhost.Options{})
-	if err != nil {
-		return inspector{}, nil, err
-	}
-	p, err := host.Get(name)
+	// The plugin's start has a bound of its own, whose error says what
+	// went wrong (a handshake that never came), not that a wait ran out.
+	b, err := lockmgr.OpenBackend(context.Background(), name, lockmgr.WithConfig(cfg))
 	if err != nil {
 		return inspector{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := p.Describe(ctx)
+	info, err := b.Info(ctx)
 	if err != nil {
-		p.Done()
+		b.Close()
 		return inspector{}, nil, err
 	}
-	return inspector{inspect: p.Inspect, byName: info.Capabilities.Distributed}, p.Done, nil
+	return inspector{inspect: b.Inspect, byName: info.Capabilities.Distributed}, func() { b.Close() }, nil
 }
 
 // kernelInspector reads the kernel's lock tables in-process, keeping only

@@ -60,15 +60,18 @@ type Handle struct {
 
 // New returns a Handle for the lock file at path. It does not touch the
 // file or start a plugin: that happens at the first lock, and errors in
-// the configuration or the backend show there.
+// the configuration or the backend show there. With WithFile, the file
+// locked is the caller's, and path only names it.
 func New(path string, opts ...Option) *Handle {
 	h := &Handle{path: path, given: path, mu: make(mutex, 1)}
-	if abs, err := filepath.Abs(path); err == nil {
-		// The plugin resolves paths, and a person reads them in errors.
-		h.path = abs
-	}
 	for _, opt := range opts {
 		opt(&h.opts)
+	}
+	if abs, err := filepath.Abs(path); err == nil && h.opts.file == nil {
+		// The plugin resolves paths, and a person reads them in errors.
+		// The name of a file open already (WithFile) is not resolved, but
+		// shown as the caller has it ("pipe:[1234]" is no relative path).
+		h.path = abs
 	}
 	return h
 }
@@ -182,10 +185,15 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	h.stopWait = stop
 	mgr, plugin, err := h.backendLocked(ctx)
 	// The Handle can keep a lock that is a locked file: then the kernel
-	// holds it on the Handle's behalf, and no plugin can lose it.
+	// holds it on the Handle's behalf, and no plugin can lose it. Not a
+	// lock on the caller's file (WithFile), whose release must unlock the
+	// file, which closing a copy of it would not.
 	req := backend.Request{
 		Path: h.path, Name: h.given, Mode: mode, Range: h.opts.rng, Wait: wait,
-		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove, HandOver: true,
+		FileMode: h.opts.fileMode, RemoveOnRelease: h.opts.remove, HandOver: h.opts.file == nil,
+	}
+	if h.opts.file != nil {
+		req.FD = pluginhost.FirstExtraFD
 	}
 	h.mu.Unlock()
 
@@ -219,6 +227,9 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 // Close and every other method go on meanwhile; it is held again on
 // return. A Handle closed meanwhile is ErrClosed, and keeps no plugin.
 func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, *pluginhost.Plugin, error) {
+	if err := h.opts.check(); err != nil {
+		return nil, nil, err
+	}
 	if h.opts.impl != nil {
 		if h.mgr == nil {
 			info, err := h.opts.impl.Describe(ctx)
@@ -243,12 +254,9 @@ func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, *pluginhos
 	if h.opts.fileMode == 0 {
 		h.opts.fileMode = cfg.LockFileMode
 	}
-	host := h.opts.host
-	if host == nil {
-		var err error
-		if host, err = sharedHost(cfg, h.opts.pluginDir); err != nil {
-			return nil, nil, err
-		}
+	host, err := h.opts.hostFor(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	name := h.name
 	h.mu.Unlock()
@@ -258,16 +266,28 @@ func (h *Handle) backendLocked(ctx context.Context) (backend.LockMgr, *pluginhos
 	case err != nil:
 		return nil, nil, err
 	case h.state == closed:
-		p.Done()
+		h.giveUp(p)
 		return nil, nil, ErrClosed
 	}
 	if live := h.livePluginLocked(); live != nil {
 		// Another call on this Handle started one meanwhile.
-		p.Done()
+		h.giveUp(p)
 		return live, live, nil
 	}
 	h.plugin, h.mgr = p, p
 	return p, p, nil
+}
+
+// giveUp gives up the Handle's use of plugin p. A plugin that was handed
+// the caller's file (WithFile) holds a copy of it, which may keep a lock on
+// it alive after the caller has closed its own: the last use waits until
+// that plugin has exited.
+func (h *Handle) giveUp(p *pluginhost.Plugin) {
+	if h.opts.file != nil {
+		p.DoneAndWait()
+		return
+	}
+	p.Done()
 }
 
 // livePluginLocked returns the Handle's plugin if it has one that lives,
@@ -278,7 +298,7 @@ func (h *Handle) livePluginLocked() *pluginhost.Plugin {
 	}
 	select {
 	case <-h.plugin.Dead():
-		h.plugin.Done()
+		h.giveUp(h.plugin)
 		h.plugin, h.mgr = nil, nil
 		return nil
 	default:
@@ -321,12 +341,21 @@ func (h *Handle) releaseLocked() error {
 // caller's to keep: once nothing refers to it, the garbage collector
 // closes it, and the lock ends. Only a lock that is a locked file can be
 // detached (the flock and ofd backends'); any other is
-// ErrUnsupported, and stays held.
+// ErrUnsupported, and stays held. A lock on the caller's own file
+// (WithFile) is left with it: Detach returns that file, and the lock
+// lasts as long as it, or a copy of it, stays open.
 func (h *Handle) Detach() (*os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.state != locked {
 		return nil, h.errorf("detach", backend.ErrNotLocked)
+	}
+	if h.opts.file != nil {
+		// The plugin that took the lock keeps a copy of the file until
+		// Close ends it (giveUp), and nothing is released here.
+		h.lock.forget()
+		h.state, h.lock = unlocked, nil
+		return h.opts.file, nil
 	}
 	if h.lock.File == nil {
 		return nil, h.errorf("detach", backend.Unsupportedf("detaching a lock that its backend holds (only a lock that is a locked file can be)"))
@@ -336,14 +365,15 @@ func (h *Handle) Detach() (*os.File, error) {
 	return f, nil
 }
 
-// Lifeline hands the caller a copy of the lifeline of the plugin that
-// holds the handle's lock (posix, etcd): while any process holds a copy,
-// the plugin, and with it the lock, lives on, even if this process is
-// killed. It is how a command inherits such a lock (lockmgr run): pass the
-// copy to the child and close it here. Only a plugin started by a host
-// made with pluginhost.Options.ShareLifeline lives by its lifeline; any
-// other dies with this process, and its Lifeline is ErrUnsupported. A lock
-// that is a locked file has no lifeline: Detach it instead.
+// Lifeline hands the caller a copy of the keeper of the lock the handle
+// holds (posix, etcd): while any process holds a copy, the plugin keeps
+// that lock, and no other, even after this process is killed. It is how a
+// command inherits such a lock (lockmgr run): pass the copy to the child
+// and close it here. A lock has a keeper only if the Handle was made
+// WithLifeline (or with a WithHost host made with
+// pluginhost.Options.ShareLifeline); any other ends with this process,
+// and its Lifeline is ErrUnsupported. A lock that is a locked file has no
+// keeper: Detach it instead.
 func (h *Handle) Lifeline() (*os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -352,10 +382,10 @@ func (h *Handle) Lifeline() (*os.File, error) {
 		return nil, h.errorf("lifeline", backend.ErrNotLocked)
 	case h.lock.File != nil:
 		return nil, h.errorf("lifeline", backend.Unsupportedf("a lock that is a locked file has no lifeline: detach it"))
-	case h.plugin == nil || !h.plugin.SharesLifeline():
-		return nil, h.errorf("lifeline", backend.Unsupportedf("this plugin dies with its host whatever holds its lifeline (no ShareLifeline)"))
+	case h.lock.Keeper == nil:
+		return nil, h.errorf("lifeline", backend.Unsupportedf("this lock ends with its host whatever holds its lifeline (the Handle was made without WithLifeline)"))
 	}
-	f, err := dupCloexec(h.plugin.Lifeline())
+	f, err := dupCloexec(h.lock.Keeper)
 	if err != nil {
 		return nil, h.errorf("lifeline", err)
 	}
@@ -510,7 +540,8 @@ func (h *Handle) use(ctx context.Context) (backend.LockMgr, error) {
 
 // Close releases the lock if one is held, cancels a wait in progress,
 // and gives up the handle's use of its plugin; the plugin stops when its
-// last handle closes. Close is idempotent.
+// last handle closes (with WithFile, Close waits until it has exited).
+// Close is idempotent.
 func (h *Handle) Close() error {
 	h.mu.Lock()
 	var err error
@@ -535,7 +566,7 @@ func (h *Handle) Close() error {
 	h.plugin, h.mgr = nil, nil
 	h.mu.Unlock()
 	if p != nil {
-		p.Done()
+		h.giveUp(p)
 	}
 	return err
 }

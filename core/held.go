@@ -2,10 +2,12 @@ package lockmgr
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/fdlock"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 )
 
@@ -67,11 +69,22 @@ func (l *heldLock) detach() *os.File {
 }
 
 // giveBack releases held, which granter granted: a lock handed over as
-// a locked file is released by closing it, here, with no round trip; any
-// other only by the backend instance that granted it.
+// a locked file is released by unlocking and closing it, here, with no
+// round trip; any
+// other only by the backend instance that granted it, and then its
+// keeper, if it has one, is closed (after the release: closed first, it
+// would have the plugin release the lock itself, and ours would be
+// answered "not locked").
 func giveBack(granter backend.LockMgr, held backend.Held) error {
 	if held.File != nil {
-		return held.File.Close()
+		// Unlocked before it is closed: the plugin that handed it over may
+		// still hold a copy for a moment (fdlock.ReleaseDescription).
+		uerr := fdlock.ReleaseDescription(held.File)
+		return errors.Join(uerr, held.File.Close())
 	}
-	return granter.Release(context.Background(), held.ID)
+	err := granter.Release(context.Background(), held.ID)
+	if held.Keeper != nil {
+		held.Keeper.Close()
+	}
+	return err
 }

@@ -11,21 +11,22 @@ import (
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
 
 // Option configures a Handle.
 type Option func(*options)
 
 type options struct {
-	backendName string
-	impl        backend.LockMgr
-	cfg         *config.Config
-	pluginDir   string
-	host        *pluginhost.Host
-	rng         backend.Range
-	fileMode    os.FileMode
-	remove      bool
+	backendName   string
+	impl          backend.LockMgr
+	cfg           *config.Config
+	pluginDir     string
+	host          *pluginhost.Host
+	rng           backend.Range
+	fileMode      os.FileMode
+	remove        bool
+	shareLifeline bool
+	file          *os.File
 }
 
 // WithBackend names the backend ("flock", "posix", "ofd", "auto", or a
@@ -45,6 +46,37 @@ func WithPluginDir(dir string) Option { return func(o *options) { o.pluginDir = 
 
 // WithHost starts plugins through h instead of the process's shared host.
 func WithHost(h *pluginhost.Host) Option { return func(o *options) { o.host = h } }
+
+// WithLifeline lets the Handle's locks be handed to another process with
+// Handle.Lifeline: a lock that its plugin holds (posix, etcd) gets a
+// keeper, and lives for as long as any process holds a copy of it, even
+// after this one is killed, as the command of `lockmgr run` keeps its
+// lock; the plugin's other locks do not. Without it every lock a plugin
+// holds ends with this process. Handles with it and without it never
+// share a plugin. It
+// means nothing to a lock that is a locked file (Detach hands that on),
+// and WithHost's host decides for itself.
+func WithLifeline() Option { return func(o *options) { o.shareLifeline = true } }
+
+// WithFile locks the open file description behind f, a file the caller
+// has open already (as flock(1) locks a shell's descriptor: `flock 9`),
+// instead of opening the Handle's path, which then only names the lock:
+// in messages, for the configuration's rules, and to Status. Only a
+// backend whose locks belong to an open file description (flock, ofd)
+// can lock it; any other refuses with ErrUnsupported.
+//
+// The lock is f's. Unlock releases it, and so does Close, as any lock;
+// Detach leaves it with f, and returns f, so that it lasts for as long as
+// f, or any copy of it in any process, stays open. Close returns only once
+// no process of lockmgr's holds a copy of f (the plugin that locked it has
+// exited), so that when the caller then closes f and its copies, the lock
+// is gone, as under flock(1). f stays the caller's: it must stay open
+// until Close, and the Handle never closes it.
+//
+// The Handle's plugin is its own, never shared with other Handles (they
+// have no copy of f), so WithFile cannot be combined with WithHost; nor
+// with WithLockMgr.
+func WithFile(f *os.File) Option { return func(o *options) { o.file = f } }
 
 // WithRange locks only length bytes from start (length zero: to the end
 // of the file), for backends with byte ranges (posix, ofd).
@@ -69,7 +101,7 @@ var (
 	defaultConfigErr  error
 
 	hostsMu sync.Mutex
-	hosts   = map[string]*pluginhost.Host{}
+	hosts   = map[hostKey]*pluginhost.Host{}
 )
 
 // loadDefaultConfig reads the environment and config files once per
@@ -82,16 +114,49 @@ func loadDefaultConfig() (*config.Config, error) {
 	return defaultConfig, defaultConfigErr
 }
 
-// sharedHost returns the process's host for a plugin search path, so that
-// every Handle of a backend shares one plugin process. Hosts are keyed by
-// everything a plugin is started with (search path, pins, settings), so
-// that two configurations never share a plugin configured for only one.
-func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) {
-	dirs := pluginproc.SearchPath(pluginDir, cfg.PluginDir)
+// check refuses options that cannot go together: WithFile with a host or
+// an in-process backend, neither of which has a copy of the file to lock.
+func (o *options) check() error {
+	if o.file != nil && (o.host != nil || o.impl != nil) {
+		return backend.Invalidf("WithFile locks through a plugin of the Handle's own, and cannot be combined with WithHost or WithLockMgr")
+	}
+	return nil
+}
+
+// hostFor returns the host that starts o's plugins under cfg: WithHost's;
+// for WithFile, one of the Handle's own, which hands the file to its
+// plugin; else the process's shared host for cfg.
+func (o *options) hostFor(cfg *config.Config) (*pluginhost.Host, error) {
+	if o.host != nil {
+		return o.host, nil
+	}
+	opts, key, err := hostOptions(cfg, o.pluginDir, o.shareLifeline)
+	if err != nil {
+		return nil, err
+	}
+	if o.file != nil {
+		opts.ExtraFiles = []*os.File{o.file}
+		return pluginhost.New(opts), nil
+	}
+	return sharedHost(opts, key), nil
+}
+
+// hostKey tells shared hosts apart by everything a plugin is started
+// with, so that two configurations never share a plugin started for only
+// one: the search path, pins and settings (config), and whether the
+// lifeline is shared.
+type hostKey struct {
+	config        string
+	shareLifeline bool
+}
+
+// hostOptions returns what a host is made with under cfg, and its key.
+func hostOptions(cfg *config.Config, pluginDir string, shareLifeline bool) (pluginhost.Options, hostKey, error) {
+	dirs := pluginhost.SearchPath(pluginDir, cfg.PluginDir)
 	sums := map[string]string{}
 	settings, err := cfg.BackendSettings()
 	if err != nil {
-		return nil, err
+		return pluginhost.Options{}, hostKey{}, err
 	}
 	var key strings.Builder
 	key.WriteString(strings.Join(dirs, ":"))
@@ -102,14 +167,22 @@ func sharedHost(cfg *config.Config, pluginDir string) (*pluginhost.Host, error) 
 	for _, name := range slices.Sorted(maps.Keys(settings)) {
 		key.WriteString("|" + name + ":" + string(settings[name]))
 	}
+	opts := pluginhost.Options{Dirs: dirs, Checksums: sums, Settings: settings, ShareLifeline: shareLifeline}
+	return opts, hostKey{key.String(), shareLifeline}, nil
+}
+
+// sharedHost returns the process's host for key, made with opts if there
+// is none yet, so that every Handle of a backend shares one plugin
+// process.
+func sharedHost(opts pluginhost.Options, key hostKey) *pluginhost.Host {
 	hostsMu.Lock()
 	defer hostsMu.Unlock()
-	h := hosts[key.String()]
+	h := hosts[key]
 	if h == nil {
-		h = pluginhost.New(pluginhost.Options{Dirs: dirs, Checksums: sums, Settings: settings})
-		hosts[key.String()] = h
+		h = pluginhost.New(opts)
+		hosts[key] = h
 	}
-	return h, nil
+	return h
 }
 
 // resolveBackend picks the backend for path: the option, else the

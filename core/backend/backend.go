@@ -212,6 +212,13 @@ type Held struct {
 	// means nothing, and the caller releases the lock by closing File (and
 	// every copy of it that it gave away).
 	File *os.File
+	// Keeper, when not nil, keeps this lock, and no other, alive in the
+	// plugin that holds it for as long as any copy of it is open, even
+	// after the host has gone: the write end of a pipe whose read end the
+	// plugin watches. A host asks for one when it may hand the lock to a
+	// command (lockmgr run); core/pluginrpc's client sets it, a backend
+	// never does. The caller closes it after Release.
+	Keeper *os.File
 }
 
 // Owner says what a backend's locks belong to, which decides when they

@@ -311,3 +311,29 @@ func (b *Backend) Inspect(_ context.Context, path string) (backend.Status, error
 	}
 	return st, nil
 }
+
+// ReleaseDescription releases every lock that f's open file description
+// holds, of either kind (flock, and OFD over the whole file), without
+// closing f. Closing the last descriptor of a description is how its
+// locks end; but a host handed a locked file by its plugin cannot know
+// that the plugin has closed its own copy yet (it closes it just after
+// the packet that carried the file is sent), and an Unlock must free the
+// lock at once, not when a plugin thread is next scheduled. Either kind
+// of unlock is harmless where the description holds no such lock.
+func ReleaseDescription(f *os.File) error {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr, oerr error
+	if err := raw.Control(func(fd uintptr) {
+		ferr = Flock("", "").Unlock(int(fd), backend.WholeFile)
+		oerr = OFD("", "").Unlock(int(fd), backend.WholeFile)
+	}); err != nil {
+		return err
+	}
+	if errors.Is(oerr, unix.EINVAL) {
+		oerr = nil // a kernel without OFD locks: there is none to release
+	}
+	return errors.Join(ferr, oerr)
+}

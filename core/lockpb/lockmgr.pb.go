@@ -1,4 +1,4 @@
-// The gRPC protocol between lockmgr and its backend plugins. It mirrors
+// The protocol between lockmgr and its backend plugins. It mirrors
 // the backend.LockMgr interface in github.com/lockmgr/lockmgr/core/backend;
 // the adapters in core/pluginrpc convert between the two.
 
@@ -182,6 +182,8 @@ func (*SessionRequest_Release) isSessionRequest_Op() {}
 func (*SessionRequest_Cancel) isSessionRequest_Op() {}
 
 // SessionResponse answers one call, or (call 0) notices a lost lock.
+// An acquire is answered with acquired or failure, a release with released
+// or failure.
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
@@ -191,6 +193,7 @@ type SessionResponse struct {
 	//	*SessionResponse_Released
 	//	*SessionResponse_Failure
 	//	*SessionResponse_Lost
+	//	*SessionResponse_CopyClosed
 	Result        isSessionResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -276,6 +279,15 @@ func (x *SessionResponse) GetLost() *LostEvent {
 	return nil
 }
 
+func (x *SessionResponse) GetCopyClosed() *CopyClosed {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_CopyClosed); ok {
+			return x.CopyClosed
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Result interface {
 	isSessionResponse_Result()
 }
@@ -296,6 +308,12 @@ type SessionResponse_Lost struct {
 	Lost *LostEvent `protobuf:"bytes,5,opt,name=lost,proto3,oneof"`
 }
 
+type SessionResponse_CopyClosed struct {
+	// copy_closed follows a handed-over grant for the same call: the
+	// plugin has closed its copy of the locked file.
+	CopyClosed *CopyClosed `protobuf:"bytes,6,opt,name=copy_closed,json=copyClosed,proto3,oneof"`
+}
+
 func (*SessionResponse_Acquired) isSessionResponse_Result() {}
 
 func (*SessionResponse_Released) isSessionResponse_Result() {}
@@ -303,6 +321,8 @@ func (*SessionResponse_Released) isSessionResponse_Result() {}
 func (*SessionResponse_Failure) isSessionResponse_Result() {}
 
 func (*SessionResponse_Lost) isSessionResponse_Result() {}
+
+func (*SessionResponse_CopyClosed) isSessionResponse_Result() {}
 
 type CancelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -340,6 +360,42 @@ func (*CancelRequest) Descriptor() ([]byte, []int) {
 	return file_lockmgr_proto_rawDescGZIP(), []int{2}
 }
 
+type CopyClosed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyClosed) Reset() {
+	*x = CopyClosed{}
+	mi := &file_lockmgr_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyClosed) ProtoMessage() {}
+
+func (x *CopyClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyClosed.ProtoReflect.Descriptor instead.
+func (*CopyClosed) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{3}
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -348,7 +404,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +416,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +429,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{3}
+	return file_lockmgr_proto_rawDescGZIP(), []int{4}
 }
 
 type Capabilities struct {
@@ -393,7 +449,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +461,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +474,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{4}
+	return file_lockmgr_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Capabilities) GetShared() bool {
@@ -495,7 +551,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +563,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +576,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{5}
+	return file_lockmgr_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DescribeResponse) GetName() string {
@@ -553,7 +609,9 @@ type AcquireRequest struct {
 	Wait            bool                   `protobuf:"varint,5,opt,name=wait,proto3" json:"wait,omitempty"`
 	FileMode        uint32                 `protobuf:"varint,6,opt,name=file_mode,json=fileMode,proto3" json:"file_mode,omitempty"`
 	RemoveOnRelease bool                   `protobuf:"varint,7,opt,name=remove_on_release,json=removeOnRelease,proto3" json:"remove_on_release,omitempty"`
-	Fd              int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	// fd names a descriptor already open in the plugin (handed to it at its
+	// start, by lockmgr lock --fd) to lock instead of opening path.
+	Fd int32 `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
 	// handle is chosen by the host and names the lock in ReleaseRequest.
 	Handle uint64 `protobuf:"varint,9,opt,name=handle,proto3" json:"handle,omitempty"`
 	// deadline ends the wait, in Unix nanoseconds; 0 waits until canceled.
@@ -561,15 +619,19 @@ type AcquireRequest struct {
 	// name is the lock's name as the caller wrote it (backend.Request.Name).
 	Name string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
 	// hand_over says the host can take the locked descriptor itself
-	// (backend.Request.HandOver): it has the descriptor channel below.
-	HandOver      bool `protobuf:"varint,12,opt,name=hand_over,json=handOver,proto3" json:"hand_over,omitempty"`
+	// (backend.Request.HandOver), in the packet that grants it.
+	HandOver bool `protobuf:"varint,12,opt,name=hand_over,json=handOver,proto3" json:"hand_over,omitempty"`
+	// keeper says the packet carries a keeper (see Keepers above) for the
+	// lock, should the plugin keep it; a plugin that hands the lock over
+	// closes the keeper at once.
+	Keeper        bool `protobuf:"varint,13,opt,name=keeper,proto3" json:"keeper,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AcquireRequest) Reset() {
 	*x = AcquireRequest{}
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +643,7 @@ func (x *AcquireRequest) String() string {
 func (*AcquireRequest) ProtoMessage() {}
 
 func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +656,7 @@ func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireRequest.ProtoReflect.Descriptor instead.
 func (*AcquireRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{6}
+	return file_lockmgr_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AcquireRequest) GetPath() string {
@@ -681,15 +743,22 @@ func (x *AcquireRequest) GetHandOver() bool {
 	return false
 }
 
+func (x *AcquireRequest) GetKeeper() bool {
+	if x != nil {
+		return x.Keeper
+	}
+	return false
+}
+
 type AcquireResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Handle       uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	FencingToken uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	Warnings     []string               `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	// handed_over says the lock was handed over: its locked descriptor went
-	// to the host on the descriptor channel, tagged with handle, before
-	// this answer was sent, and the plugin keeps no record of it. The host
-	// releases it by closing the descriptor, never with a ReleaseRequest.
+	// handed_over says the lock was handed over: its locked descriptor is
+	// in this packet, the plugin has closed its own copy and keeps no record
+	// of it. The host releases it by closing the descriptor, never with a
+	// ReleaseRequest.
 	HandedOver    bool `protobuf:"varint,4,opt,name=handed_over,json=handedOver,proto3" json:"handed_over,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -697,7 +766,7 @@ type AcquireResponse struct {
 
 func (x *AcquireResponse) Reset() {
 	*x = AcquireResponse{}
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +778,7 @@ func (x *AcquireResponse) String() string {
 func (*AcquireResponse) ProtoMessage() {}
 
 func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +791,7 @@ func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireResponse.ProtoReflect.Descriptor instead.
 func (*AcquireResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{7}
+	return file_lockmgr_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AcquireResponse) GetHandle() uint64 {
@@ -762,7 +831,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +843,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +856,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{8}
+	return file_lockmgr_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReleaseRequest) GetHandle() uint64 {
@@ -805,7 +874,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +886,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +899,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{9}
+	return file_lockmgr_proto_rawDescGZIP(), []int{10}
 }
 
 type InspectRequest struct {
@@ -842,7 +911,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_lockmgr_proto_msgTypes[10]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +923,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[10]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +936,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{10}
+	return file_lockmgr_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InspectRequest) GetPath() string {
@@ -892,7 +961,7 @@ type LockOwner struct {
 
 func (x *LockOwner) Reset() {
 	*x = LockOwner{}
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +973,7 @@ func (x *LockOwner) String() string {
 func (*LockOwner) ProtoMessage() {}
 
 func (x *LockOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +986,7 @@ func (x *LockOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOwner.ProtoReflect.Descriptor instead.
 func (*LockOwner) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{11}
+	return file_lockmgr_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LockOwner) GetPid() int64 {
@@ -980,7 +1049,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1061,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1074,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{12}
+	return file_lockmgr_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InspectResponse) GetPath() string {
@@ -1039,7 +1108,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1120,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1133,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{13}
+	return file_lockmgr_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConfigureRequest) GetSettingsJson() []byte {
@@ -1082,7 +1151,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1163,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1176,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{14}
+	return file_lockmgr_proto_rawDescGZIP(), []int{15}
 }
 
 type LostEvent struct {
@@ -1120,7 +1189,7 @@ type LostEvent struct {
 
 func (x *LostEvent) Reset() {
 	*x = LostEvent{}
-	mi := &file_lockmgr_proto_msgTypes[15]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1201,7 @@ func (x *LostEvent) String() string {
 func (*LostEvent) ProtoMessage() {}
 
 func (x *LostEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[15]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1214,7 @@ func (x *LostEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostEvent.ProtoReflect.Descriptor instead.
 func (*LostEvent) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{15}
+	return file_lockmgr_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LostEvent) GetHandle() uint64 {
@@ -1179,7 +1248,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_lockmgr_proto_msgTypes[16]
+	mi := &file_lockmgr_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1260,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[16]
+	mi := &file_lockmgr_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1273,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{16}
+	return file_lockmgr_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Failure) GetSentinel() string {
@@ -1260,15 +1329,19 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\aacquire\x18\x02 \x01(\v2\x1a.lockmgr.v1.AcquireRequestH\x00R\aacquire\x126\n" +
 	"\arelease\x18\x03 \x01(\v2\x1a.lockmgr.v1.ReleaseRequestH\x00R\arelease\x123\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x19.lockmgr.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
-	"\x02op\"\x83\x02\n" +
+	"\x02op\"\xbe\x02\n" +
 	"\x0fSessionResponse\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x129\n" +
 	"\bacquired\x18\x02 \x01(\v2\x1b.lockmgr.v1.AcquireResponseH\x00R\bacquired\x129\n" +
 	"\breleased\x18\x03 \x01(\v2\x1b.lockmgr.v1.ReleaseResponseH\x00R\breleased\x12/\n" +
 	"\afailure\x18\x04 \x01(\v2\x13.lockmgr.v1.FailureH\x00R\afailure\x12+\n" +
-	"\x04lost\x18\x05 \x01(\v2\x15.lockmgr.v1.LostEventH\x00R\x04lostB\b\n" +
+	"\x04lost\x18\x05 \x01(\v2\x15.lockmgr.v1.LostEventH\x00R\x04lost\x129\n" +
+	"\vcopy_closed\x18\x06 \x01(\v2\x16.lockmgr.v1.CopyClosedH\x00R\n" +
+	"copyClosedB\b\n" +
 	"\x06result\"\x0f\n" +
-	"\rCancelRequest\"\x11\n" +
+	"\rCancelRequest\"\f\n" +
+	"\n" +
+	"CopyClosed\"\x11\n" +
 	"\x0fDescribeRequest\"\xcd\x02\n" +
 	"\fCapabilities\x12\x16\n" +
 	"\x06shared\x18\x01 \x01(\bR\x06shared\x12\x1f\n" +
@@ -1285,7 +1358,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12<\n" +
-	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xd6\x02\n" +
+	"\fcapabilities\x18\x03 \x01(\v2\x18.lockmgr.v1.CapabilitiesR\fcapabilities\"\xee\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.lockmgr.v1.ModeR\x04mode\x12\x14\n" +
@@ -1299,7 +1372,8 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\x12deadline_unix_nano\x18\n" +
 	" \x01(\x03R\x10deadlineUnixNano\x12\x12\n" +
 	"\x04name\x18\v \x01(\tR\x04name\x12\x1b\n" +
-	"\thand_over\x18\f \x01(\bR\bhandOver\"\x8b\x01\n" +
+	"\thand_over\x18\f \x01(\bR\bhandOver\x12\x16\n" +
+	"\x06keeper\x18\r \x01(\bR\x06keeper\"\x8b\x01\n" +
 	"\x0fAcquireResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x1a\n" +
@@ -1338,12 +1412,11 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage*+\n" +
 	"\x04Mode\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x00\x12\x0f\n" +
-	"\vMODE_SHARED\x10\x012\xa6\x02\n" +
+	"\vMODE_SHARED\x10\x012\xde\x01\n" +
 	"\aBackend\x12E\n" +
 	"\bDescribe\x12\x1b.lockmgr.v1.DescribeRequest\x1a\x1c.lockmgr.v1.DescribeResponse\x12B\n" +
 	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12H\n" +
-	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponse\x12F\n" +
-	"\aSession\x12\x1a.lockmgr.v1.SessionRequest\x1a\x1b.lockmgr.v1.SessionResponse(\x010\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
+	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponseB(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
 
 var (
 	file_lockmgr_proto_rawDescOnce sync.Once
@@ -1358,53 +1431,53 @@ func file_lockmgr_proto_rawDescGZIP() []byte {
 }
 
 var file_lockmgr_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_lockmgr_proto_goTypes = []any{
 	(Mode)(0),                 // 0: lockmgr.v1.Mode
 	(*SessionRequest)(nil),    // 1: lockmgr.v1.SessionRequest
 	(*SessionResponse)(nil),   // 2: lockmgr.v1.SessionResponse
 	(*CancelRequest)(nil),     // 3: lockmgr.v1.CancelRequest
-	(*DescribeRequest)(nil),   // 4: lockmgr.v1.DescribeRequest
-	(*Capabilities)(nil),      // 5: lockmgr.v1.Capabilities
-	(*DescribeResponse)(nil),  // 6: lockmgr.v1.DescribeResponse
-	(*AcquireRequest)(nil),    // 7: lockmgr.v1.AcquireRequest
-	(*AcquireResponse)(nil),   // 8: lockmgr.v1.AcquireResponse
-	(*ReleaseRequest)(nil),    // 9: lockmgr.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),   // 10: lockmgr.v1.ReleaseResponse
-	(*InspectRequest)(nil),    // 11: lockmgr.v1.InspectRequest
-	(*LockOwner)(nil),         // 12: lockmgr.v1.LockOwner
-	(*InspectResponse)(nil),   // 13: lockmgr.v1.InspectResponse
-	(*ConfigureRequest)(nil),  // 14: lockmgr.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 15: lockmgr.v1.ConfigureResponse
-	(*LostEvent)(nil),         // 16: lockmgr.v1.LostEvent
-	(*Failure)(nil),           // 17: lockmgr.v1.Failure
+	(*CopyClosed)(nil),        // 4: lockmgr.v1.CopyClosed
+	(*DescribeRequest)(nil),   // 5: lockmgr.v1.DescribeRequest
+	(*Capabilities)(nil),      // 6: lockmgr.v1.Capabilities
+	(*DescribeResponse)(nil),  // 7: lockmgr.v1.DescribeResponse
+	(*AcquireRequest)(nil),    // 8: lockmgr.v1.AcquireRequest
+	(*AcquireResponse)(nil),   // 9: lockmgr.v1.AcquireResponse
+	(*ReleaseRequest)(nil),    // 10: lockmgr.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),   // 11: lockmgr.v1.ReleaseResponse
+	(*InspectRequest)(nil),    // 12: lockmgr.v1.InspectRequest
+	(*LockOwner)(nil),         // 13: lockmgr.v1.LockOwner
+	(*InspectResponse)(nil),   // 14: lockmgr.v1.InspectResponse
+	(*ConfigureRequest)(nil),  // 15: lockmgr.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 16: lockmgr.v1.ConfigureResponse
+	(*LostEvent)(nil),         // 17: lockmgr.v1.LostEvent
+	(*Failure)(nil),           // 18: lockmgr.v1.Failure
 }
 var file_lockmgr_proto_depIdxs = []int32{
-	7,  // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
-	9,  // 1: lockmgr.v1.SessionRequest.release:type_name -> lockmgr.v1.ReleaseRequest
+	8,  // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
+	10, // 1: lockmgr.v1.SessionRequest.release:type_name -> lockmgr.v1.ReleaseRequest
 	3,  // 2: lockmgr.v1.SessionRequest.cancel:type_name -> lockmgr.v1.CancelRequest
-	8,  // 3: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
-	10, // 4: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
-	17, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
-	16, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
-	5,  // 7: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
-	0,  // 8: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
-	0,  // 9: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
-	12, // 10: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
-	12, // 11: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
-	4,  // 12: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
-	11, // 13: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
-	14, // 14: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
-	1,  // 15: lockmgr.v1.Backend.Session:input_type -> lockmgr.v1.SessionRequest
-	6,  // 16: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	13, // 17: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	15, // 18: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
-	2,  // 19: lockmgr.v1.Backend.Session:output_type -> lockmgr.v1.SessionResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	9,  // 3: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
+	11, // 4: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
+	18, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
+	17, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
+	4,  // 7: lockmgr.v1.SessionResponse.copy_closed:type_name -> lockmgr.v1.CopyClosed
+	6,  // 8: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
+	0,  // 9: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
+	0,  // 10: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
+	13, // 11: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
+	13, // 12: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
+	5,  // 13: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
+	12, // 14: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
+	15, // 15: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
+	7,  // 16: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
+	14, // 17: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
+	16, // 18: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
+	16, // [16:19] is the sub-list for method output_type
+	13, // [13:16] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_lockmgr_proto_init() }
@@ -1422,6 +1495,7 @@ func file_lockmgr_proto_init() {
 		(*SessionResponse_Released)(nil),
 		(*SessionResponse_Failure)(nil),
 		(*SessionResponse_Lost)(nil),
+		(*SessionResponse_CopyClosed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1429,7 +1503,7 @@ func file_lockmgr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lockmgr_proto_rawDesc), len(file_lockmgr_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

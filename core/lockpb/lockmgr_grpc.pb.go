@@ -1,4 +1,4 @@
-// The gRPC protocol between lockmgr and its backend plugins. It mirrors
+// The protocol between lockmgr and its backend plugins. It mirrors
 // the backend.LockMgr interface in github.com/lockmgr/lockmgr/core/backend;
 // the adapters in core/pluginrpc convert between the two.
 
@@ -26,27 +26,20 @@ const (
 	Backend_Describe_FullMethodName  = "/lockmgr.v1.Backend/Describe"
 	Backend_Inspect_FullMethodName   = "/lockmgr.v1.Backend/Inspect"
 	Backend_Configure_FullMethodName = "/lockmgr.v1.Backend/Configure"
-	Backend_Session_FullMethodName   = "/lockmgr.v1.Backend/Session"
 )
 
 // BackendClient is the client API for Backend service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Backend is served by every backend plugin.
+// Backend is served by every backend plugin: the control plane. Locks
+// travel on the session (above), not here.
 type BackendClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	Inspect(ctx context.Context, in *InspectRequest, opts ...grpc.CallOption) (*InspectResponse, error)
 	// Configure hands the backend its settings once, right after it starts
 	// and before any other call; hosts call it only when there are any.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
-	// Session carries every lock and unlock, and the backend's loss
-	// notices, over one stream that the host opens when the plugin starts.
-	// A message on an open stream costs far less than a unary call (no
-	// headers, no new stream, no handler goroutine), and a lock round trip
-	// is the hot path. The stream's end also tells the host, within
-	// milliseconds, that the plugin died.
-	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 }
 
 type backendClient struct {
@@ -87,37 +80,18 @@ func (c *backendClient) Configure(ctx context.Context, in *ConfigureRequest, opt
 	return out, nil
 }
 
-func (c *backendClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[0], Backend_Session_FullMethodName, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	x := &grpc.GenericClientStream[SessionRequest, SessionResponse]{ClientStream: stream}
-	return x, nil
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Backend_SessionClient = grpc.BidiStreamingClient[SessionRequest, SessionResponse]
-
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
 //
-// Backend is served by every backend plugin.
+// Backend is served by every backend plugin: the control plane. Locks
+// travel on the session (above), not here.
 type BackendServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	Inspect(context.Context, *InspectRequest) (*InspectResponse, error)
 	// Configure hands the backend its settings once, right after it starts
 	// and before any other call; hosts call it only when there are any.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
-	// Session carries every lock and unlock, and the backend's loss
-	// notices, over one stream that the host opens when the plugin starts.
-	// A message on an open stream costs far less than a unary call (no
-	// headers, no new stream, no handler goroutine), and a lock round trip
-	// is the hot path. The stream's end also tells the host, within
-	// milliseconds, that the plugin died.
-	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -136,9 +110,6 @@ func (UnimplementedBackendServer) Inspect(context.Context, *InspectRequest) (*In
 }
 func (UnimplementedBackendServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Configure not implemented")
-}
-func (UnimplementedBackendServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error {
-	return status.Errorf(codes.Unimplemented, "method Session not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -215,13 +186,6 @@ func _Backend_Configure_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Backend_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(BackendServer).Session(&grpc.GenericServerStream[SessionRequest, SessionResponse]{ServerStream: stream})
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Backend_SessionServer = grpc.BidiStreamingServer[SessionRequest, SessionResponse]
-
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,13 +206,6 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Backend_Configure_Handler,
 		},
 	},
-	Streams: []grpc.StreamDesc{
-		{
-			StreamName:    "Session",
-			Handler:       _Backend_Session_Handler,
-			ServerStreams: true,
-			ClientStreams: true,
-		},
-	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "lockmgr.proto",
 }

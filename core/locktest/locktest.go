@@ -29,7 +29,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 )
 
 // Environment variables that turn the test binary into a helper process.
@@ -83,7 +82,7 @@ func IsChild() bool { return os.Getenv(childEnv) != "" }
 
 // BuildPlugin builds the main package in pkgDir as dir/lockmgr-backend-NAME.
 func BuildPlugin(pkgDir, name, dir string) error {
-	out := filepath.Join(dir, pluginproc.BinaryPrefix+name)
+	out := filepath.Join(dir, pluginhost.BinaryPrefix+name)
 	cmd := exec.Command("go", "build", "-o", out, ".")
 	cmd.Dir = pkgDir
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +16,7 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -85,9 +87,14 @@ func (s *suiteRun) model(t *testing.T) {
 		op := rng.IntN(100)
 		what := ""
 		switch {
-		case op < 4:
+		case op < 3:
 			what = "kill the plugin"
 			if killPlugin(t, host) {
+				kills++
+			}
+		case op < 4:
+			what = "send the plugin garbage"
+			if sendGarbage(t, rng) {
 				kills++
 			}
 		case op < 8:
@@ -121,7 +128,7 @@ func (s *suiteRun) model(t *testing.T) {
 			t.Fatalf("seed %d, step %d (%s)", seed, steps, what)
 		}
 	}
-	t.Logf("%d steps, %d plugin kills", steps, kills)
+	t.Logf("%d steps, %d plugins killed or sent garbage", steps, kills)
 }
 
 func (s *suiteRun) modelLock(t *testing.T, m *modelHandle, mode backend.Mode, wait bool) {
@@ -249,19 +256,80 @@ func (s *suiteRun) kernelDisagrees(files []string, handles []*modelHandle) strin
 	return ""
 }
 
-// killPlugin SIGKILLs the newest plugin process of this test process, if
-// one is running, and waits for it to be gone.
-func killPlugin(t *testing.T, _ *pluginhost.Host) bool {
+// sendGarbage sends the newest plugin process of this test process a
+// packet of protocol garbage on its session, as a buggy host would, and
+// waits for it to be gone: the plugin must end the session, release
+// every lock it kept for this host, and exit; the host then announces
+// those locks lost.
+func sendGarbage(t *testing.T, rng *rand.Rand) bool {
+	pid := newestPlugin()
+	if pid == 0 {
+		return false
+	}
+	session := sessionOf(pid)
+	if session < 0 {
+		return false
+	}
+	garbage := make([]byte, 1+rng.IntN(64))
+	for i := range garbage {
+		garbage[i] = 0xff // an invalid wire type in every byte
+	}
+	if _, err := syscall.Write(session, garbage); err != nil {
+		return false // the session ended meanwhile
+	}
+	waitGone(t, pid, "a packet of garbage on its session")
+	return true
+}
+
+// newestPlugin returns the newest plugin process of this test process
+// running the suite's plugin, or 0.
+func newestPlugin() int {
 	var ours []int
 	for _, pid := range PluginProcesses(os.Getpid()) {
-		if processExe(pid) == filepath.Join(suite.pluginDir, pluginproc.BinaryPrefix+suite.name) {
+		if processExe(pid) == filepath.Join(suite.pluginDir, pluginhost.BinaryPrefix+suite.name) {
 			ours = append(ours, pid)
 		}
 	}
 	if len(ours) == 0 {
+		return 0
+	}
+	return newest(ours)
+}
+
+// sessionOf returns this process's descriptor of its session with the
+// plugin pid, found by the name the plugin's environment gives it
+// (pluginrpc.LifelineHostEnv), or -1.
+func sessionOf(pid int) int {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return -1
+	}
+	var name string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineHostEnv+"="); ok {
+			name = v
+		}
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if name == "" || err != nil {
+		return -1
+	}
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == name {
+			fd, _ := strconv.Atoi(e.Name())
+			return fd
+		}
+	}
+	return -1
+}
+
+// killPlugin SIGKILLs the newest plugin process of this test process, if
+// one is running, and waits for it to be gone.
+func killPlugin(t *testing.T, _ *pluginhost.Host) bool {
+	pid := newestPlugin()
+	if pid == 0 {
 		return false
 	}
-	pid := newest(ours)
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitGone(t, pid, "SIGKILL")
 	return true

@@ -1,14 +1,3 @@
-// Package pluginhost starts and stops backend plugins, found and run by
-// core/pluginproc and spoken to through go-plugin:
-// one process per backend per host process, shared by every lock of that
-// backend, started on first use and stopped when the last user is done.
-//
-// Two rules shape it. A plugin must die with its host, which go-plugin
-// does not ensure: each plugin gets a lifeline pipe and exits when every
-// write end is closed, with Pdeathsig as a backstop where nothing else
-// shares the lifeline. And stopping must not make the host wait: a
-// plugin is stopped by closing its lifeline and its connection, never by
-// waiting for it to exit.
 package pluginhost
 
 import (
@@ -29,7 +18,6 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"google.golang.org/grpc"
 )
@@ -41,15 +29,20 @@ type Options struct {
 	// Checksums pins plugin binaries: backend name to the hex SHA-256 its
 	// binary must have. A mismatch refuses the plugin.
 	Checksums map[string]string
-	// ShareLifeline keeps the lifeline's write end open for the host to
-	// hand on (Plugin.Lifeline), so that the plugin, and its locks, live as
-	// long as whoever holds a copy, even after the host is killed; it
-	// turns off Pdeathsig, which would end the plugin with the host
-	// regardless. The host's last Done still ends the plugin.
+	// ShareLifeline asks for a keeper with every lock a plugin keeps
+	// (backend.Held.Keeper), which the host may hand to a command so that
+	// that lock, and no other, lives as long as the command, even after
+	// the host is killed; it turns off Pdeathsig, which would end the
+	// plugin with the host regardless. The plugin releases every other
+	// lock when the host's session ends.
 	ShareLifeline bool
-	// ExtraFiles are handed to every plugin started as descriptors 4, 5,
-	// and so on (descriptor 3 is the lifeline): how `lockmgr lock --fd`
-	// passes the shell's open file to the backend.
+	// CancelTimeout bounds the wait for a plugin's answer to a cancel;
+	// a plugin that does not answer in time is killed and its locks
+	// announced lost. Zero means pluginrpc.DefaultCancelTimeout.
+	CancelTimeout time.Duration
+	// ExtraFiles are handed to every plugin started as descriptors
+	// FirstExtraFD (4), 5, and so on (descriptor 3 is the lifeline): how
+	// `lockmgr lock --fd` passes the shell's open file to the backend.
 	ExtraFiles []*os.File
 	// Settings maps a backend name to the settings its plugin is
 	// configured with as it starts (backend.Configurer), a JSON object.
@@ -106,7 +99,7 @@ type Plugin struct {
 	refs    int
 	gp      *plugin.Client
 	conn    interface{ Close() error }
-	proc    *pluginproc.Proc
+	proc    *process
 	stopped bool
 }
 
@@ -213,11 +206,11 @@ func rejected(name string, format string, args ...any) error {
 }
 
 func (h *Host) start(name string) (*Plugin, error) {
-	path, err := pluginproc.Find(name, h.opts.Dirs)
+	path, err := Find(name, h.opts.Dirs)
 	if err != nil {
 		return nil, err
 	}
-	if err := pluginproc.Verify(path); err != nil {
+	if err := Verify(path); err != nil {
 		return nil, rejected(name, "%v", err)
 	}
 	sum := h.opts.Checksums[name]
@@ -227,21 +220,19 @@ func (h *Host) start(name string) (*Plugin, error) {
 		}
 		sum = strings.ToLower(sum)
 	}
-	spec := pluginproc.Spec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
+	spec := procSpec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
-	// go-plugin reads the handshake from a process of ours (pluginproc),
-	// so that the lockmgr command can have started it before gRPC's
-	// packages had initialized (pluginproc.Prestart). go-plugin's own
-	// environment comes in through the runner function: a prestarted
-	// process is used only if it was started with exactly that.
-	var proc *pluginproc.Proc
+	// go-plugin reads the handshake from a process of ours (process.go),
+	// started with lockmgr's checks, lifeline and socket directory;
+	// go-plugin's own environment comes in through the runner function.
+	var proc *process
 	var procErr error
 	// go-plugin makes a directory of its own before it starts anything:
 	// it goes in a private one of ours, made where the plugin's would be,
 	// never in a place another user controls, nor on a read-only /tmp,
-	// nor in a trusted place that is full (SocketParent alone would name
+	// nor in a trusted place that is full (socketParentDir alone would name
 	// that one, and go-plugin's mkdir would fail the start).
-	socketParent, err := pluginproc.MakeSocketDir()
+	socketParent, err := makeSocketDir()
 	if err != nil {
 		return nil, backend.Errorf("start", "", name, err)
 	}
@@ -249,20 +240,13 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// ours is needed no longer than the start.
 	defer os.RemoveAll(socketParent)
 	// The plugin's address is known once it has answered the handshake;
-	// the connection to it is checked to reach that very process.
-	var (
-		target  net.Addr
-		peerMu  sync.Mutex
-		peerErr error
-	)
+	// every connection to it is checked to reach that very process. Only
+	// the control plane goes there: a process that stole the socket's name
+	// could answer Describe or Inspect, never grant a lock, which travels
+	// on the lifeline the plugin inherited.
+	var target net.Addr
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		conn, err := proc.Dial(ctx, target)
-		if errors.Is(err, pluginproc.ErrNotThePlugin) {
-			peerMu.Lock()
-			peerErr = err
-			peerMu.Unlock()
-		}
-		return conn, err
+		return proc.Dial(ctx, target)
 	}
 	gp := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: pluginrpc.Handshake,
@@ -271,22 +255,16 @@ func (h *Host) start(name string) (*Plugin, error) {
 			// go-plugin made a socket directory of its own; each process
 			// of ours has one already.
 			os.Remove(goPluginDir)
-			spec.Env = append(pluginproc.BaseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
-				return strings.HasPrefix(kv, pluginproc.SocketDirEnv+"=")
+			spec.Env = append(baseEnv(), slices.DeleteFunc(cmd.Env, func(kv string) bool {
+				return strings.HasPrefix(kv, pluginrpc.SocketDirEnv+"=")
 			})...)
-			if proc = pluginproc.Take(spec); proc != nil {
-				h.opts.Logger.Debug("using the prestarted plugin process", "backend", name, "pid", proc.PID())
-				return proc, nil
-			}
-			proc, procErr = pluginproc.Start(spec)
+			proc, procErr = startProcess(spec)
 			if procErr != nil {
 				return nil, procErr
 			}
 			return proc, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		MinPort:          pluginproc.MinPort,
-		MaxPort:          pluginproc.MaxPort,
 		SkipHostEnv:      true,
 		StartTimeout:     h.opts.StartTimeout,
 		Logger:           h.opts.Logger.Named(name),
@@ -309,10 +287,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 	}
 	if err != nil {
 		switch {
-		case errors.Is(procErr, pluginproc.ErrChecksum):
+		case errors.Is(procErr, errChecksum):
 			return fail(rejected(name, "%s does not match its pinned sha256", path))
-		case errors.Is(procErr, pluginproc.ErrUnsafe):
-			// Start checks again what it opens, and may find it changed.
+		case errors.Is(procErr, ErrUnsafe):
+			// startProcess checks again what it opens, and may find it changed.
 			return fail(rejected(name, "%v", procErr))
 		case procErr != nil:
 			return fail(backend.Errorf("start", "", name, procErr))
@@ -332,17 +310,20 @@ func (h *Host) start(name string) (*Plugin, error) {
 	// both killed.
 	defer os.RemoveAll(proc.SocketDir)
 	client.SetName(name)
-	// Locks that are locked files come back on the lifeline, and stay
-	// with this process when the plugin goes.
-	client.TakeDescriptors(proc.Lifeline)
-	if err := client.Start(); err != nil {
-		peerMu.Lock()
-		defer peerMu.Unlock()
-		if peerErr != nil {
-			return fail(rejected(name, "%v", peerErr))
-		}
+	// Every lock travels on the lifeline, and one that is a locked file
+	// comes back on it, to stay with this process when the plugin goes.
+	// A plugin that breaks the session's protocol, or leaves a cancel
+	// unanswered, is killed here: its locks are then announced lost.
+	logger := h.opts.Logger.Named(name)
+	if err := client.StartSession(proc.Lifeline, pluginrpc.SessionOptions{
+		Kill:          func() { _ = proc.Kill(context.Background()) },
+		CancelTimeout: h.opts.CancelTimeout,
+		Keepers:       h.opts.ShareLifeline,
+		OnFailure:     func(err error) { logger.Error("plugin killed", "reason", err) },
+	}); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
 	}
+
 	if settings := h.opts.Settings[name]; len(settings) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
 		err := client.Configure(ctx, settings)
@@ -360,10 +341,10 @@ func (h *Host) start(name string) (*Plugin, error) {
 }
 
 // Done gives up one use of p; the last one stops the plugin, without
-// waiting for it to exit: by closing its lifeline, or, when the lifeline
-// is shared (Options.ShareLifeline) and copies of it may live on
-// elsewhere, by SIGKILL. Its locks are released by the kernel as it
-// exits, so Done must come after every lock of p is released.
+// waiting for it to exit, by ending its session: the plugin releases
+// every lock it keeps for this host but one whose keeper is still open,
+// and exits once it keeps none. So Done must come after every lock of p
+// is released, or handed on.
 func (p *Plugin) Done() { p.done() }
 
 // DoneAndWait is Done, and then, if that was the last use, waits until
@@ -404,16 +385,10 @@ func (p *Plugin) stop() {
 	}
 	p.stopped = true
 	p.host.opts.Logger.Debug("stopping plugin", "backend", p.Name)
+	// Ending the session (closing our end of the lifeline) is the
+	// plugin's signal to release what it keeps for us and exit, once no
+	// keeper holds a lock.
 	p.MarkDead()
-	if p.SharesLifeline() {
-		// Copies of the lifeline may live on in processes that no longer
-		// need the plugin (a daemon that lockmgr run's command started),
-		// and would keep it, holding nothing, for as long as they run.
-		// Nothing is waited for.
-		_ = p.Kill()
-	}
-	// Closing our end of the lifeline is the plugin's signal to exit.
-	p.proc.Lifeline.Close()
 	if p.conn != nil {
 		// gRPC's Close waits for its resolver and balancer goroutines to
 		// finish; nothing here needs to wait for that.
@@ -422,20 +397,8 @@ func (p *Plugin) stop() {
 	os.RemoveAll(p.proc.SocketDir)
 }
 
-// SharesLifeline reports whether p lives by its lifeline alone, without
-// Pdeathsig (Options.ShareLifeline): then a process that holds a copy of
-// the lifeline keeps p, and every lock it holds, alive.
-func (p *Plugin) SharesLifeline() bool { return p.host.opts.ShareLifeline }
-
-// Lifeline returns the write end of p's lifeline. With
-// Options.ShareLifeline, a command that inherits a copy keeps the plugin,
-// and every lock it holds, alive until that command and everything that
-// inherited it have exited.
-func (p *Plugin) Lifeline() *os.File { return p.proc.Lifeline }
-
 // Kill ends the plugin process at once, with SIGKILL, for a host that
-// must not leave it running (lockmgr run, once its command is done, while
-// the command's heirs may hold the lifeline). It signals through the
+// must not leave it running. It signals through the
 // process handle the plugin was started with (a pidfd on Linux), never by
 // pid: once the plugin has exited and been reaped, its pid may belong to
 // another process, and Kill then does nothing (os.ErrProcessDone).

@@ -21,7 +21,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +68,7 @@ func quickRaceExit() string {
 	return "GORACE=" + os.Getenv("GORACE") + " atexit_sleep_ms=0"
 }
 
-func pluginPath() string { return filepath.Join(pluginDir, pluginproc.BinaryPrefix+"flock") }
+func pluginPath() string { return filepath.Join(pluginDir, pluginhost.BinaryPrefix+"flock") }
 
 // privateDir returns a fresh directory that only its owner may write, as
 // Verify insists for a plugin directory.
@@ -88,7 +88,7 @@ func copyPlugin(t *testing.T, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, pluginproc.BinaryPrefix+name)
+	p := filepath.Join(dir, pluginhost.BinaryPrefix+name)
 	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +159,14 @@ func TestChecksumPin(t *testing.T) {
 
 func TestRejectsNonPlugin(t *testing.T) {
 	dir := privateDir(t)
-	script := filepath.Join(dir, pluginproc.BinaryPrefix+"bogus")
+	script := filepath.Join(dir, pluginhost.BinaryPrefix+"bogus")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := pluginproc.Verify(script); err != nil {
+	if err := pluginhost.Verify(script); err != nil {
 		t.Fatalf("Verify(the script): %v; the test needs it to pass Verify and fail later", err)
 	}
 	h := pluginhost.New(pluginhost.Options{Dirs: []string{dir}, StartTimeout: promptly})
@@ -263,48 +263,19 @@ func TestGetSharesOneProcess(t *testing.T) {
 	}
 }
 
-// TestLastDoneKillsASharedLifelinePlugin: a plugin that lives by its
-// lifeline (ShareLifeline) outlives a killed host for as long as someone
-// holds a copy (locktest's LifelineKeepsThePluginsLock). But once the host
-// says it is done with it, the plugin must go at once, though copies of
-// the lifeline live on: lockmgr run's command may have left a daemon
-// holding one, and the plugin, holding nothing the host wants, must not
-// live on beside it.
-func TestLastDoneKillsASharedLifelinePlugin(t *testing.T) {
+// TestLastDoneEndsASharedLifelinePlugin: a plugin whose host may hand
+// its locks on (ShareLifeline) has no Pdeathsig, but once the host says it
+// is done with it, and it keeps no lock for a keeper, it exits at once.
+func TestLastDoneEndsASharedLifelinePlugin(t *testing.T) {
 	h := pluginhost.New(pluginhost.Options{Dirs: []string{pluginDir}, ShareLifeline: true})
 	p := getFlock(t, h)
 	pid := p.PID()
-	if !p.SharesLifeline() {
-		t.Fatal("SharesLifeline is false on a host made with ShareLifeline")
-	}
-
-	// A copy of the lifeline in a child, which holds it until its stdin
-	// closes.
-	dupFD, err := unix.FcntlInt(p.Lifeline().Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dup := os.NewFile(uintptr(dupFD), "lifeline copy")
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), holderEnv+"=1", quickRaceExit())
-	child.ExtraFiles = []*os.File{dup}
-	child.Stderr = os.Stderr
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dup.Close()
-	t.Cleanup(func() { stdin.Close(); child.Process.Kill(); child.Wait() })
-
 	p.Done()
-	waitGone(t, pid, "its host's last Done, though a child holds a copy of its lifeline")
+	waitGone(t, pid, "its host's last Done")
 }
 
 // TestHostKilled: a host killed with SIGKILL takes its plugin with it
-// through Pdeathsig (pluginproc.HostDeathSignal, which the plugin answers
+// through Pdeathsig (pluginrpc.HostDeathSignal, which the plugin answers
 // by exiting), even while a copy of the lifeline lives on in another
 // process; with ShareLifeline there is no Pdeathsig, and the plugin lives
 // as long as the copy.
@@ -375,6 +346,37 @@ func TestHostKilled(t *testing.T) {
 	}
 }
 
+// leakedSession returns this process's end of the session with the plugin
+// pid, found as a process that forked without exec would have it: by the
+// name the plugin's environment gives it (LifelineHostEnv).
+func leakedSession(pid int) (*os.File, error) {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineHostEnv+"="); ok {
+			name = v
+		}
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == name && name != "" {
+			fd, _ := strconv.Atoi(e.Name())
+			dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return nil, err
+			}
+			return os.NewFile(uintptr(dup), "leaked session"), nil
+		}
+	}
+	return nil, fmt.Errorf("no descriptor %q here", name)
+}
+
 // hostEnv turns the test binary into a host process for TestHostKilled:
 // it starts the flock plugin, hands a copy of its lifeline to a holder
 // process, reports both pids, and waits to be killed.
@@ -390,7 +392,12 @@ func runHost(share bool) int {
 	holder := exec.Command(os.Args[0], "-test.run=^$")
 	holder.Env = append(os.Environ(), holderEnv+"=1")
 	holder.Env = slices.DeleteFunc(holder.Env, func(e string) bool { return strings.HasPrefix(e, hostEnv+"=") })
-	holder.ExtraFiles = []*os.File{p.Lifeline()}
+	leaked, err := leakedSession(p.PID())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "host:", err)
+		return 1
+	}
+	holder.ExtraFiles = []*os.File{leaked}
 	holder.Stdin, holder.Stderr = os.Stdin, os.Stderr
 	if err := holder.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "host:", err)
@@ -404,7 +411,7 @@ func runHost(share bool) int {
 
 func TestRejectsOtherProtocolVersion(t *testing.T) {
 	dir := privateDir(t)
-	bin := filepath.Join(dir, pluginproc.BinaryPrefix+"other")
+	bin := filepath.Join(dir, pluginhost.BinaryPrefix+"other")
 	build := exec.Command("go", "build", "-o", bin, "./testdata/otherprotocol")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the other-protocol plugin: %v\n%s", err, out)

@@ -7,34 +7,82 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/fdlock"
 	"github.com/lockmgr/lockmgr/core/lockpb"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
+// DefaultCancelTimeout is how long a host waits for the answer to a
+// cancel before it gives the plugin up (SessionOptions.CancelTimeout).
+// Long enough for an etcd backend to give back a lease over a slow
+// network; short enough that a person at a terminal sees ^C work.
+const DefaultCancelTimeout = 10 * time.Second
+
 // Client is the host side of a backend plugin. It implements
-// backend.LockMgr over the plugin's gRPC connection, and it notices the
-// plugin's death: every lock it granted then reports loss.
+// backend.LockMgr: locks travel on the session (StartSession), the rest
+// on the plugin's gRPC connection. It notices the plugin's death, and
+// ends the plugin itself on any breach of the protocol: every lock the
+// plugin kept then reports loss.
 type Client struct {
 	rpc  lockpb.BackendClient
 	name string
 
-	sendMu sync.Mutex
-	stream lockpb.Backend_SessionClient
+	conn *packetConn
+	opts SessionOptions
+	// readMu is held while packets are taken off the session and
+	// dispatched, so that they are dispatched in the order sent.
+	readMu sync.Mutex
 
-	inbox *descriptorInbox // nil: the plugin keeps every lock it grants
-
-	mu       sync.Mutex
-	calls    map[uint64]chan *lockpb.SessionResponse // awaiting an answer
-	lost     map[uint64]chan struct{}                // one per granted lock
-	dead     chan struct{}                           // closed once the plugin is gone
-	deadOnce sync.Once
+	mu    sync.Mutex
+	calls map[uint64]*pendingCall  // awaiting an answer
+	kept  map[uint64]chan struct{} // granted locks the plugin keeps, by handle
+	dead  chan struct{}            // closed once the plugin is gone
+	cause error                    // why, once dead
 	// What the plugin declared of hand-over, once asked (handsOver).
 	handsOverKnown, declaresHandOver bool
 }
 
 var _ backend.LockMgr = (*Client)(nil)
+
+// SessionOptions configure a Client's session.
+type SessionOptions struct {
+	// Kill ends the plugin process at once. The session calls it when the
+	// plugin breaks the protocol or does not answer a cancel in time, and
+	// the plugin's locks are then announced lost: a plugin that
+	// misbehaves once is never trusted with a lock again.
+	Kill func()
+	// CancelTimeout bounds the wait for a cancel's answer; zero means
+	// DefaultCancelTimeout.
+	CancelTimeout time.Duration
+	// Keepers asks the plugin for a keeper with every lock it keeps
+	// (backend.Held.Keeper), for a host that may hand a lock to a command
+	// that outlives it.
+	Keepers bool
+	// OnFailure, if set, hears why the session ended, when it was not the
+	// plugin's plain exit.
+	OnFailure func(error)
+}
+
+// pendingCall is a call sent and not yet answered.
+type pendingCall struct {
+	acquire bool
+	handle  uint64 // the acquire's handle, or the release's
+	answer  chan reply
+	// handing is a handed-over grant received, waiting for the plugin's
+	// copy_closed before it is delivered. Guarded by Client.mu.
+	handing *reply
+}
+
+// reply is a call's answer as the session received it.
+type reply struct {
+	resp *lockpb.SessionResponse
+	file *os.File // the handed-over lock, for a grant that has one
+	err  error    // the grant came, but its descriptor could not
+}
 
 // nextID numbers every handle and call of every Client in the process,
 // so that an id is never valid on two plugin instances: a host's lock
@@ -42,13 +90,13 @@ var _ backend.LockMgr = (*Client)(nil)
 // can never name a lock that the new plugin granted to someone else.
 var nextID atomic.Uint64
 
-// NewClient returns a Client on conn, a connection to a backend plugin.
-// Call Start before locking.
+// NewClient returns a Client whose control plane is conn, a connection to
+// a backend plugin. Call StartSession before locking.
 func NewClient(conn *grpc.ClientConn) *Client {
 	return &Client{
 		rpc:   lockpb.NewBackendClient(conn),
-		calls: make(map[uint64]chan *lockpb.SessionResponse),
-		lost:  make(map[uint64]chan struct{}),
+		calls: make(map[uint64]*pendingCall),
+		kept:  make(map[uint64]chan struct{}),
 		dead:  make(chan struct{}),
 	}
 }
@@ -57,64 +105,194 @@ func NewClient(conn *grpc.ClientConn) *Client {
 // answer does not (a call cut short by the plugin's death, say).
 func (c *Client) SetName(name string) { c.name = name }
 
-// TakeDescriptors reads locked descriptors the plugin hands over on
-// lifeline, the host's non-blocking end of its lifeline socket pair (see
-// core/lockpb): from then on, a Request with HandOver is passed on, and a
-// lock the plugin hands over comes back in Held.File. Call it before
-// Start. Closing lifeline ends the reading.
-func (c *Client) TakeDescriptors(lifeline *os.File) {
-	c.inbox = newDescriptorInbox(lifeline)
-}
-
-// Start opens the session that carries locks, unlocks and loss notices.
-func (c *Client) Start() error {
-	stream, err := c.rpc.Session(context.Background())
+// StartSession starts the session on lifeline, the host's end of the
+// plugin's SOCK_SEQPACKET lifeline, non-blocking, which the Client owns
+// from now on (and closes when the session ends).
+func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
+	conn, err := newPacketConn(lifeline)
 	if err != nil {
-		c.die()
+		c.die(err)
 		return err
 	}
-	c.stream = stream
+	if opts.CancelTimeout == 0 {
+		opts.CancelTimeout = DefaultCancelTimeout
+	}
+	c.conn, c.opts = conn, opts
 	go c.receive()
 	return nil
 }
 
+// receive reads the plugin's packets until the session ends: it waits in
+// the runtime's poller, and takes whatever has come each time it wakes.
 func (c *Client) receive() {
+	var end error
+	err := c.conn.raw.Read(func(fd uintptr) bool {
+		c.readMu.Lock()
+		defer c.readMu.Unlock()
+		end = c.drain(int(fd))
+		return end != nil
+	})
+	if end == nil {
+		end = err
+	}
+	c.ended(end)
+}
+
+// drain dispatches every packet waiting on fd, in order, and returns nil
+// once none is left, or the error that ends the session. c.readMu is
+// held: whichever goroutine takes a packet dispatches it before another
+// can take the next, so that packets are dispatched in the order sent.
+func (c *Client) drain(fd int) error {
 	for {
-		r, err := c.stream.Recv()
+		r, err := c.conn.recvNow(fd)
+		if err == errAgain {
+			return nil
+		}
 		if err != nil {
-			c.die()
-			return
+			return err
 		}
-		c.mu.Lock()
-		if lost := r.GetLost(); lost != nil {
-			if ch, ok := c.lost[lost.GetHandle()]; ok {
-				close(ch)
-				delete(c.lost, lost.GetHandle())
-			}
-		} else if ch, ok := c.calls[r.GetCall()]; ok {
-			delete(c.calls, r.GetCall())
-			ch <- r
+		if err := c.dispatch(r); err != nil {
+			r.closeFiles()
+			return err
 		}
-		c.mu.Unlock()
 	}
 }
 
-// die marks the plugin gone and reports every lock it held as lost.
-func (c *Client) die() {
-	c.deadOnce.Do(func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		close(c.dead)
-		for id, ch := range c.lost {
-			close(ch)
-			delete(c.lost, id)
-		}
-	})
+// ended ends the session for err, which drain or the poller returned.
+func (c *Client) ended(err error) {
+	switch {
+	case c.isDead():
+		// We ended the session ourselves (MarkDead): a normal stop, not
+		// the plugin's failure.
+	case isEOF(err):
+		c.die(ErrPluginExited)
+	default:
+		c.fail(err)
+	}
 }
 
-// MarkDead reports the plugin gone without waiting for its connection to
-// say so; the host calls it when it stops the plugin.
-func (c *Client) MarkDead() { c.die() }
+// dispatch checks one packet against the protocol and delivers it.
+func (c *Client) dispatch(r received) error {
+	resp := &lockpb.SessionResponse{}
+	if err := proto.Unmarshal(r.data, resp); err != nil {
+		return protocolErrorf("an unreadable answer: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if lost := resp.GetLost(); lost != nil {
+		ch, ok := c.kept[lost.GetHandle()]
+		switch {
+		case resp.GetCall() != 0 || len(r.files) > 0 || r.rightsCut:
+			return protocolErrorf("a loss notice with a call id or a descriptor")
+		case !ok:
+			return protocolErrorf("a loss notice for handle %d, which it does not keep", lost.GetHandle())
+		}
+		close(ch)
+		delete(c.kept, lost.GetHandle())
+		return nil
+	}
+	pc, ok := c.calls[resp.GetCall()]
+	if !ok {
+		return protocolErrorf("an answer to call %d, which is not waiting for one", resp.GetCall())
+	}
+	if resp.GetCopyClosed() != nil {
+		if pc.handing == nil || len(r.files) > 0 || r.rightsCut {
+			return protocolErrorf("a copy_closed for call %d, which has no handed-over grant waiting for it", resp.GetCall())
+		}
+		delete(c.calls, resp.GetCall())
+		pc.answer <- *pc.handing
+		return nil
+	}
+	if pc.handing != nil {
+		return protocolErrorf("a second answer to call %d before copy_closed", resp.GetCall())
+	}
+	got := reply{resp: resp}
+	switch res := resp.GetResult().(type) {
+	case *lockpb.SessionResponse_Acquired:
+		a := res.Acquired
+		switch {
+		case !pc.acquire:
+			return protocolErrorf("a grant in answer to a release")
+		case a.GetHandle() != pc.handle:
+			return protocolErrorf("a grant of handle %d in answer to a request for %d", a.GetHandle(), pc.handle)
+		case a.GetHandedOver() && len(r.files) == 1:
+			// Delivered at copy_closed, once it is the only copy.
+			got.file = r.files[0]
+			pc.handing = &got
+			return nil
+		case a.GetHandedOver() && len(r.files) == 0 && r.rightsCut:
+			// The kernel closed the descriptor for want of room here,
+			// which released the lock: the grant failed.
+			got.err = descriptorLimitError()
+		case a.GetHandedOver():
+			return protocolErrorf("a handed-over grant without its descriptor")
+		case len(r.files) > 0 || r.rightsCut:
+			return protocolErrorf("a descriptor with a grant it keeps")
+		default:
+			c.kept[pc.handle] = make(chan struct{})
+		}
+	case *lockpb.SessionResponse_Released:
+		if pc.acquire || len(r.files) > 0 || r.rightsCut {
+			return protocolErrorf("a release answer to an acquire, or with a descriptor")
+		}
+	case *lockpb.SessionResponse_Failure:
+		if len(r.files) > 0 || r.rightsCut {
+			return protocolErrorf("a descriptor with a failure")
+		}
+	default:
+		return protocolErrorf("an answer of no known kind")
+	}
+	delete(c.calls, resp.GetCall())
+	pc.answer <- got
+	return nil
+}
+
+// fail ends a session whose plugin broke the protocol or stopped
+// answering: the plugin is killed, and its locks announced lost.
+func (c *Client) fail(err error) {
+	if c.isDead() {
+		return // stopped already: nothing more to end
+	}
+	if c.opts.OnFailure != nil {
+		c.opts.OnFailure(err)
+	}
+	if c.opts.Kill != nil {
+		c.opts.Kill()
+	}
+	c.die(fmt.Errorf("%w (%v)", ErrPluginExited, err))
+}
+
+// die marks the plugin gone, ends the session, and reports every lock it
+// kept as lost. Answers already received and not yet taken are closed by
+// their callers (take); a handed-over grant still waiting for its
+// copy_closed is closed here, and its call fails.
+func (c *Client) die(cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil {
+		return
+	}
+	c.cause = cause
+	close(c.dead)
+	for _, pc := range c.calls {
+		if pc.handing != nil && pc.handing.file != nil {
+			pc.handing.file.Close()
+			pc.handing = nil
+		}
+	}
+	for id, ch := range c.kept {
+		close(ch)
+		delete(c.kept, id)
+	}
+	if c.conn != nil {
+		c.conn.close()
+	}
+}
+
+// MarkDead ends the session without waiting for the plugin to say so; the
+// host calls it when it stops the plugin. Closing the session is the
+// plugin's signal to release what it keeps for this host, and to exit.
+func (c *Client) MarkDead() { c.die(ErrPluginExited) }
 
 // Dead is closed once the plugin is known to be gone.
 func (c *Client) Dead() <-chan struct{} { return c.dead }
@@ -128,45 +306,80 @@ func (c *Client) isDead() bool {
 	}
 }
 
-// call sends req and waits for its answer. If ctx ends first, it cancels
-// the call and still waits for the answer, so that a grant that raced
-// with the cancel is known, and released, rather than left held for no one.
-func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest) (*lockpb.SessionResponse, error) {
+// deathCause is why the plugin is gone, once it is.
+func (c *Client) deathCause() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause == nil {
+		return ErrPluginExited
+	}
+	return c.cause
+}
+
+// call sends req (with files) and waits for its answer. If ctx ends
+// first, an acquire is canceled and its answer still awaited, so that a
+// grant that raced with the cancel is known, and given back, rather than
+// left held for no one; but for no longer than the cancel bound, after
+// which the plugin is killed.
+func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendingCall, files ...*os.File) (reply, error) {
 	id := nextID.Add(1)
 	req.Call = id
-	answer := make(chan *lockpb.SessionResponse, 1)
+	pc.answer = make(chan reply, 1)
 	c.mu.Lock()
-	c.calls[id] = answer
+	if c.cause != nil {
+		c.mu.Unlock()
+		return reply{}, c.deathCause()
+	}
+	c.calls[id] = pc
 	c.mu.Unlock()
-	if err := c.send(req); err != nil {
+	if err := c.send(req, files...); err != nil {
 		c.mu.Lock()
 		delete(c.calls, id)
 		c.mu.Unlock()
-		return nil, ErrPluginExited
+		if errors.Is(err, errTooLarge) {
+			return reply{}, backend.Invalidf("%v", err)
+		}
+		return reply{}, c.deathCause()
 	}
 	select {
-	case r := <-answer:
+	case r := <-pc.answer:
 		return r, nil
 	case <-c.dead:
-		return nil, ErrPluginExited
+		return c.take(pc)
 	case <-ctx.Done():
 	}
-	_ = c.send(&lockpb.SessionRequest{Call: id, Op: &lockpb.SessionRequest_Cancel{Cancel: &lockpb.CancelRequest{}}})
+	if pc.acquire {
+		_ = c.send(&lockpb.SessionRequest{Call: id, Op: &lockpb.SessionRequest_Cancel{Cancel: &lockpb.CancelRequest{}}})
+	}
+	bound := time.NewTimer(c.opts.CancelTimeout)
+	defer bound.Stop()
 	select {
-	case r := <-answer:
+	case r := <-pc.answer:
 		return r, nil
 	case <-c.dead:
-		return nil, ErrPluginExited
+		return c.take(pc)
+	case <-bound.C:
+		c.fail(fmt.Errorf("it did not answer a cancel within %v", c.opts.CancelTimeout))
+		return c.take(pc)
 	}
 }
 
-func (c *Client) send(req *lockpb.SessionRequest) error {
-	if c.stream == nil {
+// take returns the answer pc received before the plugin died, if any:
+// a grant is a grant, and its descriptor the caller's to close.
+func (c *Client) take(pc *pendingCall) (reply, error) {
+	select {
+	case r := <-pc.answer:
+		return r, nil
+	default:
+		return reply{}, c.deathCause()
+	}
+}
+
+func (c *Client) send(req *lockpb.SessionRequest, files ...*os.File) error {
+	if c.conn == nil {
 		return ErrPluginExited
 	}
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	return c.stream.Send(req)
+	return c.conn.send(req, files...)
 }
 
 // handsOver reports whether the plugin declares that it hands its locks
@@ -210,19 +423,14 @@ func (c *Client) Configure(ctx context.Context, settings []byte) error {
 // Acquire implements backend.LockMgr.
 func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held, error) {
 	if c.isDead() {
-		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, ErrPluginExited)
+		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, c.deathCause())
 	}
 	if err := ctx.Err(); err != nil {
 		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, backend.WaitError(ctx))
 	}
 	handle := nextID.Add(1)
-	lost := make(chan struct{})
-	c.mu.Lock()
-	c.lost[handle] = lost // before the call: a loss notice may follow the grant at once
-	c.mu.Unlock()
-	handOver := req.HandOver && c.inbox != nil
 	ar := &lockpb.AcquireRequest{
-		HandOver:        handOver,
+		HandOver:        req.HandOver,
 		Handle:          handle,
 		Path:            req.Path,
 		Name:            req.Name,
@@ -237,23 +445,43 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	if d, ok := ctx.Deadline(); ok {
 		ar.DeadlineUnixNano = d.UnixNano()
 	}
-	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Acquire{Acquire: ar}})
-	if err != nil && handOver {
-		// No answer: the plugin may have handed the lock over and died
-		// before it could say so. Whatever it sent is closed.
-		c.inbox.abandon(handle)
-	}
-	var file *os.File
-	if err == nil && r.GetAcquired().GetHandedOver() {
-		c.forget(handle) // the kernel holds it now: nothing can lose it
-		if file, err = c.inbox.take(handle); err != nil {
-			err = backend.Errorf("lock", req.Path, c.name, err)
+	var keeper, keeperEnd *os.File
+	var files []*os.File
+	if c.opts.Keepers {
+		var err error
+		if keeperEnd, keeper, err = os.Pipe(); err != nil {
+			return backend.Held{}, backend.Errorf("lock", req.Path, c.name, fmt.Errorf("a keeper for the lock: %w", err))
 		}
+		ar.Keeper = true
+		files = []*os.File{keeperEnd}
 	}
-	if err == nil && r.GetFailure() != nil {
-		err = fromFailure(r.GetFailure(), "lock", req.Path, c.name)
+	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Acquire{Acquire: ar}}, &pendingCall{acquire: true, handle: handle}, files...)
+	if keeperEnd != nil {
+		keeperEnd.Close() // the plugin has its own copy, or none is needed
 	}
-	if err == nil && handOver && file == nil && !req.RemoveOnRelease && req.FD <= 0 {
+	held, err := c.granted(ctx, req, handle, r, err)
+	if err != nil || held.File != nil {
+		if keeper != nil {
+			keeper.Close()
+		}
+	} else {
+		held.Keeper = keeper
+	}
+	return held, err
+}
+
+// granted makes Acquire's answer r (or its error) into the lock the
+// caller gets, giving back a grant that came too late or that the
+// plugin had no right to make.
+func (c *Client) granted(ctx context.Context, req backend.Request, handle uint64, r reply, err error) (backend.Held, error) {
+	if err == nil {
+		err = r.err
+	}
+	if err == nil && r.resp.GetFailure() != nil {
+		err = fromFailure(r.resp.GetFailure(), "lock", req.Path, c.name)
+	}
+	file := r.file
+	if err == nil && req.HandOver && file == nil && !req.RemoveOnRelease && req.FD <= 0 {
 		// A grant the plugin keeps. Only a backend that does not hand its
 		// locks over may answer so (but for the two cases
 		// Capabilities.HandsOver allows): one that declared it does would
@@ -263,7 +491,6 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 			if derr == nil {
 				derr = fmt.Errorf("%w: it declares that it hands its locks over, yet granted one without the locked descriptor", backend.ErrPluginRejected)
 			}
-			c.forget(handle)
 			return backend.Held{}, backend.Errorf("lock", req.Path, c.name, derr)
 		}
 	}
@@ -271,31 +498,41 @@ func (c *Client) Acquire(ctx context.Context, req backend.Request) (backend.Held
 	case err == nil && ctx.Err() != nil:
 		// Granted as the wait ended: the caller has given up, so give it back.
 		if file != nil {
+			_ = fdlock.ReleaseDescription(file) // the plugin's copy may linger
 			file.Close()
 		} else {
 			_ = c.Release(context.Background(), backend.HandleID(handle))
 		}
 		err = backend.WaitError(ctx)
-	case ctx.Err() != nil && (errors.Is(err, backend.ErrCanceled) || errors.Is(err, backend.ErrTimeout)):
+	case err != nil && ctx.Err() != nil && (errors.Is(err, backend.ErrCanceled) || errors.Is(err, backend.ErrTimeout) || errors.Is(err, ErrPluginExited)):
 		// Our cancel can reach the plugin before its own copy of the
-		// deadline fires; the caller's context says which it was.
+		// deadline fires, and a plugin that did not answer it was killed:
+		// either way the caller's context says what happened to its wait.
 		err = backend.WaitError(ctx)
 	}
 	if err != nil {
-		c.forget(handle)
 		return backend.Held{}, backend.Errorf("lock", req.Path, c.name, err)
 	}
-	a := r.GetAcquired()
+	a := r.resp.GetAcquired()
 	held := backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), File: file}
 	if file == nil {
-		held.Lost = lost
+		c.mu.Lock()
+		if lost, ok := c.kept[handle]; ok {
+			held.Lost = lost
+		} else {
+			// Lost already (announced, or the plugin died since).
+			closed := make(chan struct{})
+			close(closed)
+			held.Lost = closed
+		}
+		c.mu.Unlock()
 	}
 	return held, nil
 }
 
 func (c *Client) forget(handle uint64) {
 	c.mu.Lock()
-	delete(c.lost, handle)
+	delete(c.kept, handle)
 	c.mu.Unlock()
 }
 
@@ -305,18 +542,14 @@ func (c *Client) forget(handle uint64) {
 func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
 	if c.isDead() {
 		c.forget(uint64(id))
-		return backend.Errorf("unlock", "", c.name, ErrPluginExited)
+		return backend.Errorf("unlock", "", c.name, c.deathCause())
 	}
-	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Release{Release: &lockpb.ReleaseRequest{Handle: uint64(id)}}})
+	r, err := c.call(ctx, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Release{Release: &lockpb.ReleaseRequest{Handle: uint64(id)}}}, &pendingCall{handle: uint64(id)})
+	c.forget(uint64(id))
 	if err != nil {
-		if errors.Is(err, ErrPluginExited) {
-			c.die()
-		}
-		c.forget(uint64(id))
 		return backend.Errorf("unlock", "", c.name, err)
 	}
-	c.forget(uint64(id))
-	if f := r.GetFailure(); f != nil {
+	if f := r.resp.GetFailure(); f != nil {
 		return fromFailure(f, "unlock", "", c.name)
 	}
 	return nil

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"golang.org/x/sys/unix"
 )
 
 // pretender declares that it hands its locks over (as flock and ofd do)
@@ -20,21 +20,11 @@ func (p *pretender) Describe(context.Context) (backend.Info, error) {
 	return backend.Info{Name: "pretender", Capabilities: backend.Capabilities{HandsOver: true}}, nil
 }
 
-// serveWithLifeline serves impl as a plugin does, with a lifeline socket
-// pair for descriptors, and returns the host's Client.
+// serveWithLifeline serves impl as a plugin does and returns the host's
+// Client.
 func serveWithLifeline(t *testing.T, impl backend.LockMgr) *Client {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[1], true); err != nil {
-		t.Fatal(err)
-	}
-	pluginEnd, hostEnd := os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline")
-	t.Cleanup(func() { pluginEnd.Close(); hostEnd.Close() })
-	dial, _ := serveInMemory(t, impl, &descriptorSender{fd: int(pluginEnd.Fd())})
-	return startClient(t, dial(), "pretender", hostEnd)
+	return servePlugin(t, impl).connect("pretender", SessionOptions{})
 }
 
 // TestHandOverGrantWithoutDescriptorRefused: a plugin that declared it
@@ -71,5 +61,58 @@ func TestHandOverBackendMayKeepWhatItMust(t *testing.T) {
 		if err := c.Release(context.Background(), held.ID); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// giver hands over a fresh file for every grant, as flock and ofd do.
+type giver struct {
+	scriptedBackend
+	path string
+}
+
+func (g *giver) Acquire(context.Context, backend.Request) (backend.Held, error) {
+	f, err := os.Create(g.path)
+	if err != nil {
+		return backend.Held{}, err
+	}
+	return backend.Held{File: f}, nil
+}
+
+// descriptorsOf counts this process's descriptors open on path.
+func descriptorsOf(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == path {
+			n++
+		}
+	}
+	return n
+}
+
+// TestHandedOverGrantIsTheOnlyCopy: when Acquire returns a handed-over
+// lock, the plugin has closed its own copy already, so that the host's
+// is the only one and closing it (an Unlock, the host's exit) frees the
+// lock at once, not when the plugin's thread next runs. The plugin and
+// the host share this process here, so /proc/self/fd shows both copies.
+func TestHandedOverGrantIsTheOnlyCopy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	c := servePlugin(t, &giver{scriptedBackend: *newScripted(nil), path: path}).connect("giver", SessionOptions{})
+	for range 200 {
+		held, err := c.Acquire(context.Background(), backend.Request{Path: path, HandOver: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held.File == nil {
+			t.Fatal("the grant was not handed over")
+		}
+		if n := descriptorsOf(t, path); n != 1 {
+			t.Fatalf("%d descriptors of the lock once Acquire returned, want the host's alone", n)
+		}
+		held.File.Close()
 	}
 }

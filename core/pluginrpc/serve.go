@@ -1,11 +1,13 @@
 package pluginrpc
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -13,16 +15,15 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/kernelwait"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
 
 // Serve runs impl as a backend plugin: the whole of a backend's main. It
-// returns only when the plugin is told to stop, and it exits the process
-// as soon as the host's lifeline closes.
+// serves the host's session on the lifeline, and exits the process once
+// the session has ended and no lock it granted is kept by a keeper.
 func Serve(impl backend.LockMgr) {
-	lifeline := watchLifeline(impl)
+	serveSession(impl)
 	// A plugin owns its signals, so its waiters may sleep in the kernel's
 	// lock call and be woken by the release itself. If this fails they
 	// wait on inotify, which is slower to notice a release, not wrong.
@@ -37,7 +38,7 @@ func Serve(impl backend.LockMgr) {
 	go Warm() // runs while the host connects
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, sender: senderOn(lifeline)}},
+		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl}},
 		GRPCServer:      newGRPCServer,
 		Logger:          NewLogger("plugin"),
 	})
@@ -47,75 +48,79 @@ func Serve(impl backend.LockMgr) {
 // backend's Close before it exits regardless.
 const closeGrace = time.Second
 
-// watchLifeline ends the plugin once its host is gone: when every write
-// end of the lifeline pipe is closed, or when the kernel delivers the
-// host-death signal (pluginproc.HostDeathSignal, the Pdeathsig of a
-// plugin whose lifeline is not shared). go-plugin has no parent-death
-// detection of its own: a plugin whose host was SIGKILLed would live on
-// under PID 1, holding its locks for no one. Exiting makes the kernel
-// release every file lock at once; a backend whose locks live elsewhere
-// (leases in a lock service) is an io.Closer, and is closed first, for at
-// most closeGrace, so that its locks are given back now rather than when
-// their leases expire. It returns the lifeline's descriptor, or -1 when
-// the plugin was started without one.
-func watchLifeline(impl backend.LockMgr) int {
+// serveSession serves the host's session on the lifeline (descriptor
+// LifelineEnv names, a SOCK_SEQPACKET socket; see core/lockpb) and ends
+// the plugin when its host is gone: once the session has ended (the
+// host's end closed, which the kernel does when the host dies, SIGKILL
+// included) and no lock is kept by a keeper; or at once when the kernel
+// delivers the host-death signal (HostDeathSignal, the
+// Pdeathsig of a plugin whose host hands no lock on). go-plugin has no
+// parent-death detection of its own: a plugin whose host was SIGKILLed
+// would live on under PID 1, holding its locks for no one. Exiting makes
+// the kernel release every file lock at once; a backend whose locks live
+// elsewhere (leases in a lock service) is an io.Closer, and is closed
+// first, for at most closeGrace, so that its locks are given back now
+// rather than when their leases expire.
+func serveSession(impl backend.LockMgr) {
 	fd, err := strconv.Atoi(os.Getenv(LifelineEnv))
 	if err != nil || fd < 3 {
-		return -1
+		return // not started by a host: go-plugin refuses to serve
 	}
-	// The lifeline alone decides when the plugin ends. Signals meant for
+	// The session alone decides when the plugin ends. Signals meant for
 	// the host or the command it runs (a hangup, ^\, systemd's SIGTERM to
 	// the whole cgroup) must not drop the lock that guards that command
 	// while it is still shutting down; SIGKILL still works.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	hostDied := make(chan os.Signal, 1)
-	signal.Notify(hostDied, pluginproc.HostDeathSignal)
-	lifeline := os.NewFile(uintptr(fd), "lifeline")
-	cut := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, lifeline)
-		close(cut)
-	}()
-	socketDir := os.Getenv(pluginproc.SocketDirEnv)
-	go func() {
-		select {
-		case <-cut:
-		case <-hostDied:
-		}
-		if c, ok := impl.(io.Closer); ok {
-			closed := make(chan struct{})
-			go func() {
-				_ = c.Close()
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(closeGrace):
+	signal.Notify(hostDied, HostDeathSignal)
+	socketDir := os.Getenv(SocketDirEnv)
+	var once sync.Once
+	exit := func() {
+		once.Do(func() {
+			if c, ok := impl.(io.Closer); ok {
+				closed := make(chan struct{})
+				go func() {
+					_ = c.Close()
+					close(closed)
+				}()
+				select {
+				case <-closed:
+				case <-time.After(closeGrace):
+				}
 			}
-		}
-		// The host may be gone for good: the socket directory it made is
-		// ours to remove.
-		if socketDir != "" {
-			_ = os.RemoveAll(socketDir)
-		}
-		os.Exit(0)
+			// The host may be gone for good: the socket directory it made
+			// is ours to remove.
+			if socketDir != "" {
+				_ = os.RemoveAll(socketDir)
+			}
+			os.Exit(0)
+		})
+	}
+	go func() {
+		<-hostDied
+		exit()
 	}()
-	return fd
-}
-
-// senderOn returns the descriptor channel's sending end on the lifeline
-// fd, or nil when fd is not a socket that can carry descriptors (no
-// lifeline at all, or a host that made it a pipe): the plugin then keeps
-// every lock it grants.
-func senderOn(fd int) *descriptorSender {
-	if fd < 0 {
-		return nil
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+		fmt.Fprintf(os.Stderr, "lockmgr plugin: descriptor %d is not a lockmgr session (a SOCK_SEQPACKET socket); this plugin speaks protocol %d\n", fd, ProtocolVersion)
+		os.Exit(1)
 	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || typ != unix.SOCK_SEQPACKET {
-		return nil
+	err = unix.SetNonblock(fd, true)
+	var conn *packetConn
+	if err == nil {
+		conn, err = newPacketConn(os.NewFile(uintptr(fd), "session"))
 	}
-	return &descriptorSender{fd: fd}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lockmgr plugin: the session: %v\n", err)
+		os.Exit(1)
+	}
+	ss := newSession(impl, conn)
+	go func() {
+		if err := ss.serve(); err != nil {
+			fmt.Fprintf(os.Stderr, "lockmgr plugin: session ended: %v\n", err)
+		}
+		<-ss.Gone()
+		exit()
+	}()
 }
 
 // NewLogger returns lockmgr's logger: silent unless LOCKMGR_LOG names a

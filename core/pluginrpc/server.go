@@ -9,18 +9,17 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
+	"google.golang.org/protobuf/proto"
 )
 
-// server serves a backend.LockMgr over gRPC on the plugin side.
+// server serves a backend's control plane over gRPC on the plugin side;
+// its locks are served by sessions.
 type server struct {
 	lockpb.UnimplementedBackendServer
-	impl   backend.LockMgr
-	sender *descriptorSender // nil: every lock stays here
+	impl backend.LockMgr
 }
 
-func newServer(impl backend.LockMgr, sender *descriptorSender) *server {
-	return &server{impl: impl, sender: sender}
-}
+func newServer(impl backend.LockMgr) *server { return &server{impl: impl} }
 
 func (s *server) Describe(ctx context.Context, _ *lockpb.DescribeRequest) (*lockpb.DescribeResponse, error) {
 	info, err := s.impl.Describe(ctx)
@@ -51,88 +50,132 @@ func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lo
 	return &lockpb.ConfigureResponse{}, nil
 }
 
-// session is one host's stream of calls, and everything that host holds:
-// a handle id names a lock only within the session that granted it, and
-// a loss is told only to the host whose lock it was.
+// session is one host's connection, and everything that host holds: a
+// handle id names a lock only within the session that granted it, and a
+// loss is told only to the host whose lock it was.
 type session struct {
-	impl   backend.LockMgr
-	sender *descriptorSender
-	ctx    context.Context // ends with the stream
-	stream lockpb.Backend_SessionServer
-
-	sendMu sync.Mutex
+	impl backend.LockMgr
+	conn *packetConn
 
 	mu      sync.Mutex
 	pending map[uint64]context.CancelFunc // calls in progress, by call id
 	held    map[uint64]*grant             // granted locks, by the host's handle id
 	ended   bool
+	kept    int           // grants with a keeper, which outlive the session
+	gone    chan struct{} // closed once ended with nothing kept
+	ctx     context.Context
+	stop    context.CancelFunc
 }
 
 // grant is one lock the backend granted to the session's host and that
-// stays here: it is the backend's (id), or a locked file the backend gave
-// up but that could not be handed on (file).
+// stays here: it is the backend's (id), or a locked file the backend
+// gave up but that could not be handed on (file).
 type grant struct {
-	id       backend.HandleID
-	file     *os.File
-	released chan struct{} // closed by release, so loss forwarding stops
+	handle    uint64
+	id        backend.HandleID
+	file      *os.File
+	keeper    *os.File // the read end of its keeper, or nil
+	inherited bool     // a lock on a descriptor the host gave (Request.FD)
+
+	mu       sync.Mutex
+	released bool          // set before the release, so no loss follows its answer
+	done     chan struct{} // closed by release, so loss forwarding stops
 }
 
-// releaseGrant gives up g's lock.
-func (ss *session) releaseGrant(ctx context.Context, g *grant) error {
-	close(g.released)
-	if g.file != nil {
-		return g.file.Close()
-	}
-	return ss.impl.Release(ctx, g.id)
-}
-
-func (ss *session) send(r *lockpb.SessionResponse) {
-	ss.sendMu.Lock()
-	defer ss.sendMu.Unlock()
-	// A failed send means the host is gone; Recv will say so.
-	_ = ss.stream.Send(r)
-}
-
-// Session serves one host's calls. Each call runs on a goroutine of its
-// own, under a context that carries its deadline and that its cancel ends,
-// from its first instruction: a backend may block in any step (a lock
-// service that does not answer a dial), and one slow call must hold up
-// neither the cancel meant for it nor any other call.
-func (s *server) Session(stream lockpb.Backend_SessionServer) error {
-	ss := &session{
-		impl: s.impl, sender: s.sender, ctx: stream.Context(), stream: stream,
+// newSession serves impl to the host at the other end of conn.
+func newSession(impl backend.LockMgr, conn *packetConn) *session {
+	ctx, stop := context.WithCancel(context.Background())
+	return &session{
+		impl: impl, conn: conn, ctx: ctx, stop: stop,
 		pending: make(map[uint64]context.CancelFunc),
 		held:    make(map[uint64]*grant),
+		gone:    make(chan struct{}),
 	}
+}
+
+// serve reads the host's calls until the session ends: the host closed it
+// (it is gone) or broke the protocol. Each call runs on a goroutine of its
+// own, under a context that carries its deadline and that its cancel
+// ends, from its first instruction: a backend may block in any step (a
+// lock service that does not answer a dial), and one slow call must hold
+// up neither the cancel meant for it nor any other call. serve returns
+// the protocol error that ended the session, if one did.
+func (ss *session) serve() error {
 	defer ss.end()
 	for {
-		req, err := stream.Recv()
+		r, err := ss.conn.recv()
 		if err != nil {
-			return nil
-		}
-		call := req.GetCall()
-		switch op := req.GetOp().(type) {
-		case *lockpb.SessionRequest_Acquire:
-			ss.start(call, op.Acquire.GetDeadlineUnixNano(), func(ctx context.Context) *lockpb.SessionResponse {
-				return ss.acquire(ctx, op.Acquire)
-			})
-		case *lockpb.SessionRequest_Release:
-			ss.start(call, 0, func(ctx context.Context) *lockpb.SessionResponse {
-				return answer(ss.release(ctx, op.Release.GetHandle()), &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}})
-			})
-		case *lockpb.SessionRequest_Cancel:
-			ss.mu.Lock()
-			if cancel := ss.pending[call]; cancel != nil {
-				cancel()
+			if isEOF(err) {
+				return nil
 			}
-			ss.mu.Unlock()
+			return err
 		}
+		if err := ss.dispatch(r); err != nil {
+			r.closeFiles()
+			return err
+		}
+	}
+}
+
+// dispatch checks one packet against the protocol and starts what it asks.
+func (ss *session) dispatch(r received) error {
+	req := &lockpb.SessionRequest{}
+	if err := proto.Unmarshal(r.data, req); err != nil {
+		return protocolErrorf("an unreadable request: %v", err)
+	}
+	call := req.GetCall()
+	if call == 0 {
+		return protocolErrorf("a request without a call id")
+	}
+	if r.rightsCut {
+		return protocolErrorf("a descriptor that could not be received")
+	}
+	switch op := req.GetOp().(type) {
+	case *lockpb.SessionRequest_Acquire:
+		want := 0
+		if op.Acquire.GetKeeper() {
+			want = 1
+		}
+		if len(r.files) != want {
+			return protocolErrorf("an acquire with %d descriptors, want %d", len(r.files), want)
+		}
+		var keeper *os.File
+		if want == 1 {
+			keeper = r.files[0]
+		}
+		return ss.start(call, op.Acquire.GetDeadlineUnixNano(), func(ctx context.Context) (*lockpb.SessionResponse, *os.File, func()) {
+			return ss.acquire(ctx, op.Acquire, keeper)
+		})
+	case *lockpb.SessionRequest_Release:
+		if len(r.files) > 0 {
+			return protocolErrorf("a descriptor with a release")
+		}
+		return ss.start(call, 0, func(ctx context.Context) (*lockpb.SessionResponse, *os.File, func()) {
+			err := ss.release(ctx, op.Release.GetHandle())
+			return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}}), nil, nil
+		})
+	case *lockpb.SessionRequest_Cancel:
+		if len(r.files) > 0 {
+			return protocolErrorf("a descriptor with a cancel")
+		}
+		// A cancel may cross its call's answer: one for a call no longer
+		// pending is no error.
+		ss.mu.Lock()
+		if cancel := ss.pending[call]; cancel != nil {
+			cancel()
+		}
+		ss.mu.Unlock()
+		return nil
+	default:
+		return protocolErrorf("a request of no known kind")
 	}
 }
 
 // start runs one call on a goroutine of its own, registered for its
-// cancel before this returns, so that a cancel read next finds it.
-func (ss *session) start(call uint64, deadline int64, run func(context.Context) *lockpb.SessionResponse) {
+// cancel before this returns, so that a cancel read next finds it. run
+// returns the answer, the descriptor that goes with it (closed here once
+// sent, or if it cannot be), and what to do once the answer is sent.
+func (ss *session) start(call uint64, deadline int64, run func(context.Context) (*lockpb.SessionResponse, *os.File, func())) error {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if deadline != 0 {
@@ -141,17 +184,41 @@ func (ss *session) start(call uint64, deadline int64, run func(context.Context) 
 		ctx, cancel = context.WithCancel(ss.ctx)
 	}
 	ss.mu.Lock()
+	if _, dup := ss.pending[call]; dup {
+		ss.mu.Unlock()
+		cancel()
+		return protocolErrorf("call %d is already in progress", call)
+	}
 	ss.pending[call] = cancel
 	ss.mu.Unlock()
 	go func() {
-		r := run(ctx)
+		r, file, after := run(ctx)
 		ss.mu.Lock()
 		delete(ss.pending, call)
 		ss.mu.Unlock()
 		cancel()
 		r.Call = call
-		ss.send(r)
+		var files []*os.File
+		if file != nil {
+			files = []*os.File{file}
+		}
+		if err := ss.conn.send(r, files...); err != nil && err == errTooLarge {
+			// Our own answer broke the limit (a backend's warnings, say):
+			// the host would take it for garbage. End the session, which
+			// releases what it holds, rather than send it.
+			ss.conn.close()
+		}
+		if file != nil {
+			// The host has its copy now, or never will: either way this
+			// one goes, and the host hears that its own is the only one.
+			file.Close()
+			_ = ss.conn.send(&lockpb.SessionResponse{Call: call, Result: &lockpb.SessionResponse_CopyClosed{CopyClosed: &lockpb.CopyClosed{}}})
+		}
+		if after != nil {
+			after()
+		}
 	}()
+	return nil
 }
 
 func answer(err error, ok *lockpb.SessionResponse) *lockpb.SessionResponse {
@@ -162,7 +229,7 @@ func answer(err error, ok *lockpb.SessionResponse) *lockpb.SessionResponse {
 }
 
 // acquire takes a lock for the host's handle r.Handle.
-func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest) *lockpb.SessionResponse {
+func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest, keeper *os.File) (*lockpb.SessionResponse, *os.File, func()) {
 	req := backend.Request{
 		Path:            r.GetPath(),
 		Name:            r.GetName(),
@@ -172,57 +239,121 @@ func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest) *lockp
 		FileMode:        fileMode(r.GetFileMode()),
 		RemoveOnRelease: r.GetRemoveOnRelease(),
 		FD:              int(r.GetFd()),
+		HandOver:        r.GetHandOver(),
+	}
+	fail := func(err error) (*lockpb.SessionResponse, *os.File, func()) {
+		if keeper != nil {
+			keeper.Close()
+		}
+		return answer(err, nil), nil, nil
 	}
 	handle := r.GetHandle()
 	ss.mu.Lock()
 	_, inUse := ss.held[handle]
 	ss.mu.Unlock()
 	if handle == 0 || inUse {
-		return answer(backend.Errorf("lock", req.Path, "", backend.Invalidf("handle %d is zero or in use", handle)), nil)
+		return fail(backend.Errorf("lock", req.Path, "", backend.Invalidf("handle %d is zero or in use", handle)))
 	}
-	req.HandOver = r.GetHandOver() && ss.sender != nil
 	held, err := ss.impl.Acquire(ctx, req)
 	if err != nil {
-		return answer(err, nil)
+		return fail(err)
 	}
 	acquired := &lockpb.AcquireResponse{Handle: handle, FencingToken: held.FencingToken, Warnings: held.Warnings}
 	if held.File != nil && req.HandOver {
-		// The descriptor goes first and this process's copy is closed
-		// before the answer, so that the host, once answered, holds the
-		// only copy of the lock.
-		err := ss.sender.send(handle, held.File)
-		held.File.Close()
-		if err != nil {
-			return answer(backend.Errorf("lock", req.Path, "", err), nil)
+		// The descriptor goes in the answer's packet, and this process's
+		// copy is closed once it is sent, so that the host holds the only
+		// copy of the lock: nothing needs a keeper.
+		if keeper != nil {
+			keeper.Close()
 		}
 		acquired.HandedOver = true
-		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}
+		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}, held.File, nil
 	}
-	g := &grant{id: held.ID, file: held.File, released: make(chan struct{})}
+	g := &grant{handle: handle, id: held.ID, file: held.File, keeper: keeper, inherited: req.FD > 0, done: make(chan struct{})}
 	ss.mu.Lock()
 	if ss.ended {
 		// The host went away while we waited: the lock is no one's.
 		ss.mu.Unlock()
 		_ = ss.releaseGrant(context.Background(), g)
-		return answer(backend.Errorf("lock", req.Path, "", backend.ErrCanceled), nil)
+		return answer(backend.Errorf("lock", req.Path, "", backend.ErrCanceled), nil), nil, nil
 	}
 	ss.held[handle] = g
-	ss.mu.Unlock()
-	if held.Lost != nil {
-		go ss.forwardLoss(handle, g, held.Lost)
+	if keeper != nil {
+		ss.kept++
 	}
-	return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}
+	ss.mu.Unlock()
+	// Loss notices and the keeper's watch start once the grant has been
+	// answered: the protocol has no loss for a lock not yet granted.
+	after := func() {
+		if held.Lost != nil {
+			go ss.forwardLoss(g, held.Lost)
+		}
+		if keeper != nil {
+			go ss.watchKeeper(g)
+		}
+	}
+	return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Acquired{Acquired: acquired}}, nil, after
 }
 
 // forwardLoss tells this session's host, and no other, that the backend
-// lost the lock behind handle.
-func (ss *session) forwardLoss(handle uint64, g *grant, lost <-chan struct{}) {
+// lost g's lock, unless it is released first.
+func (ss *session) forwardLoss(g *grant, lost <-chan struct{}) {
 	select {
 	case <-lost:
-		ss.send(&lockpb.SessionResponse{Result: &lockpb.SessionResponse_Lost{Lost: &lockpb.LostEvent{Handle: handle, Reason: "the backend lost the lock"}}})
-	case <-g.released:
+	case <-g.done:
+		return
 	case <-ss.ctx.Done():
+		return
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.released {
+		// Sent under g.mu, which release takes before it answers: no loss
+		// notice ever follows the answer to its lock's release.
+		_ = ss.conn.send(&lockpb.SessionResponse{Result: &lockpb.SessionResponse_Lost{Lost: &lockpb.LostEvent{Handle: g.handle, Reason: "the backend lost the lock"}}})
+	}
+}
+
+// watchKeeper releases g's lock once every copy of its keeper's write end
+// has closed: whoever the host handed the lock to is done with it.
+func (ss *session) watchKeeper(g *grant) {
+	buf := make([]byte, 64)
+	for {
+		if _, err := g.keeper.Read(buf); err != nil {
+			break
+		}
+	}
+	ss.mu.Lock()
+	mine := ss.held[g.handle] == g
+	if mine {
+		delete(ss.held, g.handle)
+	}
+	ss.mu.Unlock()
+	if mine {
+		_ = ss.releaseGrant(context.Background(), g)
+	}
+}
+
+// releaseGrant gives up g's lock.
+func (ss *session) releaseGrant(ctx context.Context, g *grant) error {
+	g.mu.Lock()
+	g.released = true
+	g.mu.Unlock()
+	close(g.done)
+	var err error
+	if g.file != nil {
+		err = g.file.Close()
+	} else {
+		err = ss.impl.Release(ctx, g.id)
+	}
+	if g.keeper != nil {
+		g.keeper.Close() // ends watchKeeper
+		ss.mu.Lock()
+		ss.kept--
+		ss.checkGoneLocked()
+		ss.mu.Unlock()
+	}
+	return err
 }
 
 func (ss *session) release(ctx context.Context, handle uint64) error {
@@ -236,15 +367,42 @@ func (ss *session) release(ctx context.Context, handle uint64) error {
 	return ss.releaseGrant(ctx, g)
 }
 
-// end cancels the calls of a host that is gone. What it was granted
-// stays held: a host that shares its plugin's lifeline (lockmgr run, for a
-// lock the plugin must hold) may be gone while the command it handed the
-// lifeline to still relies on the lock, which ends with the plugin.
+// end cancels the calls of a host that is gone, and releases what it was
+// granted: nothing outlives its session but a lock whose keeper lives,
+// and a lock on a descriptor the host gave (lockmgr lock --fd), which is
+// that descriptor's, and which this process's exit leaves as it is.
 func (ss *session) end() {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	ss.ended = true
 	for _, cancel := range ss.pending {
 		cancel()
 	}
+	var drop []*grant
+	for h, g := range ss.held {
+		if g.keeper == nil && !g.inherited {
+			drop = append(drop, g)
+			delete(ss.held, h)
+		}
+	}
+	ss.checkGoneLocked()
+	ss.mu.Unlock()
+	ss.stop()
+	ss.conn.close()
+	for _, g := range drop {
+		_ = ss.releaseGrant(context.Background(), g)
+	}
 }
+
+func (ss *session) checkGoneLocked() {
+	if ss.ended && ss.kept == 0 {
+		select {
+		case <-ss.gone:
+		default:
+			close(ss.gone)
+		}
+	}
+}
+
+// Gone is closed once the session has ended and no lock it granted is
+// kept alive by a keeper: the plugin may exit.
+func (ss *session) Gone() <-chan struct{} { return ss.gone }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -77,20 +78,31 @@ func (b *scriptedBackend) lose() {
 	}
 }
 
-// serveInMemory serves impl over an in-memory gRPC connection, with
-// sender for the locks it hands over (nil: none), and returns a function
-// that dials it and one that stops the server (also done as the test
-// ends).
-func serveInMemory(t *testing.T, impl backend.LockMgr, sender *descriptorSender) (dial func() *grpc.ClientConn, stop func()) {
+// inMemoryPlugin is a backend served in this process as a plugin serves it: the
+// control plane on an in-memory gRPC connection, each host's session on a
+// socket pair of its own.
+type inMemoryPlugin struct {
+	t    *testing.T
+	impl backend.LockMgr
+	dial func() *grpc.ClientConn
+
+	srv *grpc.Server
+
+	mu       sync.Mutex
+	sessions []*session
+}
+
+// servePlugin serves impl; stopping it (also done as the test ends) is
+// the plugin's death, as its hosts see it.
+func servePlugin(t *testing.T, impl backend.LockMgr) *inMemoryPlugin {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(impl, sender))
+	lockpb.RegisterBackendServer(srv, newServer(impl))
 	go srv.Serve(lis)
-	var once sync.Once
-	stop = func() { once.Do(func() { srv.Stop(); lis.Close() }) }
-	t.Cleanup(stop)
-	dial = func() *grpc.ClientConn {
+	p := &inMemoryPlugin{t: t, impl: impl, srv: srv}
+	t.Cleanup(func() { p.stop(); lis.Close() })
+	p.dial = func() *grpc.ClientConn {
 		conn, err := grpc.NewClient("passthrough:///plugin",
 			append(DialOptions(),
 				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -101,29 +113,60 @@ func serveInMemory(t *testing.T, impl backend.LockMgr, sender *descriptorSender)
 		t.Cleanup(func() { conn.Close() })
 		return conn
 	}
-	return dial, stop
+	return p
 }
 
-// startClient opens a host session on conn, as backend name.
-func startClient(t *testing.T, conn *grpc.ClientConn, name string, lifeline *os.File) *Client {
+// sessionPair returns a connected SOCK_SEQPACKET pair, both ends
+// non-blocking files: the plugin's end and the host's.
+func sessionPair(t *testing.T) (pluginEnd, hostEnd *os.File) {
 	t.Helper()
-	c := NewClient(conn)
-	c.SetName(name)
-	if lifeline != nil {
-		c.TakeDescriptors(lifeline)
-	}
-	if err := c.Start(); err != nil {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return os.NewFile(uintptr(fds[0]), "plugin end"), os.NewFile(uintptr(fds[1]), "host end")
+}
+
+// connect opens one more host session on p, as backend name.
+func (p *inMemoryPlugin) connect(name string, opts SessionOptions) *Client {
+	t := p.t
+	t.Helper()
+	pluginEnd, hostEnd := sessionPair(t)
+	conn, err := newPacketConn(pluginEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := newSession(p.impl, conn)
+	p.mu.Lock()
+	p.sessions = append(p.sessions, ss)
+	p.mu.Unlock()
+	go ss.serve()
+	c := NewClient(p.dial())
+	c.SetName(name)
+	if err := c.StartSession(hostEnd, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.MarkDead)
 	return c
+}
+
+// stop ends every session from the plugin's side, and its control
+// plane, as its death would.
+func (p *inMemoryPlugin) stop() {
+	p.srv.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ss := range p.sessions {
+		ss.conn.close()
+	}
 }
 
 // serveScripted serves impl in memory and returns a function that opens
 // one more host session (a Client) on it.
 func serveScripted(t *testing.T, impl backend.LockMgr) func() *Client {
 	t.Helper()
-	dial, _ := serveInMemory(t, impl, nil)
-	return func() *Client { return startClient(t, dial(), "scripted", nil) }
+	p := servePlugin(t, impl)
+	return func() *Client { return p.connect("scripted", SessionOptions{}) }
 }
 
 // within runs f and fails the test with f's error, or if f has not

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -235,29 +236,45 @@ func TestTransportErrorsInLockmgrWords(t *testing.T) {
 }
 
 // fakeBackend answers every call with its err, so that a test can see
-// what a real gRPC connection makes of it.
-type fakeBackend struct{ err error }
+// what a real connection makes of it. Its err is set under mu: the race
+// detector sees no order in a message through a socket.
+type fakeBackend struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *fakeBackend) set(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+func (f *fakeBackend) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
 
 func (f *fakeBackend) Describe(context.Context) (backend.Info, error) {
-	return backend.Info{}, f.err
+	return backend.Info{}, f.get()
 }
 
 func (f *fakeBackend) Acquire(context.Context, backend.Request) (backend.Held, error) {
-	return backend.Held{}, f.err
+	return backend.Held{}, f.get()
 }
 
-func (f *fakeBackend) Release(context.Context, backend.HandleID) error { return f.err }
+func (f *fakeBackend) Release(context.Context, backend.HandleID) error { return f.get() }
 
 func (f *fakeBackend) Inspect(context.Context, string) (backend.Status, error) {
-	return backend.Status{}, f.err
+	return backend.Status{}, f.get()
 }
 
 // serveFake serves f over an in-memory gRPC connection and returns the
 // host's Client and a function that stops the server.
 func serveFake(t *testing.T, f *fakeBackend) (*Client, func()) {
 	t.Helper()
-	dial, stop := serveInMemory(t, f, nil)
-	return startClient(t, dial(), "fake", nil), stop
+	p := servePlugin(t, f)
+	return p.connect("fake", SessionOptions{}), p.stop
 }
 
 // TestOverGRPC sends errors through a real gRPC connection: unary calls
@@ -269,14 +286,14 @@ func TestOverGRPC(t *testing.T) {
 	f := &fakeBackend{}
 	c, stop := serveFake(t, f)
 
-	f.err = backend.Errorf("lock", "/run/lock/x", "fake", backend.ErrBusy)
+	f.set(backend.Errorf("lock", "/run/lock/x", "fake", backend.ErrBusy))
 	_, err := c.Acquire(ctx, backend.Request{Path: "/run/lock/x"})
-	if !errors.Is(err, backend.ErrBusy) || err.Error() != f.err.Error() {
-		t.Fatalf("Acquire: %v, want %v", err, f.err)
+	if !errors.Is(err, backend.ErrBusy) || err.Error() != f.get().Error() {
+		t.Fatalf("Acquire: %v, want %v", err, f.get())
 	}
 	checkWords(t, err)
 
-	f.err = &fs.PathError{Op: "open", Path: "/run/lock/x", Err: syscall.ENOENT}
+	f.set(&fs.PathError{Op: "open", Path: "/run/lock/x", Err: syscall.ENOENT})
 	_, err = c.Inspect(ctx, "/run/lock/x")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Inspect: %v, want fs.ErrNotExist", err)
@@ -285,7 +302,7 @@ func TestOverGRPC(t *testing.T) {
 		t.Fatalf("Inspect: %q, want %q", err.Error(), want)
 	}
 
-	f.err = backend.Unsupportedf("describing")
+	f.set(backend.Unsupportedf("describing"))
 	_, err = c.Describe(ctx)
 	if !errors.Is(err, backend.ErrUnsupported) {
 		t.Fatalf("Describe: %v, want ErrUnsupported", err)

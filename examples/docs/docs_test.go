@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/lockmgr/lockmgr/core/pluginproc"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 )
 
@@ -227,8 +227,8 @@ func TestConfigDocumented(t *testing.T) {
 		"[plugins.", "sha256", "shown_settings", "[[rules]]", "path", "[backends.",
 		config.BackendFlock, config.BackendPOSIX, config.BackendOFD, config.BackendAuto,
 		`"` + config.DefaultBackend + `"`, `"0600"`,
-		config.DefaultSystemFile, "lockmgr/config.toml", pluginproc.SystemDir,
-		config.EnvConfig, config.EnvBackend, pluginproc.DirEnv, pluginrpc.LogEnv, "XDG_CONFIG_HOME",
+		config.DefaultSystemFile, "lockmgr/config.toml", pluginhost.SystemDir,
+		config.EnvConfig, config.EnvBackend, pluginhost.DirEnv, pluginrpc.LogEnv, "XDG_CONFIG_HOME",
 	}
 	if config.DefaultLockFileMode != 0o600 {
 		t.Errorf("the docs say lock_file_mode defaults to 0600; it is %#o", config.DefaultLockFileMode)

@@ -14,9 +14,9 @@
 // the lock in one dup3(2), and no descriptor of lockmgr's is ever
 // overwritten.
 //
-// The package must initialize before anything that opens descriptors,
-// which cli/internal/prestart does (it starts the plugin from a package
-// initializer): prestart imports it for that reason.
+// The number is reserved in the package's initializer, which runs before
+// main: lockmgr starts its plugin, and makes the sockets and pipes that
+// go with it, only once main has read the command line.
 package fdslot
 
 import (

@@ -25,8 +25,9 @@
 # flock.test (go test -c in its backends/flock), and src, its source
 # tree (a symbolic link will do; OLD_SRC=PATH overrides it), because its
 # benchmarks build their plugin from the source they run in. Each round
-# then also runs the old binary's lockmgr-plugin benchmarks, their rows
-# named BenchmarkX/lockmgr-plugin/old so that they sit under today's; and
+# then also runs the old binary's lockmgr-plugin and lockmgr-plugin-ofd
+# benchmarks, their rows named BenchmarkX/lockmgr-plugin/old (and
+# .../lockmgr-plugin-ofd/old) so that they sit under today's; and
 # hyperfine and the stampede time the old lockmgr too (lockmgr-run/old).
 # The other peers are not run twice: they are the same code in both.
 # A quick smoke test of the benchmarks alone:
@@ -88,10 +89,10 @@ bench() {
 	if [ -z "$old" ] || [ "$1" = PipeRoundTrip ]; then
 		return
 	fi
-	# The old build's lockmgr-plugin peer of the same benchmarks, run in
-	# its own source tree, renamed BenchmarkX/lockmgr-plugin/old-N.
+	# The old build's plugin peers of the same benchmarks, run in its own
+	# source tree, renamed BenchmarkX/lockmgr-plugin/old-N (and -ofd).
 	if ! (cd "$old_src/backends/flock" && "$old/flock.test" -test.run '^$' \
-		-test.bench "^Benchmark($1)\$/^lockmgr-plugin\$" \
+		-test.bench "^Benchmark($1)\$/^lockmgr-plugin(-ofd)?\$" \
 		-test.benchtime "$2" -test.count "$3" -test.timeout 30m) >"$log" 2>&1; then
 		cat "$log" >&2
 		say "Benchmark($1) of the old build failed"
@@ -112,13 +113,16 @@ for round in $(seq "$rounds"); do
 done
 
 # The CLI beside flock(1), as whole commands. Each hyperfine run becomes
-# one result line, so that benchstat sums these up like the rest. The two
-# env- rows measure what starting the plugin ahead saves (LOCKMGR_PRESTART),
-# both paying for env(1)'s exec alike. lockmgr-run-F execs the command in
-# lockmgr's place (-F); flock-personality is lockmgr under the name flock
-# (a symbolic link), which finds the plugins beside the binary the link
-# names, as LOCKMGR_PLUGIN_DIR would: hyperfine sets no environment per
-# command, and a global one would send the old build to today's plugins.
+# one result line, so that benchstat sums these up like the rest, and
+# each round adds every command's median over flock FILE true's of the
+# same round (unit ×flock): the ratio the targets judge, paired within a
+# round so that a busy spell between rounds cancels out.
+#
+# lockmgr-run-F execs the command in lockmgr's place (-F);
+# flock-personality is lockmgr under the name flock (a symbolic link),
+# which finds the plugins beside the binary the link names, as
+# LOCKMGR_PLUGIN_DIR would: hyperfine sets no environment per command,
+# and a global one would send the old build to today's plugins.
 if [ -z "$cli" ] || [ ! -x "$cli" ]; then
 	say "skipping 'lockmgr run FILE true' vs 'flock FILE true': the CLI is not built (make build)"
 elif ! command -v hyperfine >/dev/null || ! command -v python3 >/dev/null; then
@@ -139,9 +143,8 @@ else
 		names+=(old-lockmgr-run)
 		cmds+=("$old/lockmgr run $lock true")
 	fi
-	names+=(lockmgr-run-F flock-personality env-prestart-on env-prestart-off)
-	cmds+=("$cli run -F $lock true" "$personality/flock $lock true"
-		"env LOCKMGR_PRESTART=1 $cli run $lock true" "env LOCKMGR_PRESTART=0 $cli run $lock true")
+	names+=(lockmgr-run-F flock-personality)
+	cmds+=("$cli run -F $lock true" "$personality/flock $lock true")
 	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
 	# command, the order turned by one each round: hyperfine times one
 	# command after another, and on a shared machine a single run of it
@@ -164,14 +167,20 @@ else
 		}
 		python3 - "$out/hyperfine-$round.json" "${names[@]}" >>"$results" <<-'EOF'
 			import json, sys
+			sys.stdout.reconfigure(encoding="utf-8")  # the unit ×flock, whatever the locale
 			order = sys.argv[2:]
 			results = json.load(open(sys.argv[1]))["results"]
-			for r in sorted(results, key=lambda r: order.index(r["command"])):
+			results.sort(key=lambda r: order.index(r["command"]))
+			flock = next(r["median"] for r in results if r["command"] == "flock-cmd")
+			def row(r):
 			    name = r["command"]
-			    if name.startswith("old-"):
-			        name = name[len("old-"):] + "/old"
+			    return name[len("old-"):] + "/old" if name.startswith("old-") else name
+			for r in results:
 			    for t in r["times"]:
-			        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (name, round(t * 1e9)))
+			        print("BenchmarkCLIRunTrue/%s 1 %d ns/op" % (row(r), round(t * 1e9)))
+			for r in results:
+			    if r["command"] != "flock-cmd":
+			        print("BenchmarkCLIRunTrue/%s 1 %.4f ×flock" % (row(r), r["median"] / flock))
 		EOF
 	done
 

@@ -1,4 +1,4 @@
-package pluginproc
+package pluginhost
 
 import (
 	"crypto/sha256"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +14,7 @@ import (
 )
 
 // sleeper writes an executable that sleeps, standing in for a plugin:
-// Start and Take care about processes, not handshakes.
+// startProcess cares about processes, not handshakes.
 func sleeper(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "sleeper")
@@ -49,72 +48,12 @@ func noDir(t *testing.T, dir string) {
 	}
 }
 
-func TestTakeEqualSpec(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	spec := PrestartSpec(sleeper(t), "", true)
-	if err := Prestart(spec); err != nil {
-		t.Fatal(err)
-	}
-	// The host builds the environment in its own order.
-	again := spec
-	again.Env = slices.Clone(spec.Env)
-	slices.Reverse(again.Env)
-	p := Take(again)
-	if p == nil || p.PID() <= 0 {
-		t.Fatalf("Take(an equal spec) = %v, want the prestarted process", p)
-	}
-	if Take(again) != nil {
-		t.Error("a prestarted process was handed out twice")
-	}
-	p.Discard()
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
-func TestTakeOtherSpecDiscards(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	spec := PrestartSpec(sleeper(t), "", true)
-	if err := Prestart(spec); err != nil {
-		t.Fatal(err)
-	}
-	early.mu.Lock()
-	p := early.proc
-	early.mu.Unlock()
-	for _, other := range []Spec{
-		PrestartSpec(spec.Path, "", false),
-		{Path: spec.Path, Env: append(slices.Clone(spec.Env), "X=1"), ShareLifeline: true},
-		{Path: spec.Path, Env: spec.Env, ShareLifeline: true, ExtraFiles: []*os.File{os.Stdin}},
-	} {
-		if spec.equal(other) {
-			t.Errorf("%+v equals %+v", other, spec)
-		}
-	}
-	if got := Take(PrestartSpec(spec.Path, "", false)); got != nil {
-		t.Fatalf("Take(another spec) = %v, want nil", got)
-	}
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
-func TestDiscardPrestarted(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
-	if err := Prestart(PrestartSpec(sleeper(t), "", true)); err != nil {
-		t.Fatal(err)
-	}
-	early.mu.Lock()
-	p := early.proc
-	early.mu.Unlock()
-	DiscardPrestarted()
-	gone(t, p.PID())
-	noDir(t, p.SocketDir)
-}
-
 func TestStartChecksPin(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	_, err := Start(PrestartSpec(sleeper(t), strings.Repeat("0", 64), false))
-	if !errors.Is(err, ErrChecksum) {
-		t.Fatalf("Start(a wrong pin): %v, want ErrChecksum", err)
+	_, err := startProcess(procSpec{Path: sleeper(t), SHA256: strings.Repeat("0", 64), Env: baseEnv()})
+	if !errors.Is(err, errChecksum) {
+		t.Fatalf("startProcess(a wrong pin): %v, want errChecksum", err)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("a refused start left %v in TMPDIR", ents)
@@ -136,7 +75,7 @@ func printer(t *testing.T, dir, name, word string) string {
 }
 
 // said returns the first line the process wrote on its stdout.
-func said(t *testing.T, p *Proc) string {
+func said(t *testing.T, p *process) string {
 	t.Helper()
 	line := make(chan string, 1)
 	go func() {
@@ -173,10 +112,10 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 	other := printer(t, dir, "other", "swapped")
 
 	// A pinned plugin runs, through its descriptor, under its own name.
-	spec := PrestartSpec(path, sum(t, path), false)
-	p, err := Start(spec)
+	spec := procSpec{Path: path, SHA256: sum(t, path), Env: baseEnv()}
+	p, err := startProcess(spec)
 	if err != nil {
-		t.Fatalf("Start(a pinned plugin): %v", err)
+		t.Fatalf("startProcess(a pinned plugin): %v", err)
 	}
 	if got := said(t, p); got != "original" {
 		t.Fatalf("the pinned plugin said %q, want %q", got, "original")
@@ -196,10 +135,10 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 	if err := os.Rename(other, path); err != nil {
 		t.Fatal(err)
 	}
-	p, err = start(spec, bin)
+	p, err = startBinary(spec, bin)
 	bin.Close()
 	if err != nil {
-		t.Fatalf("start after the swap: %v", err)
+		t.Fatalf("startBinary after the swap: %v", err)
 	}
 	defer p.Discard()
 	if got := said(t, p); got != "original" {
@@ -207,8 +146,8 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 	}
 
 	// Now the path holds the other binary, which the pin refuses.
-	if _, err := Start(spec); !errors.Is(err, ErrChecksum) {
-		t.Fatalf("Start(the swapped-in binary) = %v, want ErrChecksum", err)
+	if _, err := startProcess(spec); !errors.Is(err, errChecksum) {
+		t.Fatalf("startProcess(the swapped-in binary) = %v, want errChecksum", err)
 	}
 }
 
@@ -218,7 +157,7 @@ func TestStartRunsWhatItChecked(t *testing.T) {
 // inherits it, and the plugin must hold only its own end.
 func TestLifelineWriteEndStaysWithHost(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	p, err := Start(PrestartSpec(sleeper(t), "", false))
+	p, err := startProcess(procSpec{Path: sleeper(t), Env: baseEnv()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package pluginproc
+package pluginhost
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestSocketDirNotInAnotherUsersDirectory(t *testing.T) {
 			t.Setenv("XDG_RUNTIME_DIR", "")
 			t.Setenv("TMPDIR", ours)
 			t.Setenv(env, theirs)
-			p, err := Start(Spec{Path: bin})
+			p, err := startProcess(procSpec{Path: bin})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,12 +43,12 @@ func TestSocketDirNotInAnotherUsersDirectory(t *testing.T) {
 			if strings.HasPrefix(p.SocketDir, theirs+"/") {
 				t.Fatalf("socket directory %s is in %s, which uid %d owns", p.SocketDir, theirs, nobody)
 			}
-			parent, err := SocketParent()
+			parent, err := socketParentDir()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if parent == theirs {
-				t.Errorf("SocketParent() = %s, which uid %d owns", parent, nobody)
+				t.Errorf("socketParentDir() = %s, which uid %d owns", parent, nobody)
 			}
 		})
 	}
@@ -78,7 +78,7 @@ func TestSocketDirSkipsWhatCannotHoldIt(t *testing.T) {
 // used only if the plugin itself answers it.
 func TestDialRefusesAnotherProcess(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	p, err := Start(Spec{Path: sleeper(t)})
+	p, err := startProcess(procSpec{Path: sleeper(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestDialRefusesAnotherProcess(t *testing.T) {
 		conn.Close()
 		t.Fatal("Dial accepted a socket served by another process")
 	}
-	if !errors.Is(err, ErrNotThePlugin) {
-		t.Fatalf("Dial: %v, want ErrNotThePlugin", err)
+	if !errors.Is(err, errNotThePlugin) {
+		t.Fatalf("Dial: %v, want errNotThePlugin", err)
 	}
 }

@@ -1,4 +1,4 @@
-package pluginproc
+package pluginhost
 
 import (
 	"errors"
@@ -119,7 +119,7 @@ const maxLinks = 40
 //   - the file must be a regular executable file, not writable by group
 //     or others.
 //
-// Start applies the same rules to the path, and the file's to the
+// startProcess applies the same rules to the path, and the file's to the
 // descriptor it then hashes and executes, so that what was checked is
 // what runs.
 func Verify(path string) error {

@@ -1,4 +1,4 @@
-package pluginproc
+package pluginhost
 
 import (
 	"context"
@@ -19,105 +19,41 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 )
 
-// The go-plugin handshake every lockmgr plugin expects. The cookie keeps a
-// person who runs a plugin binary by hand from waiting on a silent
-// process, and the protocol version must change whenever the gRPC service
-// changes incompatibly, so that a mismatched pair fails at start with a
-// clear error instead of mid-lock. core/pluginrpc builds go-plugin's
-// HandshakeConfig from these.
+// errChecksum means a plugin binary does not have its pinned SHA-256.
+var errChecksum = errors.New("does not match its pinned sha256")
+
+// A plugin's descriptors, as startBinary lays them out through
+// exec.Cmd's ExtraFiles (which start at 3): its end of the lifeline, then
+// Options.ExtraFiles in order, then its own binary.
 const (
-	MagicCookieKey   = "LOCKMGR_PLUGIN"
-	MagicCookieValue = "8f7d1c2e-lockmgr-backend"
-	ProtocolVersion  = 1
+	lifelineFD = 3
+	// FirstExtraFD is the descriptor at which the first of
+	// Options.ExtraFiles reaches the plugin: what a request names
+	// (backend.Request.FD) to lock the file handed over.
+	FirstExtraFD = lifelineFD + 1
 )
 
-// The TCP port range go-plugin tells a plugin about. lockmgr's plugins
-// listen on Unix sockets and never use it, but it is part of the
-// environment a Spec compares, so the host sets it explicitly rather than
-// rely on go-plugin's defaults.
-const (
-	MinPort = 10000
-	MaxPort = 25000
-)
-
-// Environment variables a host sets for its plugin.
-const (
-	// LifelineEnv tells a plugin which descriptor is its lifeline: the
-	// read end of a pipe whose write ends the host (and whatever the host
-	// hands them to) keep open. The plugin exits as soon as every write
-	// end is closed, which is how a plugin dies with its host even when
-	// the host is killed with SIGKILL.
-	LifelineEnv = "LOCKMGR_LIFELINE_FD"
-	// LogEnv sets the log level of lockmgr and its plugins ("debug",
-	// "trace", ...); unset means silent.
-	LogEnv = "LOCKMGR_LOG"
-	// LifelineHostEnv names the host's end of the lifeline as /proc shows
-	// a descriptor of it ("socket:[INODE]"). Nothing in the plugin needs
-	// it: it is there for `lockmgr status`, which credits a plugin's lock
-	// to whoever holds the host's end (the host, or the command that
-	// lockmgr run handed a copy to), and a socket pair's two ends, unlike
-	// a pipe's, have different names.
-	LifelineHostEnv = "LOCKMGR_LIFELINE_HOST"
-	// SocketDirEnv is go-plugin's variable for the directory its Unix
-	// socket goes in.
-	SocketDirEnv = "PLUGIN_UNIX_SOCKET_DIR"
-)
-
-// HostDeathSignal is the Pdeathsig of a plugin whose lifeline is not
-// shared: the kernel sends it when the host dies, even if a copy of the
-// lifeline leaked to another process (a child the host forked without
-// exec, through cgo, keeps every descriptor, close-on-exec or not). Not
-// SIGKILL, so that the plugin can give back locks that outlive it (etcd
-// leases) before it exits; not one of the signals a terminal or a service
-// manager sends a whole group, which the plugin ignores.
-//
-// The kernel sends Pdeathsig when the thread that forked the plugin
-// exits, not the process, and a Go program's threads end when a goroutine
-// locked to one (runtime.LockOSThread) returns without unlocking. So
-// every plugin is forked from one thread kept for the purpose, which
-// lives as long as the process (onForkThread): a library cannot know its
-// caller's threads.
-const HostDeathSignal = syscall.SIGUSR2
-
-// ErrChecksum means a plugin binary does not have its pinned SHA-256.
-var ErrChecksum = errors.New("does not match its pinned sha256")
-
-// BaseEnv is lockmgr's part of a plugin's environment: the lifeline on
+// baseEnv is lockmgr's part of a plugin's environment: the lifeline on
 // descriptor 3, one P (a plugin's work is a few syscalls per call, and on
 // one P handing a message between goroutines is a run-queue switch rather
 // than a thread wake-up: a lock round trip measured 20% faster; set here
 // rather than by runtime.GOMAXPROCS, whose stop-the-world cost half a
 // millisecond of every start), and the log level. Nothing of the host's
 // own environment leaks in.
-func BaseEnv() []string {
-	env := []string{LifelineEnv + "=3", "GOMAXPROCS=1"}
-	if lvl := os.Getenv(LogEnv); lvl != "" {
-		env = append(env, LogEnv+"="+lvl)
+func baseEnv() []string {
+	env := []string{pluginrpc.LifelineEnv + "=" + strconv.Itoa(lifelineFD), "GOMAXPROCS=1"}
+	if lvl := os.Getenv(pluginrpc.LogEnv); lvl != "" {
+		env = append(env, pluginrpc.LogEnv+"="+lvl)
 	}
 	return env
 }
 
-// HandshakeEnv is the part of a plugin's environment that go-plugin's
-// client adds for the handshake, as go-plugin v1.8 writes it. Prestart
-// needs it because it starts the process before there is a go-plugin
-// client; if go-plugin ever writes it differently, Take sees a different
-// Spec and starts afresh, so a mismatch costs time, never correctness.
-func HandshakeEnv() []string {
-	return []string{
-		MagicCookieKey + "=" + MagicCookieValue,
-		"PLUGIN_MIN_PORT=" + strconv.Itoa(MinPort),
-		"PLUGIN_MAX_PORT=" + strconv.Itoa(MaxPort),
-		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(ProtocolVersion),
-	}
-}
-
-// Spec says how to start one plugin process. Processes started from
-// equal Specs cannot be told apart, which is what lets Take hand over a
-// process Prestart started early.
-type Spec struct {
+// procSpec says how to start one plugin process.
+type procSpec struct {
 	// Path is the plugin binary, already found and verified.
 	Path string
 	// SHA256 is the hex digest Path must have, or "" when not pinned.
@@ -125,33 +61,19 @@ type Spec struct {
 	// Env is the whole environment but for the socket directory, which
 	// every start makes afresh.
 	Env []string
-	// ShareLifeline leaves out Pdeathsig (HostDeathSignal), so that
-	// whoever is handed a copy of the lifeline keeps the plugin, and its
-	// locks, alive after the host has gone (lockmgr run's command does).
+	// ShareLifeline leaves out Pdeathsig (pluginrpc.HostDeathSignal), so
+	// that a lock whose keeper the host handed on (lockmgr run's command
+	// holds it) outlives the host.
 	ShareLifeline bool
-	// ExtraFiles become descriptors 4, 5, ... of the plugin (3 is the
-	// lifeline): how `lockmgr lock --fd` hands over the shell's file.
+	// ExtraFiles become descriptors FirstExtraFD (4), 5, ... of the
+	// plugin: how `lockmgr lock --fd` hands over the shell's file.
 	ExtraFiles []*os.File
 }
 
-// PrestartSpec is the Spec a host that shares the lifeline or not, and
-// hands over no descriptors, starts the plugin at path (pinned to sum,
-// "" when not pinned) with: what Prestart is given so that the host's
-// Take finds an equal Spec.
-func PrestartSpec(path, sum string, shareLifeline bool) Spec {
-	return Spec{Path: path, SHA256: sum, Env: append(BaseEnv(), HandshakeEnv()...), ShareLifeline: shareLifeline}
-}
-
-func (s Spec) equal(o Spec) bool {
-	return s.Path == o.Path && s.SHA256 == o.SHA256 && s.ShareLifeline == o.ShareLifeline &&
-		slices.Equal(slices.Sorted(slices.Values(s.Env)), slices.Sorted(slices.Values(o.Env))) &&
-		slices.Equal(s.ExtraFiles, o.ExtraFiles)
-}
-
-// Proc is a started plugin process. It satisfies go-plugin's
+// process is a started plugin process. It satisfies go-plugin's
 // runner.Runner, so that go-plugin reads the handshake from a process
-// that core/pluginhost, or Prestart, started.
-type Proc struct {
+// started with the host's own checks (startProcess).
+type process struct {
 	path   string
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
@@ -162,29 +84,30 @@ type Proc struct {
 	SocketDir string
 }
 
-// Start starts the plugin process spec describes, with a fresh private
+// startProcess starts the plugin process spec describes, with a fresh private
 // socket directory: the binary opened once, checked as Verify would
 // check it (the path, then the open file itself) and against its pin, if
 // any, and that same open file executed, so that a file swapped in at the
 // path meanwhile is never the one that runs. It runs with its lifeline,
 // in a process group of its own (so that the terminal's signals, meant
-// for the command lockmgr runs, do not reach it), with HostDeathSignal as
-// Pdeathsig unless the lifeline is to be shared. The fork happens on a
-// thread that lives as long as the process, whichever goroutine calls
-// Start.
-func Start(spec Spec) (*Proc, error) {
+// for the command lockmgr runs, do not reach it), with
+// pluginrpc.HostDeathSignal as Pdeathsig unless the lifeline is to be
+// shared. The fork happens on a thread that lives as long as the process,
+// whichever goroutine calls startProcess.
+func startProcess(spec procSpec) (*process, error) {
 	bin, err := openBinary(spec.Path, spec.SHA256)
 	if err != nil {
 		return nil, err
 	}
 	defer bin.Close() // the plugin has its own copy
-	return start(spec, bin)
+	return startBinary(spec, bin)
 }
 
-// openBinary opens the plugin binary at path for Start: the path checked
-// as Verify does, then the open file (fstat) as the file it resolved to,
-// and hashed against sum unless sum is "". A file that cannot be read
-// (mode 0711) is opened only to be executed (O_PATH), unless pinned.
+// openBinary opens the plugin binary at path for startProcess: the path
+// checked as Verify does, then the open file (fstat) as the file it
+// resolved to, and hashed against sum unless sum is "". A file that cannot
+// be read (mode 0711) is opened only to be executed (O_PATH), unless
+// pinned.
 func openBinary(path, sum string) (*os.File, error) {
 	real, lst, err := resolveTrusted(path)
 	if err != nil {
@@ -220,13 +143,14 @@ func openBinary(path, sum string) (*os.File, error) {
 			return fail(fmt.Errorf("hashing %s: %w", path, err))
 		}
 		if hex.EncodeToString(h.Sum(nil)) != sum {
-			return fail(fmt.Errorf("%s %w", path, ErrChecksum))
+			return fail(fmt.Errorf("%s %w", path, errChecksum))
 		}
 	}
 	return f, nil
 }
 
-// start runs bin, the plugin binary open for spec, as Start describes.
+// startBinary runs bin, the plugin binary open for spec, as startProcess
+// describes.
 //
 // The kernel executes an open file through /proc/self/fd/N: bin goes to
 // the plugin as its last descriptor, and the plugin process executes its
@@ -237,13 +161,13 @@ func openBinary(path, sum string) (*os.File, error) {
 // plugin's private socket directory, pointing to /proc/self/fd/N. The
 // descriptor stays open in the plugin, which a script plugin's
 // interpreter needs (it opens the script by that name).
-func start(spec Spec, bin *os.File) (*Proc, error) {
+func startBinary(spec procSpec, bin *os.File) (*process, error) {
 	socketDir, err := makeSocketDir()
 	if err != nil {
 		return nil, err
 	}
-	p := &Proc{SocketDir: socketDir, path: spec.Path}
-	fail := func(err error) (*Proc, error) {
+	p := &process{SocketDir: socketDir, path: spec.Path}
+	fail := func(err error) (*process, error) {
 		p.Discard()
 		return nil, err
 	}
@@ -255,7 +179,7 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	p.Lifeline = lifeW
 
 	extra := append(append([]*os.File{lifeR}, spec.ExtraFiles...), bin)
-	self := "/proc/self/fd/" + strconv.Itoa(3+len(extra)-1)
+	self := "/proc/self/fd/" + strconv.Itoa(lifelineFD+len(extra)-1)
 	exe := self
 	// Nobody else can replace a name in socketDir (makeSocketDir).
 	link := filepath.Join(socketDir, filepath.Base(spec.Path))
@@ -265,12 +189,12 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 	cmd := &exec.Cmd{
 		Path:        exe,
 		Args:        []string{spec.Path},
-		Env:         append(slices.Clip(spec.Env), SocketDirEnv+"="+socketDir, LifelineHostEnv+"="+hostEnd(lifeW)),
+		Env:         append(slices.Clip(spec.Env), pluginrpc.SocketDirEnv+"="+socketDir, pluginrpc.LifelineHostEnv+"="+hostEnd(lifeW)),
 		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if !spec.ShareLifeline {
-		cmd.SysProcAttr.Pdeathsig = HostDeathSignal
+		cmd.SysProcAttr.Pdeathsig = pluginrpc.HostDeathSignal
 	}
 	if p.stdout, err = cmd.StdoutPipe(); err != nil {
 		return fail(err)
@@ -292,11 +216,11 @@ func start(spec Spec, bin *os.File) (*Proc, error) {
 // lifeline makes a plugin's lifeline: a SOCK_SEQPACKET socket pair, both
 // ends close-on-exec. The plugin's end (its descriptor 3) reads end of
 // file once every copy of the host's end is closed, which is how a plugin
-// learns that its host is gone; and the plugin sends locked descriptors
-// back on it, which gRPC cannot carry (see core/lockpb's descriptor
-// channel). The host's end is non-blocking, so that a goroutine reading
-// it waits in the runtime's poller rather than in a thread of its own,
-// and closing it wakes that reader.
+// learns that its host is gone; and it is the session every lock travels
+// on, locked descriptors included, which gRPC cannot carry (see
+// core/lockpb). The host's end is non-blocking, so that a goroutine
+// reading it waits in the runtime's poller rather than in a thread of its
+// own, and closing it wakes that reader.
 func lifeline() (plugin, host *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -317,7 +241,7 @@ func hostEnd(f *os.File) string {
 }
 
 // forkThread is the goroutine, locked to its OS thread for the life of
-// the process, that forks every plugin (see HostDeathSignal).
+// the process, that forks every plugin (see pluginrpc.HostDeathSignal).
 var forkThread struct {
 	once  sync.Once
 	calls chan func()
@@ -345,7 +269,7 @@ func onForkThread(f func()) {
 }
 
 // PID returns the plugin's process id, or 0 before it started.
-func (p *Proc) PID() int {
+func (p *process) PID() int {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return 0
 	}
@@ -354,7 +278,7 @@ func (p *Proc) PID() int {
 
 // Discard ends a process no host will use: it kills the plugin, reaps
 // it without waiting, and Abandons it.
-func (p *Proc) Discard() {
+func (p *process) Discard() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		_ = p.cmd.Process.Kill()
 		go func() { _ = p.cmd.Wait() }()
@@ -362,10 +286,9 @@ func (p *Proc) Discard() {
 	p.Abandon()
 }
 
-// Abandon closes the lifeline, which ends the plugin unless a copy was
-// handed on, and removes the socket directory, leaving the process to
+// Abandon closes the lifeline, which ends the plugin's session, and removes the socket directory, leaving the process to
 // whoever waits for it (go-plugin, once it has been given the process).
-func (p *Proc) Abandon() {
+func (p *process) Abandon() {
 	if p.Lifeline != nil {
 		p.Lifeline.Close()
 	}
@@ -376,16 +299,16 @@ func (p *Proc) Abandon() {
 
 // Start is go-plugin's runner.Runner Start: the process is already
 // running.
-func (p *Proc) Start(context.Context) error { return nil }
+func (p *process) Start(context.Context) error { return nil }
 
 // Wait waits for the process to exit, for go-plugin's runner.Runner.
-func (p *Proc) Wait(context.Context) error { return p.cmd.Wait() }
+func (p *process) Wait(context.Context) error { return p.cmd.Wait() }
 
 // Kill kills the process, for go-plugin's runner.Runner and for a host
 // that must end its plugin. It signals through the *os.Process that
 // started it, which on Linux holds a pidfd, and does nothing once the
 // process has been reaped: a pid, once reaped, may name another process.
-func (p *Proc) Kill(context.Context) error {
+func (p *process) Kill(context.Context) error {
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
@@ -394,28 +317,28 @@ func (p *Proc) Kill(context.Context) error {
 
 // Stdout is the plugin's standard output, where go-plugin reads its
 // handshake.
-func (p *Proc) Stdout() io.ReadCloser { return p.stdout }
+func (p *process) Stdout() io.ReadCloser { return p.stdout }
 
 // Stderr is the plugin's standard error, which go-plugin relays to the
 // host's log.
-func (p *Proc) Stderr() io.ReadCloser { return p.stderr }
+func (p *process) Stderr() io.ReadCloser { return p.stderr }
 
 // Name is the plugin binary's path, for go-plugin's log lines.
-func (p *Proc) Name() string { return p.path }
+func (p *process) Name() string { return p.path }
 
 // ID is the plugin's pid, as go-plugin's runner.Runner reports it.
-func (p *Proc) ID() string { return strconv.Itoa(p.PID()) }
+func (p *process) ID() string { return strconv.Itoa(p.PID()) }
 
-// ErrNotThePlugin is the cause of a refused connection: the socket the
+// errNotThePlugin is the cause of a refused connection: the socket the
 // plugin named is served by some other process.
-var ErrNotThePlugin = errors.New("is not served by the plugin lockmgr started")
+var errNotThePlugin = errors.New("is not served by the plugin lockmgr started")
 
 // Dial connects to the plugin at addr, the address it gave in its
 // handshake, and makes sure that what answers is this process, run by
 // this user (SO_PEERCRED), before anything is sent: the name of a Unix
 // socket is only a name, and a process that could replace it would
 // otherwise answer for the plugin (grant every lock, hold none).
-func (p *Proc) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
+func (p *process) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, addr.Network(), addr.String())
 	if err != nil {
@@ -428,10 +351,10 @@ func (p *Proc) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	return conn, nil
 }
 
-func (p *Proc) checkPeer(conn net.Conn) error {
+func (p *process) checkPeer(conn net.Conn) error {
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return fmt.Errorf("%s %w: not a Unix socket", conn.RemoteAddr(), ErrNotThePlugin)
+		return fmt.Errorf("%s %w: not a Unix socket", conn.RemoteAddr(), errNotThePlugin)
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
@@ -448,85 +371,23 @@ func (p *Proc) checkPeer(conn net.Conn) error {
 		return fmt.Errorf("asking who serves %s: %w", conn.RemoteAddr(), credErr)
 	}
 	if int(cred.Pid) != p.PID() || int(cred.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s %w (pid %d): it is served by pid %d, uid %d", conn.RemoteAddr(), ErrNotThePlugin, p.PID(), cred.Pid, cred.Uid)
+		return fmt.Errorf("%s %w (pid %d): it is served by pid %d, uid %d", conn.RemoteAddr(), errNotThePlugin, p.PID(), cred.Pid, cred.Uid)
 	}
 	return nil
 }
 
 // Diagnose adds nothing to go-plugin's error messages.
-func (p *Proc) Diagnose(context.Context) string { return "" }
+func (p *process) Diagnose(context.Context) string { return "" }
 
 // PluginToHost returns the plugin's address as it is: host and plugin
 // share the file system.
-func (p *Proc) PluginToHost(network, addr string) (string, string, error) {
+func (p *process) PluginToHost(network, addr string) (string, string, error) {
 	return network, addr, nil
 }
 
 // HostToPlugin returns the host's address as it is.
-func (p *Proc) HostToPlugin(network, addr string) (string, string, error) {
+func (p *process) HostToPlugin(network, addr string) (string, string, error) {
 	return network, addr, nil
-}
-
-// early is the one process Prestart started, until Take or
-// DiscardPrestarted.
-var early struct {
-	mu   sync.Mutex
-	spec Spec
-	proc *Proc
-}
-
-// Prestart starts the plugin process spec describes now, for a Take with
-// an equal Spec to collect. It exists for the lockmgr command, whose
-// start-up is two Go programs' start-ups in a row: its own package
-// initialization (gRPC and protobuf, about 2 ms) and then the plugin's.
-// Called from a package initializer that runs before gRPC's, it lets the
-// two overlap. At most one process is prestarted; a second call discards
-// the first.
-func Prestart(spec Spec) error {
-	p, err := Start(spec)
-	if err != nil {
-		return err
-	}
-	early.mu.Lock()
-	old := early.proc
-	early.spec, early.proc = spec, p
-	early.mu.Unlock()
-	if old != nil {
-		old.Discard()
-	}
-	return nil
-}
-
-// Take returns the prestarted process if it was started from a Spec equal
-// to spec, and nil otherwise; a prestarted process of a different Spec
-// is discarded, since nothing else will want it.
-func Take(spec Spec) *Proc {
-	early.mu.Lock()
-	p, started := early.proc, early.spec
-	early.proc, early.spec = nil, Spec{}
-	early.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	if !started.equal(spec) {
-		p.Discard()
-		return nil
-	}
-	return p
-}
-
-// DiscardPrestarted discards a prestarted process that no Take collected,
-// as the lockmgr command exits (after a usage error, say). Were it not
-// called, the plugin would still exit once its lifeline closed with the
-// command, and remove its socket directory itself.
-func DiscardPrestarted() {
-	early.mu.Lock()
-	p := early.proc
-	early.proc, early.spec = nil, Spec{}
-	early.mu.Unlock()
-	if p != nil {
-		p.Discard()
-	}
 }
 
 // maxSocketDir bounds the directory the plugin's socket goes in: a Unix
@@ -535,9 +396,9 @@ func DiscardPrestarted() {
 // go-plugin names the socket "pluginNNNNNNNNNN" inside our "lockmgr-NNNNNNNNNN".
 const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 
-// SocketParent returns the directory that a plugin's private socket
-// directory is made in, unless it cannot take one (see makeSocketDir): the first of
-// $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
+// socketParentDir returns the directory that a plugin's private socket
+// directory is made in, unless it cannot take one (see makeSocketDir):
+// the first of $XDG_RUNTIME_DIR, $TMPDIR, /tmp and /dev/shm that is trusted and
 // writable. Trusted is what Verify asks of a directory looked through:
 // every name on the way, and the directory itself, owned by root or the
 // running user, and not writable by others unless sticky, where others
@@ -548,7 +409,7 @@ const maxSocketDir = 108 - len("/lockmgr-1234567890/plugin1234567890") - 1
 // service whose file system is read-only but for /dev
 // (ProtectSystem=strict) can still write, as flock(1) needs nothing of
 // the kind.
-func SocketParent() (string, error) {
+func socketParentDir() (string, error) {
 	var tried []string
 	for _, c := range socketCandidates() {
 		dir, err := trustedParent(c.dir)
@@ -560,9 +421,12 @@ func SocketParent() (string, error) {
 	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
 }
 
-// makeSocketDir makes a plugin's private socket directory in the first
-// place SocketParent would choose where a directory can be made (a
-// trusted place may still be full, or read-only).
+// makeSocketDir makes a private socket directory in the first place
+// socketParentDir would choose where a directory can be made (a trusted
+// place may still be full, or read-only): a plugin's own, and the one the
+// host has go-plugin make its directory in (Host.start), so that go-plugin
+// follows the same fallback rather than fail a start where the plugin's
+// own directory could be made. The caller removes it.
 func makeSocketDir() (string, error) {
 	var tried []string
 	for _, c := range socketCandidates() {
@@ -578,14 +442,6 @@ func makeSocketDir() (string, error) {
 	}
 	return "", fmt.Errorf("no private place for the plugin's socket: %s", strings.Join(tried, "; "))
 }
-
-// MakeSocketDir makes a private directory as a plugin's socket directory
-// is made, for a host's own use: go-plugin makes a directory of its own
-// before it starts a plugin, and it goes in this one, so that it follows
-// the same fallback (a full $XDG_RUNTIME_DIR passed over for the next
-// place) rather than fail the start where a plugin's own could be made.
-// The caller removes it.
-func MakeSocketDir() (string, error) { return makeSocketDir() }
 
 type socketCandidate struct{ name, dir string }
 
@@ -603,7 +459,7 @@ func socketCandidates() []socketCandidate {
 	return append(out, socketCandidate{"/tmp", "/tmp"}, socketCandidate{"/dev/shm", "/dev/shm"})
 }
 
-// trustedParent checks dir as SocketParent describes, and that this
+// trustedParent checks dir as socketParentDir describes, and that this
 // process may make a directory in it, and returns its real path.
 func trustedParent(dir string) (string, error) {
 	if !filepath.IsAbs(dir) {

@@ -1,0 +1,256 @@
+package pluginrpc
+
+// The session's packets: one protobuf message each, with the descriptors
+// that concern it, on a SOCK_SEQPACKET socket (core/lockpb says who sends
+// what). Both sides read and write them here, so that the limits are
+// written once and checked the same way on each side.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// MaxMessage bounds one session packet, in bytes. A path is at most
+// PATH_MAX (4096) bytes and a lock's name is a path or a key of the same
+// order, so no honest message comes near it; a larger one is refused by
+// its sender, and ends the session if it is received.
+const MaxMessage = 64 << 10
+
+// maxRights is the most descriptors a packet carries. The receive buffer
+// has room for more, so that a packet with too many is seen as such and
+// every descriptor in it closed, rather than cut to size by the kernel.
+const (
+	maxRights  = 1
+	roomRights = 4
+)
+
+// ErrProtocol is the cause of a session ended because the other side
+// broke the protocol: a packet too large or cut short, garbage, an answer
+// that fits no call, a descriptor where none is due or none where one is.
+var ErrProtocol = errors.New("protocol error")
+
+// protocolErrorf returns an error wrapping ErrProtocol.
+func protocolErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
+}
+
+// errTooLarge is a message this side refuses to send.
+var errTooLarge = fmt.Errorf("message larger than the session's limit of %d bytes", MaxMessage)
+
+// packetConn is one end of a session. Sends may come from any goroutine;
+// receives from one only.
+type packetConn struct {
+	file *os.File
+	raw  syscall.RawConn
+
+	sendMu sync.Mutex
+
+	buf []byte // the receiver's
+	oob []byte
+}
+
+// newPacketConn wraps f, a non-blocking SOCK_SEQPACKET socket (os.NewFile
+// of a descriptor already made non-blocking), so that waiting for a packet
+// parks a goroutine in the runtime's poller rather than a thread, and
+// closing f wakes it. The packetConn owns f.
+func newPacketConn(f *os.File) (*packetConn, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &packetConn{
+		file: f,
+		raw:  raw,
+		buf:  make([]byte, MaxMessage),
+		oob:  make([]byte, unix.CmsgSpace(roomRights*4)),
+	}, nil
+}
+
+// close ends the session from this side: the other side reads end of
+// file, and a receive in progress here returns.
+func (c *packetConn) close() error { return c.file.Close() }
+
+// send sends m, with files as SCM_RIGHTS, in one packet. The caller keeps
+// its own copies of files.
+func (c *packetConn) send(m proto.Message, files ...*os.File) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxMessage {
+		return errTooLarge
+	}
+	if len(files) > maxRights {
+		return fmt.Errorf("%d descriptors in one packet, at most %d", len(files), maxRights)
+	}
+	return withDescriptors(files, func(fds []int) error {
+		var oob []byte
+		if len(fds) > 0 {
+			oob = unix.UnixRights(fds...)
+		}
+		c.sendMu.Lock()
+		defer c.sendMu.Unlock()
+		var serr error
+		err := c.raw.Write(func(fd uintptr) bool {
+			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
+			return serr != unix.EAGAIN && serr != unix.EINTR
+		})
+		if err == nil {
+			err = serr
+		}
+		return err
+	})
+}
+
+// withDescriptors calls f with the descriptors of files, each kept valid
+// (and its blocking mode untouched, unlike File.Fd) until f returns.
+func withDescriptors(files []*os.File, f func([]int) error) error {
+	if len(files) == 0 {
+		return f(nil)
+	}
+	raw, err := files[0].SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	cerr := raw.Control(func(fd uintptr) {
+		ferr = withDescriptors(files[1:], func(rest []int) error {
+			return f(append([]int{int(fd)}, rest...))
+		})
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return ferr
+}
+
+// received is one packet as it came: its message's bytes (valid until the
+// next receive) and its descriptors, which the receiver now owns.
+type received struct {
+	data  []byte
+	files []*os.File
+	// rightsCut says the kernel could not install every descriptor the
+	// packet carried (this process is at its descriptor limit): those it
+	// could not are closed, releasing whatever lock they held.
+	rightsCut bool
+}
+
+// closeFiles closes every descriptor of r.
+func (r received) closeFiles() {
+	for _, f := range r.files {
+		f.Close()
+	}
+}
+
+// errAgain is recvNow's answer when no packet is waiting.
+var errAgain = errors.New("no packet waiting")
+
+// recv waits for the next packet. It returns io.EOF once the other side
+// has closed its end, and an error wrapping ErrProtocol for a packet
+// larger than MaxMessage or with more descriptors than any packet
+// carries; either way nothing it received stays open.
+func (c *packetConn) recv() (received, error) {
+	var r received
+	var rerr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		r, rerr = c.recvNow(int(fd))
+		return rerr != errAgain
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return received{}, err
+	}
+	return r, nil
+}
+
+// recvNow takes the next packet off fd, the connection's descriptor, if
+// one is waiting, and errAgain if none is; otherwise as recv. The caller
+// must be the only one receiving: the buffers are the connection's.
+func (c *packetConn) recvNow(fd int) (received, error) {
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(fd, c.buf, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EAGAIN {
+		return received{}, errAgain
+	}
+	if err != nil {
+		return received{}, err
+	}
+	if n == 0 && oobn == 0 && flags&unix.MSG_TRUNC == 0 {
+		return received{}, io.EOF
+	}
+	r := received{data: c.buf[:n], rightsCut: flags&unix.MSG_CTRUNC != 0}
+	if oobn > 0 {
+		files, perr := filesFromRights(c.oob[:oobn])
+		r.files = files
+		if perr != nil {
+			r.closeFiles()
+			return received{}, protocolErrorf("unreadable descriptors: %v", perr)
+		}
+	}
+	switch {
+	case flags&unix.MSG_TRUNC != 0:
+		r.closeFiles()
+		return received{}, protocolErrorf("a packet larger than %d bytes", MaxMessage)
+	case len(r.files) > maxRights:
+		r.closeFiles()
+		return received{}, protocolErrorf("%d descriptors in one packet, at most %d", len(r.files), maxRights)
+	case r.rightsCut && len(r.files) == roomRights:
+		// The room was full: more came than any packet may carry.
+		r.closeFiles()
+		return received{}, protocolErrorf("more than %d descriptors in one packet", roomRights)
+	}
+	return r, nil
+}
+
+// filesFromRights returns the descriptors in oob, a control message
+// buffer, each as a file this process owns. On error, those returned
+// must still be closed.
+func filesFromRights(oob []byte) ([]*os.File, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	var bad error
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			bad = err
+			continue
+		}
+		for _, fd := range fds {
+			files = append(files, os.NewFile(uintptr(fd), "received"))
+		}
+	}
+	return files, bad
+}
+
+// descriptorLimitError says that this process has as many descriptors
+// open as its limit allows, naming the limit, since every lock of a
+// descriptor-holding backend is one descriptor.
+func descriptorLimitError() error {
+	var lim unix.Rlimit
+	_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	return fmt.Errorf("%w: this process has reached its limit of %d open descriptors (RLIMIT_NOFILE; each lock held is one): raise it with ulimit -n or LimitNOFILE=", unix.EMFILE, lim.Cur)
+}
+
+// isEOF reports whether err means the other side closed the session.
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, os.ErrClosed)
+}
