@@ -266,7 +266,7 @@ func sendGarbage(t *testing.T, rng *rand.Rand) bool {
 	if pid == 0 {
 		return false
 	}
-	session := sessionOf(pid)
+	session := SessionOf(pid)
 	if session < 0 {
 		return false
 	}
@@ -296,10 +296,11 @@ func newestPlugin() int {
 	return newest(ours)
 }
 
-// sessionOf returns this process's descriptor of its session with the
+// SessionOf returns this process's descriptor of its session with the
 // plugin pid, found by the name the plugin's environment gives it
-// (pluginrpc.LifelineHostEnv), or -1.
-func sessionOf(pid int) int {
+// (pluginrpc.LifelineHostEnv), or -1: for a test that acts on the session
+// from outside, as a buggy host or a leak would.
+func SessionOf(pid int) int {
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
 		return -1

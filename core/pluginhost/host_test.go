@@ -21,7 +21,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
-	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 )
 
@@ -346,35 +345,18 @@ func TestHostKilled(t *testing.T) {
 	}
 }
 
-// leakedSession returns this process's end of the session with the plugin
-// pid, found as a process that forked without exec would have it: by the
-// name the plugin's environment gives it (LifelineHostEnv).
+// leakedSession returns a copy of this process's end of the session with
+// the plugin pid, as a process that forked without exec would have it.
 func leakedSession(pid int) (*os.File, error) {
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	fd := locktest.SessionOf(pid)
+	if fd < 0 {
+		return nil, fmt.Errorf("no session with plugin %d here", pid)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	var name string
-	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineHostEnv+"="); ok {
-			name = v
-		}
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link == name && name != "" {
-			fd, _ := strconv.Atoi(e.Name())
-			dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-			if err != nil {
-				return nil, err
-			}
-			return os.NewFile(uintptr(dup), "leaked session"), nil
-		}
-	}
-	return nil, fmt.Errorf("no descriptor %q here", name)
+	return os.NewFile(uintptr(dup), "leaked session"), nil
 }
 
 // hostEnv turns the test binary into a host process for TestHostKilled:
