@@ -22,10 +22,10 @@ CGO_ENABLED ?= 0
 GOSTRIP   ?= -s -w
 LDFLAGS   := $(GOSTRIP) -X main.version=$(VERSION) -X main.commit=$(COMMIT) $(GOLDFLAGS)
 GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS))'
-# lockmgr's own amd64 entry point (cli/sigentry.go) records the signals its
-# caller ignored or blocked before the Go runtime takes them over; a cgo
-# build records them in a C constructor instead, and the plugins need
-# neither.
+# lockmgr's own amd64 entry point records the signals its caller ignored
+# or blocked before the Go runtime takes them over; a cgo build records
+# them in a C constructor instead, and the plugins need neither.
+# cli/signals.go says why, and what a build with neither loses.
 GOARCH_   := $(shell $(GO) env GOARCH)
 CLIENTRY  := $(if $(and $(filter 0,$(CGO_ENABLED)),$(filter amd64,$(GOARCH_))),-E=main.lockmgrEntry)
 GOBUILDCLI := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS) $(CLIENTRY))'

@@ -261,8 +261,9 @@ func poll(ts *testscript.TestScript, what string, done func() bool) {
 	}
 }
 
-// holders returns the locks on file, of kind if kind is not "".
-func holders(file, kind string) int {
+// lockCount returns how many locks are held on file, of kind if kind is
+// not "".
+func lockCount(file, kind string) int {
 	st, err := proclocks.ForFile(file)
 	if err != nil {
 		return 0
@@ -287,7 +288,7 @@ func cmdWaitLock(ts *testscript.TestScript, neg bool, args []string) {
 		kind = args[1]
 	}
 	file := ts.MkAbs(args[0])
-	poll(ts, file+" to be locked", func() bool { return holders(file, kind) > 0 })
+	poll(ts, file+" to be locked", func() bool { return lockCount(file, kind) > 0 })
 }
 
 // cmdWaitFree waits until no one holds a lock on FILE: waitfree FILE.
@@ -296,7 +297,7 @@ func cmdWaitFree(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: waitfree FILE")
 	}
 	file := ts.MkAbs(args[0])
-	poll(ts, file+" to be free", func() bool { return holders(file, "") == 0 })
+	poll(ts, file+" to be free", func() bool { return lockCount(file, "") == 0 })
 }
 
 // cmdWaitFile waits until FILE exists and is not empty: waitfile FILE.

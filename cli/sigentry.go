@@ -1,17 +1,10 @@
 package main
 
 // What lockmgr's caller set for signals, recorded before the Go runtime
-// changes it (signals.go explains what is lost otherwise).
-//
-// The Go runtime installs its handler over every signal but SIGHUP and
-// SIGINT before any Go code runs, and does not say what it replaced; it
-// also unblocks SIGHUP, SIGINT, SIGTERM and SIGQUIT in its threads. So a
-// caller's ignored SIGTERM, SIGQUIT or SIGPIPE, or blocked SIGTERM, cannot
-// be seen from Go. lockmgrEntry (sigentry_linux_amd64.s), when the binary
-// is linked with -ldflags=-E=main.lockmgrEntry, runs first and records
-// them here. Without that entry (another architecture, `go run`, a test
-// binary) entryRan stays 0 and lockmgr knows what signal.Ignored tells:
-// SIGHUP and SIGINT.
+// changes it: by lockmgrEntry (sigentry_linux_amd64.s) or by the C
+// constructor in sigentry_cgo.go, whichever the build has; entryRan stays
+// 0 in a build with neither. signals.go says why, which build has which,
+// and what a build with neither loses.
 
 import (
 	"os"

@@ -4,9 +4,10 @@ package main
 
 // A binary linked by the system's linker (cgo, as Arch's packaging
 // guidelines build it) starts at the C library's entry, which ignores
-// -E=main.lockmgrEntry. There a constructor records the same things
-// before the Go runtime starts: the C library runs constructors before it
-// calls main, which is where the Go runtime begins.
+// -E=main.lockmgrEntry. There a constructor records what lockmgrEntry
+// would (sigentry.go; the model is in signals.go) before the Go runtime
+// starts: the C library runs constructors before it calls main, which is
+// where the Go runtime begins.
 
 /*
 #include <signal.h>

@@ -3,7 +3,7 @@
 #include "textflag.h"
 
 // lockmgrEntry is lockmgr's ELF entry point when it is linked with
-// -ldflags=-E=main.lockmgrEntry (sigentry.go says why). Before the Go
+// -ldflags=-E=main.lockmgrEntry (signals.go says why). Before the Go
 // runtime replaces them, it records the handler of every signal
 // (rt_sigaction with no new action) in ·entryHandlers and the signal mask
 // (rt_sigprocmask with no new mask) in ·entryMask, then starts the runtime

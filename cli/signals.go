@@ -1,30 +1,79 @@
 package main
 
-// What lockmgr does with signals, so that putting `lockmgr run` in front
-// of a command changes nothing a shell or the command can see.
+// Signals in lockmgr: the whole model, written down here once. Every
+// other place that touches a signal does one part of it and points here.
 //
-// Dispositions. A command started by flock(1) inherits its caller's
-// ignored signals: nohup's SIGHUP, a background job's SIGINT. exec resets
-// a caught signal to its default, so every signal lockmgr catches comes
-// back to life in the command. lockmgr therefore never asks for a signal
-// its caller ignored: it stays ignored in lockmgr, as in flock(1), and
-// the command inherits it ignored. The Go runtime keeps an inherited
-// SIG_IGN, and reports it through signal.Ignored, for SIGHUP and SIGINT
-// only: it installs its own handler over every other signal before any
-// of lockmgr's code runs, does not tell what it replaced, and unblocks
-// SIGHUP, SIGINT, SIGTERM and SIGQUIT in its threads. sigentry.go
-// recovers the rest, in a lockmgr linked with its own entry point; without
-// it an ignored SIGTERM, SIGQUIT or SIGPIPE reaches the command at its
-// default, and those four signals unblocked (docs/cli.rst, "Coming from
-// flock(1)").
+// There are two kinds of process. lockmgr itself (this program, the
+// host) stands between a caller and a command, and must change nothing
+// either can see about signals. A backend plugin (core/pluginrpc.Serve)
+// is lockmgr's own child, started by core/pluginhost, and owns its
+// signals outright. Four signal jobs follow.
 //
-// Dying. A shell stops a loop only when its child was killed by SIGINT
-// (bash's "wait and cooperative exit"), so lockmgr, like env, nice and
-// sudo, ends itself by the signal that ended the command, after it has
-// released the lock; and a signal that stops the wait for the lock ends
-// lockmgr by that signal. The flock personality exits 128+N for a
-// command killed by signal N, as util-linux flock(1) does, and dies by the
-// signal itself, as flock(1) does, when the signal is aimed at it.
+// 1. The caller's dispositions and mask reach the command (host). A
+// command started by flock(1) inherits its caller's ignored signals
+// (nohup's SIGHUP, a background job's SIGINT) and signal mask, and exec
+// resets a caught signal to its default, so every signal lockmgr catches
+// comes back to life in the command. lockmgr therefore never asks for a
+// signal its caller ignored (catchableSignals), ignores again what its
+// caller ignored (restoreIgnored; SIGCHLD excepted, as flock(1) resets
+// it too: keptIgnored lists the rest), and starts the command with the
+// caller's mask (withCallerMask). The Go runtime makes this hard: before
+// any Go code runs it installs its own handler over most signals,
+// without saying what it replaced, and unblocks in its threads the
+// signals it needs. So the caller's state is recorded before the runtime
+// starts, by one of:
+//
+//   - lockmgrEntry (sigentry_linux_amd64.s, variables in sigentry.go):
+//     an ELF entry point, used when Go's linker links lockmgr with
+//     -ldflags=-E=main.lockmgrEntry; the Makefile (CLIENTRY) does so for
+//     CGO_ENABLED=0 on amd64, as make build and the releases are built;
+//   - a C constructor (sigentry_cgo.go), in a cgo build, whose entry is
+//     the C library's and which ignores -E; on any architecture;
+//   - neither: a build without cgo on another architecture (arm64), or
+//     without the flag (go build, go install, go run, a test binary).
+//
+// What a build with neither loses, as measured with Go 1.26 on Linux:
+// it knows what the runtime tells (signal.Ignored), which is only that
+// SIGHUP and SIGINT were ignored, and it leaves alone the ignored
+// SIGTSTP, SIGTTIN and SIGTTOU, whose handlers the runtime does not
+// replace; the command inherits those five ignored, as from flock(1).
+// An ignored SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+// SIGWINCH, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGIO or SIGPWR reaches the
+// command at its default instead. And the command's mask is the caller's
+// less SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGURG, SIGPROF, the
+// fault signals (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV,
+// SIGSTKFLT, SIGSYS) and the real-time signals 33 and 34, which arrive
+// unblocked. docs/cli.rst ("Coming from flock(1)") tells users the same.
+//
+// 2. Relaying and dying (host). `lockmgr run` catches SIGINT, SIGTERM,
+// SIGHUP and SIGQUIT (relayedSignals), unless its caller ignored them: to
+// stop waiting for the lock, and to pass on to the command. A shell stops
+// a loop only when its child was killed by SIGINT (bash's "wait and
+// cooperative exit"), so lockmgr, like env, nice and sudo, ends itself by
+// the signal that ended the command, after it has released the lock
+// (commandExit, dieBySignal: the kernel's default action, reset by a raw
+// rt_sigaction, since signal.Reset leaves the runtime's handler); and a
+// signal that stops the wait for the lock ends lockmgr by that signal.
+// The flock personality exits 128+N for a command killed by signal N, as
+// util-linux flock(1) does, and dies by the signal itself, as flock(1)
+// does, when the signal is aimed at it.
+//
+// 3. A plugin outlives the signals meant for its host (plugin). The
+// session with its host alone decides when a plugin ends, so it ignores
+// the same four signals lockmgr relays (a terminal's ^C and ^\, a
+// hangup, a service manager's SIGTERM to the whole group), which must not
+// drop the lock that guards a command still shutting down; and it takes
+// pluginrpc.HostDeathSignal (SIGUSR2) as its parent-death signal
+// (Pdeathsig), which the host sets as it starts it unless it hands the
+// lock on. Both are in core/pluginrpc (serve.go, handshake.go).
+//
+// 4. A real-time signal ends a blocking lock call (plugin).
+// core/kernelwait takes real-time signal 40 (kernelwait.Signal) to
+// interrupt a lock call blocked in the kernel once its context ends, as
+// flock(1) interrupts its wait with a timer signal; its package comment
+// says how. Only a process that owns its signals may do that: a plugin
+// does (Serve calls kernelwait.Enable); lockmgr itself never does, since
+// its signals are its caller's and its command's.
 
 import (
 	"os"

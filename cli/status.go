@@ -24,6 +24,7 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
+	"github.com/lockmgr/lockmgr/core/holders"
 	"github.com/lockmgr/lockmgr/core/lockfile"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 	"github.com/spf13/cobra"
@@ -88,6 +89,11 @@ error.`,
 	c.Flags().StringVarP(&backendName, "backend", "b", "", "show the locks that matter to backend `NAME` (see above)")
 	return c
 }
+
+// attribute credits a lock held through a backend plugin to the lockmgr
+// or command a person would look for (holders.Attribute), for the
+// callers that name it so.
+var attribute = holders.Attribute
 
 // inspector reports the locks on one lock file.
 type inspector struct {
@@ -243,7 +249,7 @@ func status(stdout, stderr io.Writer, files []string, pick func(file string) (in
 			continue
 		}
 		if !inspect.byName {
-			fst.Status = attribute(fst.Status)
+			fst.Status = holders.Attribute(fst.Status)
 		}
 		held = held || fst.Locked()
 		if jsonOut {

@@ -89,7 +89,8 @@ var enableOnce = sync.OnceValue(enable)
 
 // Enable makes Signal interrupt lock calls, for the life of the process.
 // Only a process that owns its signals should call it: a plugin does, a
-// library in its user's program does not. It fails, and Wait stays
+// library in its user's program does not (cli/signals.go has lockmgr's
+// whole signal model). It fails, and Wait stays
 // unavailable, if the runtime is not handling Signal (os/signal ignored
 // or reset it).
 func Enable() error { return enableOnce() }

@@ -57,7 +57,7 @@ const (
 // so both sides take it from here. Not SIGKILL, so that the plugin can
 // give back locks that outlive it (etcd leases) before it exits; not one
 // of the signals a terminal or a service manager sends a whole group,
-// which the plugin ignores.
+// which the plugin ignores (cli/signals.go has the whole signal model).
 //
 // The kernel sends Pdeathsig when the thread that forked the plugin
 // exits, not the process, and a Go program's threads end when a goroutine

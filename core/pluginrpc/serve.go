@@ -66,10 +66,10 @@ func serveSession(impl backend.LockMgr) {
 	if err != nil || fd < 3 {
 		return // not started by a host: go-plugin refuses to serve
 	}
-	// The session alone decides when the plugin ends. Signals meant for
-	// the host or the command it runs (a hangup, ^\, systemd's SIGTERM to
-	// the whole cgroup) must not drop the lock that guards that command
-	// while it is still shutting down; SIGKILL still works.
+	// The session alone decides when the plugin ends: the signals meant
+	// for the host or its command are ignored, and HostDeathSignal ends
+	// it. SIGKILL still works. The whole signal model, host and plugin,
+	// is written down once in cli/signals.go.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
 	hostDied := make(chan os.Signal, 1)
 	signal.Notify(hostDied, HostDeathSignal)

@@ -1,19 +1,19 @@
-package main
-
-// Who holds a lock, as a person means it. The kernel names the process
-// that took the lock, and for lockmgr's own locks that is a backend
-// plugin: a process nobody started by hand and nobody would look for. So
-// a lock held by a plugin is shown as held by the lockmgr that owns the
-// plugin, and the command that lockmgr runs is named beside it, each pid
-// with its own command: "pid 1234 (lockmgr run) [running backup.sh (pid
-// 1235), ...]" is the lockmgr to signal, and the script a person
-// recognises.
+// Package holders says who holds a lock as a person means it, where the
+// kernel's answer (package proclocks) names a process nobody would look
+// for: a lockmgr backend plugin.
+//
+// The kernel names the process that took the lock, and for lockmgr's own
+// locks that is a backend plugin: a process nobody started by hand. So a
+// lock held by a plugin is credited to the lockmgr that owns the plugin,
+// and the command that lockmgr runs is named beside it, each pid with its
+// own command: "pid 1234 (lockmgr run) [running backup.sh (pid 1235),
+// ...]" is the lockmgr to signal, and the script a person recognises.
 //
 // A flock or ofd lock is handed over by its plugin: lockmgr holds the
 // locked descriptor itself, shares it with its command, and the process
-// /proc/locks names (the plugin) has exited. Such a lock is shown as held
-// by the lockmgr, running its command; once that lockmgr is gone, by the
-// command, which holds the descriptor.
+// /proc/locks names (the plugin) has exited. Such a lock is credited to
+// the lockmgr, running its command; once that lockmgr is gone, to the
+// command, which holds the descriptor (proclocks.ForFile finds it).
 //
 // A plugin's host is its parent while the host lives. `lockmgr run`
 // hands its command the lock's keeper (the write end of a pipe whose read
@@ -21,11 +21,23 @@ package main
 // so that a posix or etcd lock outlives a lockmgr killed with SIGKILL, as
 // flock(1)'s does; the plugin is then reparented (to init or a
 // subreaper), and the parent is no longer the host. The test is whether
-// the parent holds the plugin's lifeline (the host's end of its session),
-// as every live host does. When it does not, the lock is shown as held by
-// the process that keeps one of the plugin's keepers open: the command
-// (the eldest, if it has passed the keeper on to its own children), which
-// is what has to end for the lock to go.
+// the parent holds the plugin's lifeline (the host's end of its session,
+// which the plugin's environment names: pluginrpc.LifelineHostEnv), as
+// every live host does. When it does not, the lock is credited to the
+// process that keeps one of the plugin's keepers open: the command (the
+// eldest, if it has passed the keeper on to its own children), which is
+// what has to end for the lock to go.
+//
+// Why a package of its own, and not part of proclocks: proclocks reads
+// the kernel's tables and knows nothing of lockmgr's processes, and it
+// cannot: the plugin boundary that defines them (pluginhost's binary
+// names, pluginrpc's lifeline) depends on proclocks through fdlock, so
+// proclocks importing it would be a cycle. This package sits above both
+// and joins them: what the kernel says, read through what lockmgr knows
+// of the processes it starts. Everything here is read from /proc, which
+// anyone may read for their own processes; what cannot be read (another
+// user's process, one that exited mid-look) is left as the kernel said.
+package holders
 
 import (
 	"fmt"
@@ -35,22 +47,29 @@ import (
 	"strconv"
 	"strings"
 
-	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
 // pluginComm is the command name of every backend plugin in /proc: the
-// kernel cuts "lockmgr-backend-flock" to 15 bytes.
-const pluginComm = "lockmgr-backend"
+// kernel cuts a command name to 15 bytes (TASK_COMM_LEN less its NUL), so
+// "lockmgr-backend-flock" shows as "lockmgr-backend".
+var pluginComm = pluginhost.BinaryPrefix[:min(len(pluginhost.BinaryPrefix), 15)]
 
 // lockmgrComm is lockmgr's own command name, for a host whose command is
 // more interesting than the host.
 const lockmgrComm = "lockmgr"
 
-// attribute returns st with every lock owned by a backend plugin
-// credited to the process a person would look for (see above).
-func attribute(st backend.Status) backend.Status {
+// Attribute returns st with each holder and waiter that is a backend
+// plugin, or a lockmgr holding a descriptor its plugin handed over,
+// credited to the process a person would look for, as the package comment
+// describes; the process the kernel named is kept in Detail. Other owners
+// are returned as they are. Use it on what proclocks.ForFile (or a kernel
+// lock backend's Inspect) returns, for a status a person reads; not on a
+// distributed backend's answer, whose pids belong to other hosts.
+func Attribute(st backend.Status) backend.Status {
 	for i := range st.Holders {
 		st.Holders[i] = attributeOwner(st.Holders[i])
 	}
@@ -125,7 +144,7 @@ func pluginName(pid int) string {
 		return pluginComm
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, lockmgr.PluginBinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginhost.BinaryPrefix) {
 		return name
 	}
 	return pluginComm
@@ -140,7 +159,7 @@ func lifelineOf(pid int) string {
 		return ""
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if v, ok := strings.CutPrefix(kv, lockmgr.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
+		if v, ok := strings.CutPrefix(kv, pluginrpc.LifelineHostEnv+"="); ok && strings.HasPrefix(v, "socket:") {
 			return v
 		}
 	}
@@ -213,15 +232,20 @@ func keeperOf(target string, plugin int) int {
 }
 
 // subcommandOf returns the lockmgr command that process pid (a lockmgr)
-// is running, "run" say, from its command line, which anyone may read:
-// the first argument that is not a flag (nor --config's value). It
-// returns "" when the command line cannot be read.
+// is running, "run" say, from its command line, which anyone may read
+// (see subcommand). It returns "" when the command line cannot be read.
 func subcommandOf(pid int) string {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
 		return ""
 	}
-	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	return subcommand(strings.Split(strings.TrimRight(string(data), "\x00"), "\x00"))
+}
+
+// subcommand returns the lockmgr command in args, a lockmgr's command
+// line: the first argument that is not a flag (nor --config's value), if
+// it is a word in lower case; "" otherwise.
+func subcommand(args []string) string {
 	for i := 1; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "--config":
