@@ -28,7 +28,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -488,13 +487,6 @@ func runFlock(c *flockCompat, argv []string) error {
 	}
 	g := &globals{}
 	ops := fa.operands
-	shellLine := func(line string) []string {
-		shell := os.Getenv("SHELL")
-		if shell == "" {
-			shell = "/bin/sh"
-		}
-		return []string{shell, "-c", line}
-	}
 	if o.fd >= 0 {
 		// --fd N COMMAND: the lock goes around the command, on the
 		// caller's descriptor.
@@ -502,7 +494,7 @@ func runFlock(c *flockCompat, argv []string) error {
 		var cmd []string
 		switch {
 		case fa.commandLine != nil:
-			cmd = shellLine(*fa.commandLine)
+			cmd = shellArgv(*fa.commandLine)
 		case len(ops) > 0:
 			cmd = ops
 		default:
@@ -529,7 +521,7 @@ func runFlock(c *flockCompat, argv []string) error {
 			if len(cmd) != 2 {
 				return &flockUsage{[]string{fmt.Sprintf("%s: %s requires exactly one command argument", short, cmd[0])}}
 			}
-			cmd = shellLine(cmd[1])
+			cmd = shellArgv(cmd[1])
 		}
 		if o.unlock {
 			return c.runUnlocked(file, cmd)
@@ -627,11 +619,11 @@ func (c *flockCompat) runUnlocked(file string, argv []string) error {
 	}
 	c.executing(argv[0])
 	// No lock goes round the command, and no output says there is one.
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lockEnv{}), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	if cmd, err = startCommand(cmd); err != nil {
+	cmd, exited, err := startCommand(path, argv, commandEnv(lockEnv{}), nil)
+	if err != nil {
 		return c.execFailed(argv[0], err)
 	}
-	_ = cmd.Wait()
+	<-exited
 	if code := childStatus(cmd.ProcessState); code != 0 {
 		return exitStatus(code)
 	}

@@ -9,8 +9,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -93,24 +91,23 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		return commandError(argv[0], err)
 	}
 	o.compat.executing(argv[0])
-	// No ExtraFiles: every descriptor the caller passed, fd among them, is
-	// open in lockmgr without close-on-exec and reaches the command at its
-	// own number, as under flock(1); ExtraFiles would close the numbers it
-	// leaves empty.
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lock), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 			return withCode(exitNoInput, fmt.Errorf("--close: descriptor %d: %w", fd, err))
 		}
 	}
-	if cmd, err = startCommand(cmd); err != nil {
+	// Nothing to give: every descriptor the caller passed, fd among them,
+	// is open in lockmgr without close-on-exec and reaches the command at
+	// its own number, as under flock(1).
+	cmd, exited, err := startCommand(path, argv, commandEnv(lock), nil)
+	if err != nil {
 		if o.compat != nil {
 			return o.compat.execFailed(argv[0], err)
 		}
 		return commandError(argv[0], err)
 	}
-	_ = cmd.Wait()
+	<-exited
 	return o.commandExit(cmd.ProcessState)
 }
 

@@ -26,17 +26,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/spf13/cobra"
@@ -146,11 +142,7 @@ func parseRunArgs(args []string) (file string, argv []string, err error) {
 		if len(rest) != 2 {
 			return "", nil, usageErrorf("run: %s takes exactly one command line, got %d arguments %s", first, len(rest)-1, usage)
 		}
-		shell := os.Getenv("SHELL")
-		if shell == "" {
-			shell = "/bin/sh"
-		}
-		argv = []string{shell, "-c", rest[1]}
+		argv = shellArgv(rest[1])
 	case strings.HasPrefix(first, "-"):
 		// Almost surely a flag put after FILE, which would otherwise run
 		// as a command named "-n"; `FILE -- -cmd` runs such a command.
@@ -333,9 +325,9 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 	if o.close {
 		give = nil
 	}
-	cmd, exited, err := launch(path, argv, env, give)
+	cmd, exited, err := startCommand(path, argv, env, give)
 	if err != nil {
-		return err
+		return commandError(argv[0], err)
 	}
 	o.supervise(cmd, exited, sigs, nil, nil, false)
 	return o.commandExit(cmd.ProcessState)
@@ -359,12 +351,12 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string
 			return err
 		}
 	}
-	cmd, exited, err := launch(path, argv, env, give)
+	cmd, exited, err := startCommand(path, argv, env, give)
 	if give != nil {
 		give.Close() // the command has its own copy
 	}
 	if err != nil {
-		return err
+		return commandError(argv[0], err)
 	}
 	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, cmd, argv[0]) }, true)
 	uerr := h.Unlock()
@@ -380,31 +372,6 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
 	}
 	return o.commandExit(cmd.ProcessState)
-}
-
-// launch starts the command with the caller's stdio, signal mask and
-// every descriptor the caller passed to lockmgr, unchanged, plus give, if
-// not nil, at the lowest number the caller left free (see commandFiles).
-func launch(path string, argv []string, env []string, give *os.File) (*exec.Cmd, <-chan struct{}, error) {
-	cmd := &exec.Cmd{
-		Path:       path,
-		Args:       argv,
-		Env:        env,
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: commandFiles(give),
-	}
-	cmd, err := startCommand(cmd)
-	if err != nil {
-		return nil, nil, commandError(argv[0], err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the status is in cmd.ProcessState
-		close(exited)
-	}()
-	return cmd, exited, nil
 }
 
 // supervise waits for the command to exit and, if lost fires, acts on
@@ -446,29 +413,6 @@ func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-cha
 	}
 }
 
-// commandFiles is exec.Cmd.ExtraFiles for a command that must see every
-// descriptor its caller gave lockmgr at the number it had, plus give at
-// the lowest number the caller left free, as flock(1)'s command sees the
-// lock file it opened. The caller's descriptors are those lockmgr
-// inherited: they are not close-on-exec, while every descriptor the Go
-// runtime and lockmgr open is. Each of the caller's below that free
-// number is passed at its own number, so that exec.Cmd, which fills
-// 3, 4, ... in order, replaces none of them.
-func commandFiles(give *os.File) []*os.File {
-	if give == nil {
-		return nil
-	}
-	var files []*os.File
-	for fd := 3; callerDescriptor(fd); fd++ {
-		files = append(files, os.NewFile(uintptr(fd), "inherited"))
-	}
-	return append(files, give)
-}
-
-// callerDescriptor reports whether fd is open and was inherited from
-// lockmgr's caller.
-var callerDescriptor = fdslot.CallerDescriptor
-
 // lockLost acts on --on-lost, and reports whether the command is being
 // stopped.
 func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) bool {
@@ -485,45 +429,6 @@ func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) boo
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
 	return true
-}
-
-// lockEnv is what the command's outputs say of the lock it runs under:
-// the lock's name (a file's absolute path, or a distributed lock's name),
-// the backend that holds it, and its fencing token, if any. The zero
-// lockEnv is no lock at all.
-type lockEnv struct {
-	name, backend string
-	token         uint64
-}
-
-// handleEnv is the lockEnv of the lock h holds.
-func handleEnv(h *lockmgr.Handle) lockEnv {
-	return lockEnv{name: h.LockName(context.Background()), backend: h.Backend(), token: h.FencingToken()}
-}
-
-// commandEnv is the environment of every command lockmgr starts (run's,
-// -F's, --fd's, the flock personality's): lockmgr's own, with the
-// outputs (config.OutputEnv) set afresh from l. A value lockmgr got from
-// a parent run never passes through: it would describe the parent's
-// lock, not this one. With no lock (-u), no output is set.
-func commandEnv(l lockEnv) []string {
-	env := make([]string, 0, len(os.Environ())+3)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(config.OutputEnv(), name) {
-			env = append(env, kv)
-		}
-	}
-	if l.name != "" {
-		env = append(env, envLockFile+"="+l.name)
-	}
-	if l.backend != "" {
-		env = append(env, envBackend+"="+l.backend)
-	}
-	if l.token != 0 {
-		env = append(env, envFencingToken+"="+strconv.FormatUint(l.token, 10))
-	}
-	return env
 }
 
 // forward passes signal s on to the command, unless the terminal has sent
@@ -555,38 +460,6 @@ func inForeground(pid int) bool {
 	ours := unix.Getpgrp()
 	theirs, err := unix.Getpgid(pid)
 	return err == nil && fg == ours && theirs == ours
-}
-
-// childStatus is the command's status as a shell reports it.
-func childStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitSignal + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-// commandError explains a command that cannot be run, with the shell's
-// exit codes: 127 when it does not exist, 126 when it cannot be executed.
-func commandError(name string, err error) error {
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		err = ee.Err
-	}
-	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		return withCode(exitNotFound, fmt.Errorf("%s: command not found", name))
-	case errors.Is(err, exec.ErrDot):
-		return withCode(exitNotFound, fmt.Errorf("%s: found only in the current directory, through a relative $PATH entry (run it as ./%s)", name, name))
-	case errors.Is(err, fs.ErrNotExist):
-		return withCode(exitNotFound, fmt.Errorf("%s: no such file or directory", name))
-	case errors.Is(err, fs.ErrPermission):
-		return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: permission denied (not an executable file)", name))
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: %v", name, err))
 }
 
 // lossCause says why a lock was lost: its plugin died, or the plugin, still
