@@ -77,20 +77,20 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 			f.verbose = false // flock(1)'s lines instead
 		}
 		lock, err = lockDescriptor(g, &f, fd)
-		o.compat.failed(err, &o.lockFlags)
+		compatFailed(o.compat, err, &o.lockFlags)
 	}
 	if err != nil {
 		return err
 	}
-	o.compat.acquired(time.Since(start))
+	o.compat.Acquired(time.Since(start))
 	path, err := lookPath(argv[0])
 	if err != nil {
 		if o.compat != nil {
-			return o.compat.execFailed(argv[0], err)
+			return exitStatus(o.compat.ExecFailed(argv[0], err))
 		}
 		return commandError(argv[0], err)
 	}
-	o.compat.executing(argv[0])
+	o.compat.Executing(argv[0])
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
@@ -103,7 +103,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	cmd, exited, err := startCommand(path, argv, commandEnv(lock), nil)
 	if err != nil {
 		if o.compat != nil {
-			return o.compat.execFailed(argv[0], err)
+			return exitStatus(o.compat.ExecFailed(argv[0], err))
 		}
 		return commandError(argv[0], err)
 	}

@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lockmgr/lockmgr/cli/internal/flockcompat"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/spf13/cobra"
@@ -67,11 +68,11 @@ type runOptions struct {
 	// which only --fd allows.
 	fd          int
 	commandLine string
-	// flock(1)'s own options (flockcompat.go): -u, -F, --fcntl, -V.
+	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V.
 	unlock, noFork, fcntl, version bool
 	// compat, in the flock personality, makes lockmgr speak as util-linux
 	// flock(1): its messages, --verbose lines and exit codes.
-	compat *flockCompat
+	compat *flockcompat.Voice
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -265,14 +266,14 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	if err := o.acquire(h, sigs); err != nil {
 		return err
 	}
-	o.compat.acquired(time.Since(start))
+	o.compat.Acquired(time.Since(start))
 	for _, w := range h.Warnings() {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
 	}
 	if lookErr != nil {
-		return o.compat.execFailed(argv[0], lookErr)
+		return exitStatus(o.compat.ExecFailed(argv[0], lookErr))
 	}
-	o.compat.executing(argv[0])
+	o.compat.Executing(argv[0])
 	if o.noFork {
 		if done, err := o.execLocked(h, path, argv); done {
 			return err
@@ -287,7 +288,7 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 	l := handleLocker(h, o.mode)
 	f := o.lockFlags
 	if o.compat != nil {
-		f.verbose = false // flock(1)'s lines instead (flockcompat.go)
+		f.verbose = false // flock(1)'s lines instead (package flockcompat)
 	}
 	err := f.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
@@ -296,7 +297,7 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 		// it, as an uncaught signal would have ended flock(1).
 		return signalExit(s.(syscall.Signal))
 	}
-	o.compat.failed(err, &o.lockFlags)
+	compatFailed(o.compat, err, &o.lockFlags)
 	return err
 }
 
