@@ -9,8 +9,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"time"
 
@@ -79,38 +77,37 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 			f.verbose = false // flock(1)'s lines instead
 		}
 		lock, err = lockDescriptor(g, &f, fd)
-		o.compat.failed(err, &o.lockFlags)
+		compatFailed(o.compat, err, &o.lockFlags)
 	}
 	if err != nil {
 		return err
 	}
-	o.compat.acquired(time.Since(start))
+	o.compat.Acquired(time.Since(start))
 	path, err := lookPath(argv[0])
 	if err != nil {
 		if o.compat != nil {
-			return o.compat.execFailed(argv[0], err)
+			return exitStatus(o.compat.ExecFailed(argv[0], err))
 		}
 		return commandError(argv[0], err)
 	}
-	o.compat.executing(argv[0])
-	// No ExtraFiles: every descriptor the caller passed, fd among them, is
-	// open in lockmgr without close-on-exec and reaches the command at its
-	// own number, as under flock(1); ExtraFiles would close the numbers it
-	// leaves empty.
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(lock), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	o.compat.Executing(argv[0])
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 			return withCode(exitNoInput, fmt.Errorf("--close: descriptor %d: %w", fd, err))
 		}
 	}
-	if cmd, err = startCommand(cmd); err != nil {
+	// Nothing to give: every descriptor the caller passed, fd among them,
+	// is open in lockmgr without close-on-exec and reaches the command at
+	// its own number, as under flock(1).
+	cmd, exited, err := startCommand(path, argv, commandEnv(lock), nil)
+	if err != nil {
 		if o.compat != nil {
-			return o.compat.execFailed(argv[0], err)
+			return exitStatus(o.compat.ExecFailed(argv[0], err))
 		}
 		return commandError(argv[0], err)
 	}
-	_ = cmd.Wait()
+	<-exited
 	return o.commandExit(cmd.ProcessState)
 }
 

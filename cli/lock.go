@@ -130,20 +130,10 @@ func openFD(fd int) (string, error) {
 }
 
 // fdBackend picks the backend for a descriptor naming path: the flag, or
-// the configuration's choice for path, with auto decided here as core
-// decides it for a path.
+// the configuration's choice for path, with auto decided by path's
+// filesystem, as core decides it for a lock file (config.Resolve).
 func fdBackend(cfg *config.Config, flag, path string) string {
-	name := flag
-	if name == "" {
-		name, _ = cfg.BackendFor(path, lockfile.PathOnNetworkFS)
-	}
-	if name == config.BackendAuto {
-		name = config.BackendFlock
-		if lockfile.PathOnNetworkFS(path) {
-			name = config.BackendPOSIX
-		}
-	}
-	return name
+	return cfg.Resolve(flag, path, lockfile.PathOnNetworkFS)
 }
 
 // fdHandle returns a Handle that locks the open file behind fd, named

@@ -12,7 +12,7 @@ package main
 // $PATH unset, glibc's execvp searches /bin:/usr/bin, where exec.LookPath
 // finds nothing. Finally, a file that is executable but not a program the
 // kernel can start (a script without a #! line) is run by /bin/sh, as
-// execvp does.
+// execvp does (command.go).
 
 import (
 	"errors"
@@ -81,29 +81,4 @@ func executable(p string) error {
 		return &fs.PathError{Op: "exec", Path: p, Err: err}
 	}
 	return nil
-}
-
-// startCommand starts cmd, and returns the command that runs: cmd, or,
-// for a file the kernel cannot execute (ENOEXEC: a script without #!),
-// /bin/sh running it, as execvp does.
-func startCommand(cmd *exec.Cmd) (*exec.Cmd, error) {
-	err := withCallerMask(cmd.Start)
-	if !errors.Is(err, syscall.ENOEXEC) {
-		return cmd, err
-	}
-	sh := &exec.Cmd{
-		Path:        "/bin/sh",
-		Args:        append([]string{"/bin/sh", cmd.Path}, cmd.Args[1:]...),
-		Env:         cmd.Env,
-		Dir:         cmd.Dir,
-		Stdin:       cmd.Stdin,
-		Stdout:      cmd.Stdout,
-		Stderr:      cmd.Stderr,
-		ExtraFiles:  cmd.ExtraFiles,
-		SysProcAttr: cmd.SysProcAttr,
-	}
-	if err := withCallerMask(sh.Start); err != nil {
-		return cmd, err
-	}
-	return sh, nil
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"syscall"
-
 	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 )
@@ -35,12 +32,5 @@ func (o *runOptions) execLocked(h *lockmgr.Handle, path string, argv []string) (
 		f.Close()
 		return true, commandError(argv[0], err)
 	}
-	err = withCallerMask(func() error { return syscall.Exec(path, argv, env) })
-	if errors.Is(err, syscall.ENOEXEC) {
-		// A script without #!: /bin/sh runs it, as execvp does.
-		err = withCallerMask(func() error {
-			return syscall.Exec("/bin/sh", append([]string{"/bin/sh", path}, argv[1:]...), env)
-		})
-	}
-	return true, commandError(argv[0], err)
+	return true, commandError(argv[0], execCommand(path, argv, env))
 }

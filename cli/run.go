@@ -26,21 +26,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
+	"github.com/lockmgr/lockmgr/cli/internal/flockcompat"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 )
 
 // Environment variables lockmgr sets for the command it runs: outputs,
@@ -71,11 +66,11 @@ type runOptions struct {
 	// which only --fd allows.
 	fd          int
 	commandLine string
-	// flock(1)'s own options (flockcompat.go): -u, -F, --fcntl, -V.
+	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V.
 	unlock, noFork, fcntl, version bool
 	// compat, in the flock personality, makes lockmgr speak as util-linux
 	// flock(1): its messages, --verbose lines and exit codes.
-	compat *flockCompat
+	compat *flockcompat.Voice
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -146,11 +141,7 @@ func parseRunArgs(args []string) (file string, argv []string, err error) {
 		if len(rest) != 2 {
 			return "", nil, usageErrorf("run: %s takes exactly one command line, got %d arguments %s", first, len(rest)-1, usage)
 		}
-		shell := os.Getenv("SHELL")
-		if shell == "" {
-			shell = "/bin/sh"
-		}
-		argv = []string{shell, "-c", rest[1]}
+		argv = shellArgv(rest[1])
 	case strings.HasPrefix(first, "-"):
 		// Almost surely a flag put after FILE, which would otherwise run
 		// as a command named "-n"; `FILE -- -cmd` runs such a command.
@@ -273,14 +264,14 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	if err := o.acquire(h, sigs); err != nil {
 		return err
 	}
-	o.compat.acquired(time.Since(start))
+	o.compat.Acquired(time.Since(start))
 	for _, w := range h.Warnings() {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
 	}
 	if lookErr != nil {
-		return o.compat.execFailed(argv[0], lookErr)
+		return exitStatus(o.compat.ExecFailed(argv[0], lookErr))
 	}
-	o.compat.executing(argv[0])
+	o.compat.Executing(argv[0])
 	if o.noFork {
 		if done, err := o.execLocked(h, path, argv); done {
 			return err
@@ -295,7 +286,7 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 	l := handleLocker(h, o.mode)
 	f := o.lockFlags
 	if o.compat != nil {
-		f.verbose = false // flock(1)'s lines instead (flockcompat.go)
+		f.verbose = false // flock(1)'s lines instead (package flockcompat)
 	}
 	err := f.acquire(ctx, l, os.Stderr)
 	if s := stop(); s != nil {
@@ -304,7 +295,7 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 		// it, as an uncaught signal would have ended flock(1).
 		return signalExit(s.(syscall.Signal))
 	}
-	o.compat.failed(err, &o.lockFlags)
+	compatFailed(o.compat, err, &o.lockFlags)
 	return err
 }
 
@@ -333,9 +324,9 @@ func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path strin
 	if o.close {
 		give = nil
 	}
-	cmd, exited, err := launch(path, argv, env, give)
+	cmd, exited, err := startCommand(path, argv, env, give)
 	if err != nil {
-		return err
+		return commandError(argv[0], err)
 	}
 	o.supervise(cmd, exited, sigs, nil, nil, false)
 	return o.commandExit(cmd.ProcessState)
@@ -359,12 +350,12 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string
 			return err
 		}
 	}
-	cmd, exited, err := launch(path, argv, env, give)
+	cmd, exited, err := startCommand(path, argv, env, give)
 	if give != nil {
 		give.Close() // the command has its own copy
 	}
 	if err != nil {
-		return err
+		return commandError(argv[0], err)
 	}
 	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, cmd, argv[0]) }, true)
 	uerr := h.Unlock()
@@ -380,221 +371,4 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
 	}
 	return o.commandExit(cmd.ProcessState)
-}
-
-// launch starts the command with the caller's stdio, signal mask and
-// every descriptor the caller passed to lockmgr, unchanged, plus give, if
-// not nil, at the lowest number the caller left free (see commandFiles).
-func launch(path string, argv []string, env []string, give *os.File) (*exec.Cmd, <-chan struct{}, error) {
-	cmd := &exec.Cmd{
-		Path:       path,
-		Args:       argv,
-		Env:        env,
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: commandFiles(give),
-	}
-	cmd, err := startCommand(cmd)
-	if err != nil {
-		return nil, nil, commandError(argv[0], err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the status is in cmd.ProcessState
-		close(exited)
-	}()
-	return cmd, exited, nil
-}
-
-// supervise waits for the command to exit and, if lost fires, acts on
-// --on-lost through onLost (which reports whether it is stopping the
-// command). It reports whether the command was stopped for a lost lock.
-//
-// A signal for lockmgr is relayed to the command only where lockmgr
-// holds what the command relies on (relay: a plugin's lock, which ends if
-// lockmgr does not see the command out). Where the command holds the lock
-// itself (flock, ofd), lockmgr does as flock(1) does: it has no handler,
-// and the signal ends it, while the command, which got any signal sent to
-// the process group from the sender, not a second copy from lockmgr, runs
-// on with its lock.
-func (o *runOptions) supervise(cmd *exec.Cmd, exited <-chan struct{}, sigs <-chan os.Signal, lost <-chan struct{}, onLost func() bool, relay bool) bool {
-	var (
-		killAt  <-chan time.Time
-		stopped bool
-	)
-	for {
-		select {
-		case s := <-sigs:
-			if !relay {
-				dieBySignal(s.(syscall.Signal))
-				continue // a signal whose default does not end a process
-			}
-			forward(cmd.Process, s.(syscall.Signal))
-		case <-lost:
-			lost = nil
-			stopped = onLost()
-			if stopped && o.onLost == onLostTerm {
-				killAt = time.After(o.grace)
-			}
-		case <-killAt:
-			killAt = nil
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		case <-exited:
-			return stopped
-		}
-	}
-}
-
-// commandFiles is exec.Cmd.ExtraFiles for a command that must see every
-// descriptor its caller gave lockmgr at the number it had, plus give at
-// the lowest number the caller left free, as flock(1)'s command sees the
-// lock file it opened. The caller's descriptors are those lockmgr
-// inherited: they are not close-on-exec, while every descriptor the Go
-// runtime and lockmgr open is. Each of the caller's below that free
-// number is passed at its own number, so that exec.Cmd, which fills
-// 3, 4, ... in order, replaces none of them.
-func commandFiles(give *os.File) []*os.File {
-	if give == nil {
-		return nil
-	}
-	var files []*os.File
-	for fd := 3; callerDescriptor(fd); fd++ {
-		files = append(files, os.NewFile(uintptr(fd), "inherited"))
-	}
-	return append(files, give)
-}
-
-// callerDescriptor reports whether fd is open and was inherited from
-// lockmgr's caller.
-var callerDescriptor = fdslot.CallerDescriptor
-
-// lockLost acts on --on-lost, and reports whether the command is being
-// stopped.
-func (o *runOptions) lockLost(h *lockmgr.Handle, cmd *exec.Cmd, name string) bool {
-	what := fmt.Sprintf("lost the lock on %s (%s): %s", h.LockName(context.Background()), h.Backend(), lossCause(h))
-	switch o.onLost {
-	case onLostIgnore:
-		fmt.Fprintf(os.Stderr, "lockmgr: warning: %s; %s (pid %d) runs on without it (--on-lost ignore)\n", what, name, cmd.Process.Pid)
-		return false
-	case onLostKill:
-		fmt.Fprintf(os.Stderr, "lockmgr: %s; killing %s (pid %d)\n", what, name, cmd.Process.Pid)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-	default:
-		fmt.Fprintf(os.Stderr, "lockmgr: %s; stopping %s (pid %d) with SIGTERM, SIGKILL after %s\n", what, name, cmd.Process.Pid, o.grace)
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-	}
-	return true
-}
-
-// lockEnv is what the command's outputs say of the lock it runs under:
-// the lock's name (a file's absolute path, or a distributed lock's name),
-// the backend that holds it, and its fencing token, if any. The zero
-// lockEnv is no lock at all.
-type lockEnv struct {
-	name, backend string
-	token         uint64
-}
-
-// handleEnv is the lockEnv of the lock h holds.
-func handleEnv(h *lockmgr.Handle) lockEnv {
-	return lockEnv{name: h.LockName(context.Background()), backend: h.Backend(), token: h.FencingToken()}
-}
-
-// commandEnv is the environment of every command lockmgr starts (run's,
-// -F's, --fd's, the flock personality's): lockmgr's own, with the
-// outputs (config.OutputEnv) set afresh from l. A value lockmgr got from
-// a parent run never passes through: it would describe the parent's
-// lock, not this one. With no lock (-u), no output is set.
-func commandEnv(l lockEnv) []string {
-	env := make([]string, 0, len(os.Environ())+3)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(config.OutputEnv(), name) {
-			env = append(env, kv)
-		}
-	}
-	if l.name != "" {
-		env = append(env, envLockFile+"="+l.name)
-	}
-	if l.backend != "" {
-		env = append(env, envBackend+"="+l.backend)
-	}
-	if l.token != 0 {
-		env = append(env, envFencingToken+"="+strconv.FormatUint(l.token, 10))
-	}
-	return env
-}
-
-// forward passes signal s on to the command, unless the terminal has sent
-// it to the command already: ^C and ^\ go to the terminal's whole
-// foreground process group, lockmgr and its command alike, and a second
-// SIGINT makes many programs (terraform, a shell's trap handler) give up
-// their cleanup. Go cannot see who sent a signal, so that case is told by
-// lockmgr and its command both being in the terminal's foreground group;
-// a `kill -INT` of lockmgr in that state is then not passed on.
-func forward(p *os.Process, s syscall.Signal) {
-	if (s == syscall.SIGINT || s == syscall.SIGQUIT) && inForeground(p.Pid) {
-		return
-	}
-	_ = p.Signal(s)
-}
-
-// inForeground reports whether lockmgr and process pid are both in the
-// foreground process group of lockmgr's controlling terminal.
-func inForeground(pid int) bool {
-	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	if err != nil {
-		return false
-	}
-	ours := unix.Getpgrp()
-	theirs, err := unix.Getpgid(pid)
-	return err == nil && fg == ours && theirs == ours
-}
-
-// childStatus is the command's status as a shell reports it.
-func childStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return exitSignal + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-// commandError explains a command that cannot be run, with the shell's
-// exit codes: 127 when it does not exist, 126 when it cannot be executed.
-func commandError(name string, err error) error {
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		err = ee.Err
-	}
-	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		return withCode(exitNotFound, fmt.Errorf("%s: command not found", name))
-	case errors.Is(err, exec.ErrDot):
-		return withCode(exitNotFound, fmt.Errorf("%s: found only in the current directory, through a relative $PATH entry (run it as ./%s)", name, name))
-	case errors.Is(err, fs.ErrNotExist):
-		return withCode(exitNotFound, fmt.Errorf("%s: no such file or directory", name))
-	case errors.Is(err, fs.ErrPermission):
-		return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: permission denied (not an executable file)", name))
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: %v", name, err))
-}
-
-// lossCause says why a lock was lost: its plugin died, or the plugin, still
-// running, reported the loss (an etcd lease that expired while the lock
-// service was out of reach).
-func lossCause(h *lockmgr.Handle) string {
-	if errors.Is(h.LostCause(), lockmgr.ErrPluginExited) {
-		return "its backend plugin exited"
-	}
-	return "the backend lost it (a lease that expired, or a lock service out of reach)"
 }
