@@ -21,6 +21,7 @@ import (
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/holders"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -300,7 +301,7 @@ func holdersText(ctx context.Context, l locker) string {
 	if err != nil {
 		return "held; who holds it is unknown: " + oneLine(err.Error())
 	}
-	st = attribute(st)
+	st = holders.Attribute(st)
 	if len(st.Holders) == 0 {
 		// Between our try and the look, it may have been let go; or the
 		// holder is out of sight (another PID namespace).

@@ -90,11 +90,6 @@ error.`,
 	return c
 }
 
-// attribute credits a lock held through a backend plugin to the lockmgr
-// or command a person would look for (holders.Attribute), for the
-// callers that name it so.
-var attribute = holders.Attribute
-
 // inspector reports the locks on one lock file.
 type inspector struct {
 	inspect func(ctx context.Context, path string) (backend.Status, error)
@@ -166,11 +161,10 @@ func statusInspector(g *globals, cfg *config.Config, name string) (inspector, fu
 	case config.BackendFlock, config.BackendPOSIX, config.BackendOFD:
 		return kernelInspector(func(string) []string { return kinds[name] }), nothing, nil
 	case config.BackendAuto:
+		// The choice run would make, file by file (an explicit name needs
+		// no configuration: cfg may be nil).
 		return kernelInspector(func(path string) []string {
-			if lockfile.PathOnNetworkFS(path) {
-				return kinds[config.BackendPOSIX]
-			}
-			return kinds[config.BackendFlock]
+			return kinds[cfg.Resolve(config.BackendAuto, path, lockfile.PathOnNetworkFS)]
 		}), nothing, nil
 	}
 	if cfg == nil {
