@@ -60,8 +60,9 @@ package main
 //
 // 3. A plugin outlives the signals meant for its host (plugin). The
 // session with its host alone decides when a plugin ends, so it ignores
-// the same four signals lockmgr relays (a terminal's ^C and ^\, a
-// hangup, a service manager's SIGTERM to the whole group), which must not
+// the very signals lockmgr relays, one list (pluginrpc.GroupSignals: a
+// terminal's ^C and ^\, a hangup, a service manager's SIGTERM to the
+// whole group), which must not
 // drop the lock that guards a command still shutting down; and it takes
 // pluginrpc.HostDeathSignal (SIGUSR2) as its parent-death signal
 // (Pdeathsig), which the host sets as it starts it unless it hands the
@@ -82,12 +83,14 @@ import (
 	"syscall"
 	"unsafe"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"golang.org/x/sys/unix"
 )
 
 // relayedSignals are the signals `lockmgr run` catches: to stop waiting
-// for the lock, and to pass on to the command.
-var relayedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+// for the lock, and to pass on to the command. They are the ones a plugin
+// ignores, and come from the same list.
+var relayedSignals = lockmgr.GroupSignals()
 
 // catchableSignals returns the relayed signals that lockmgr's caller did
 // not ignore. It must be called before any signal.Notify: Notify for an

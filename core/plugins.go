@@ -9,6 +9,7 @@ package lockmgr
 
 import (
 	"context"
+	"os"
 	"sync"
 
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -29,6 +30,11 @@ const PluginBinaryPrefix = pluginhost.BinaryPrefix
 // reads it to credit a plugin's lock to its host, or to the command that
 // `lockmgr run` handed a copy to.
 const LifelineHostEnv = pluginrpc.LifelineHostEnv
+
+// GroupSignals returns the signals a terminal or a service manager sends
+// a whole process group, which a plugin ignores: what a program that runs
+// a command under a lock (lockmgr run) relays to that command.
+func GroupSignals() []os.Signal { return pluginrpc.GroupSignals() }
 
 // PluginSearchPath returns the directories searched for plugins under
 // cfg, in order, as a Handle made with WithConfig(cfg) and no

@@ -1,6 +1,7 @@
 package pluginrpc
 
 import (
+	"os"
 	"syscall"
 
 	"github.com/hashicorp/go-plugin"
@@ -66,3 +67,14 @@ const (
 // purpose, which lives as long as the process: a library cannot know its
 // caller's threads.
 const HostDeathSignal = syscall.SIGUSR2
+
+// GroupSignals returns the signals a terminal or a service manager sends
+// a whole process group (^C, ^\, a hangup, systemd's SIGTERM to the
+// cgroup): meant for the command lockmgr run guards, which run relays them
+// to, and never for a plugin, which ignores them, so that the lock
+// guarding that command outlives none of its shutdown. One list, since
+// what run relays and what a plugin ignores must be the same signals
+// (cli/signals.go has the whole signal model).
+func GroupSignals() []os.Signal {
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+}

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,7 +69,7 @@ func serveSession(impl backend.LockMgr) {
 	// for the host or its command are ignored, and HostDeathSignal ends
 	// it. SIGKILL still works. The whole signal model, host and plugin,
 	// is written down once in cli/signals.go.
-	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGINT)
+	signal.Ignore(GroupSignals()...)
 	hostDied := make(chan os.Signal, 1)
 	signal.Notify(hostDied, HostDeathSignal)
 	socketDir := os.Getenv(SocketDirEnv)
