@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -46,28 +48,63 @@ var errTooLarge = fmt.Errorf("message larger than the session's limit of %d byte
 
 // packetConn is one end of a session. Sends may come from any goroutine;
 // receives from one only.
+//
+// The socket is kept out of the runtime's poller: a goroutine that waits
+// for a packet waits in ppoll(2) on its own thread, as a C program would,
+// so the packet wakes the very thread that wants it. Through the poller
+// it would wake the poller's thread, which hands the goroutine to a
+// third; on a machine whose idle processors are slow to wake (a virtual
+// machine's) those hand-offs cost more than the round trip itself
+// (docs/performance.rst).
 type packetConn struct {
 	file *os.File
 	raw  syscall.RawConn
 
 	sendMu sync.Mutex
+	closed atomic.Bool
 
 	buf []byte // the receiver's
 	oob []byte
 }
 
-// newPacketConn wraps f, a non-blocking SOCK_SEQPACKET socket (os.NewFile
-// of a descriptor already made non-blocking), so that waiting for a packet
-// parks a goroutine in the runtime's poller rather than a thread, and
-// closing f wakes it. The packetConn owns f.
+// newPacketConn wraps f, a SOCK_SEQPACKET socket, which it closes: the
+// packetConn owns a non-blocking duplicate that is not in the poller.
 func newPacketConn(f *os.File) (*packetConn, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	dup := -1
+	var derr error
+	if err := raw.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+		if derr == nil {
+			// os.NewFile puts a non-blocking descriptor in the
+			// poller, a blocking one not.
+			derr = unix.SetNonblock(dup, false)
+		}
+	}); err != nil {
+		derr = err
+	}
+	f.Close()
+	if derr != nil {
+		if dup >= 0 {
+			unix.Close(dup)
+		}
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	own := os.NewFile(uintptr(dup), f.Name())
+	if err := unix.SetNonblock(dup, true); err != nil {
+		own.Close()
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if raw, err = own.SyscallConn(); err != nil {
+		own.Close()
+		return nil, err
+	}
 	return &packetConn{
-		file: f,
+		file: own,
 		raw:  raw,
 		buf:  make([]byte, MaxMessage),
 		oob:  make([]byte, unix.CmsgSpace(roomRights*4)),
@@ -75,8 +112,48 @@ func newPacketConn(f *os.File) (*packetConn, error) {
 }
 
 // close ends the session from this side: the other side reads end of
-// file, and a receive in progress here returns.
-func (c *packetConn) close() error { return c.file.Close() }
+// file, and a wait in progress here returns. A wait in ppoll holds the
+// descriptor open past Close, and would sleep on: shutting the socket
+// down wakes it.
+func (c *packetConn) close() error {
+	if c.closed.Swap(true) {
+		return os.ErrClosed
+	}
+	_ = c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	return c.file.Close()
+}
+
+// roomWait bounds each wait of a send for room, so that it notices the
+// connection's close.
+const roomWait = 50 * time.Millisecond
+
+// sendPacket sends one packet, waiting for room as long as the other side
+// does not read and the connection is open. c.sendMu is held.
+func (c *packetConn) sendPacket(b, oob []byte) error {
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		timeout := unix.NsecToTimespec(roomWait.Nanoseconds())
+		for {
+			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+			if serr != unix.EAGAIN && serr != unix.EINTR {
+				return
+			}
+			if c.closed.Load() {
+				serr = os.ErrClosed
+				return
+			}
+			if _, err := unix.Ppoll(pfd, &timeout, nil); err != nil && err != unix.EINTR {
+				serr = err
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
 
 // send sends m, with files as SCM_RIGHTS, in one packet. The caller keeps
 // its own copies of files.
@@ -98,15 +175,7 @@ func (c *packetConn) send(m proto.Message, files ...*os.File) error {
 		}
 		c.sendMu.Lock()
 		defer c.sendMu.Unlock()
-		var serr error
-		err := c.raw.Write(func(fd uintptr) bool {
-			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
-			return serr != unix.EAGAIN && serr != unix.EINTR
-		})
-		if err == nil {
-			err = serr
-		}
-		return err
+		return c.sendPacket(b, oob)
 	})
 }
 
@@ -160,9 +229,21 @@ var errAgain = errors.New("no packet waiting")
 func (c *packetConn) recv() (received, error) {
 	var r received
 	var rerr error
-	err := c.raw.Read(func(fd uintptr) bool {
-		r, rerr = c.recvNow(int(fd))
-		return rerr != errAgain
+	err := c.raw.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if r, rerr = c.recvNow(int(fd)); rerr != errAgain {
+				return
+			}
+			if c.closed.Load() {
+				rerr = os.ErrClosed
+				return
+			}
+			if _, err := unix.Ppoll(pfd, nil, nil); err != nil && err != unix.EINTR {
+				rerr = os.NewSyscallError("ppoll", err)
+				return
+			}
+		}
 	})
 	if err == nil {
 		err = rerr
