@@ -133,11 +133,10 @@ func open(path string, flags int, perm uint32) (int, error) {
 		unix.Close(fd)
 		return -1, &notRegularError{kind: kind}
 	}
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^unix.O_NONBLOCK)
-	}
-	if err != nil {
+	// F_SETFL takes the status flags the open was given and ignores the
+	// rest (access mode, creation flags), so no F_GETFL is needed first:
+	// one system call fewer on every lock.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, (always|flags)&^unix.O_NONBLOCK); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
