@@ -124,7 +124,7 @@ func (c *Client) SetName(name string) { c.name = name }
 // plugin's SOCK_SEQPACKET lifeline, which the Client owns
 // from now on (and closes when the session ends).
 func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
-	conn, err := newPacketConn(lifeline)
+	conn, err := newUnpolledConn(lifeline)
 	if err != nil {
 		c.die(err)
 		return err

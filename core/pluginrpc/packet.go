@@ -49,16 +49,22 @@ var errTooLarge = fmt.Errorf("message larger than the session's limit of %d byte
 // packetConn is one end of a session. Sends may come from any goroutine;
 // receives from one only.
 //
-// The socket is kept out of the runtime's poller: a goroutine that waits
-// for a packet waits in ppoll(2) on its own thread, as a C program would,
-// so the packet wakes the very thread that wants it. Through the poller
-// it would wake the poller's thread, which hands the goroutine to a
-// third; on a machine whose idle processors are slow to wake (a virtual
-// machine's) those hand-offs cost more than the round trip itself
-// (docs/performance.rst).
+// How a goroutine waits for a packet differs by side, each measured the
+// faster for it (docs/performance.rst). A plugin runs on one P
+// (pluginrpc.Serve): its reader parks in the runtime's poller, and the
+// thread the packet wakes goes on to run the call it starts. A host runs
+// on every P: through the poller, a packet would wake the poller's
+// thread, which readies the goroutine waiting for it, and the runtime
+// wakes a third thread to run that; on a machine whose idle processors
+// are slow to wake (a virtual machine's) those hand-offs cost more than
+// the round trip itself. So the host's end is unpolled: kept out of the
+// poller, it is read by the goroutine that wants the answer, waiting in
+// ppoll(2) on its own thread as a C program would (reader.go).
 type packetConn struct {
 	file *os.File
 	raw  syscall.RawConn
+	// unpolled says the socket is not in the poller (newUnpolledConn).
+	unpolled bool
 
 	sendMu sync.Mutex
 	closed atomic.Bool
@@ -67,9 +73,28 @@ type packetConn struct {
 	oob []byte
 }
 
-// newPacketConn wraps f, a SOCK_SEQPACKET socket, which it closes: the
-// packetConn owns a non-blocking duplicate that is not in the poller.
+// newPacketConn wraps f, a non-blocking SOCK_SEQPACKET socket (os.NewFile
+// of a descriptor already made non-blocking), so that waiting for a packet
+// parks a goroutine in the runtime's poller rather than a thread, and
+// closing f wakes it. The packetConn owns f.
 func newPacketConn(f *os.File) (*packetConn, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &packetConn{
+		file: f,
+		raw:  raw,
+		buf:  make([]byte, MaxMessage),
+		oob:  make([]byte, unix.CmsgSpace(roomRights*4)),
+	}, nil
+}
+
+// newUnpolledConn wraps f, a SOCK_SEQPACKET socket, kept out of the
+// poller: the packetConn owns a non-blocking duplicate that os.NewFile
+// never registered, and closes f. Only reader.go receives on it.
+func newUnpolledConn(f *os.File) (*packetConn, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
@@ -99,37 +124,36 @@ func newPacketConn(f *os.File) (*packetConn, error) {
 		own.Close()
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	if raw, err = own.SyscallConn(); err != nil {
-		own.Close()
+	c, err := newPacketConn(own)
+	if err != nil {
 		return nil, err
 	}
-	return &packetConn{
-		file: own,
-		raw:  raw,
-		buf:  make([]byte, MaxMessage),
-		oob:  make([]byte, unix.CmsgSpace(roomRights*4)),
-	}, nil
+	c.unpolled = true
+	return c, nil
 }
 
 // close ends the session from this side: the other side reads end of
-// file, and a wait in progress here returns. A wait in ppoll holds the
-// descriptor open past Close, and would sleep on: shutting the socket
-// down wakes it.
+// file, and a wait in progress here returns. On an unpolled connection a
+// wait in ppoll holds the descriptor open past Close, and would sleep on:
+// shutting the socket down wakes it.
 func (c *packetConn) close() error {
 	if c.closed.Swap(true) {
 		return os.ErrClosed
 	}
-	_ = c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	if c.unpolled {
+		_ = c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
 	return c.file.Close()
 }
 
-// roomWait bounds each wait of a send for room, so that it notices the
-// connection's close.
+// roomWait bounds each wait of an unpolled send for room, so that it
+// notices the connection's close.
 const roomWait = 50 * time.Millisecond
 
-// sendPacket sends one packet, waiting for room as long as the other side
-// does not read and the connection is open. c.sendMu is held.
-func (c *packetConn) sendPacket(b, oob []byte) error {
+// sendUnpolled sends one packet on an unpolled connection, waiting for
+// room as long as the other side does not read and the connection is
+// open. c.sendMu is held.
+func (c *packetConn) sendUnpolled(b, oob []byte) error {
 	var serr error
 	err := c.raw.Control(func(fd uintptr) {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
@@ -175,7 +199,18 @@ func (c *packetConn) send(m proto.Message, files ...*os.File) error {
 		}
 		c.sendMu.Lock()
 		defer c.sendMu.Unlock()
-		return c.sendPacket(b, oob)
+		if c.unpolled {
+			return c.sendUnpolled(b, oob)
+		}
+		var serr error
+		err := c.raw.Write(func(fd uintptr) bool {
+			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
+			return serr != unix.EAGAIN && serr != unix.EINTR
+		})
+		if err == nil {
+			err = serr
+		}
+		return err
 	})
 }
 
@@ -222,28 +257,17 @@ func (r received) closeFiles() {
 // errAgain is recvNow's answer when no packet is waiting.
 var errAgain = errors.New("no packet waiting")
 
-// recv waits for the next packet. It returns io.EOF once the other side
+// recv waits in the poller for the next packet (a polled connection's
+// receiver; reader.go reads an unpolled one). It returns io.EOF once the other side
 // has closed its end, and an error wrapping ErrProtocol for a packet
 // larger than MaxMessage or with more descriptors than any packet
 // carries; either way nothing it received stays open.
 func (c *packetConn) recv() (received, error) {
 	var r received
 	var rerr error
-	err := c.raw.Control(func(fd uintptr) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			if r, rerr = c.recvNow(int(fd)); rerr != errAgain {
-				return
-			}
-			if c.closed.Load() {
-				rerr = os.ErrClosed
-				return
-			}
-			if _, err := unix.Ppoll(pfd, nil, nil); err != nil && err != unix.EINTR {
-				rerr = os.NewSyscallError("ppoll", err)
-				return
-			}
-		}
+	err := c.raw.Read(func(fd uintptr) bool {
+		r, rerr = c.recvNow(int(fd))
+		return rerr != errAgain
 	})
 	if err == nil {
 		err = rerr

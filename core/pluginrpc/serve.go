@@ -103,7 +103,11 @@ func serveSession(impl backend.LockMgr) {
 		fmt.Fprintf(os.Stderr, "lockmgr plugin: descriptor %d is not a lockmgr session (a SOCK_SEQPACKET socket); this plugin speaks protocol %d\n", fd, ProtocolVersion)
 		os.Exit(1)
 	}
-	conn, err := newPacketConn(os.NewFile(uintptr(fd), "session"))
+	err = unix.SetNonblock(fd, true)
+	var conn *packetConn
+	if err == nil {
+		conn, err = newPacketConn(os.NewFile(uintptr(fd), "session"))
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lockmgr plugin: the session: %v\n", err)
 		os.Exit(1)
