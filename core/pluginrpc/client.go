@@ -143,12 +143,13 @@ func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
 	return nil
 }
 
-// drain dispatches every packet waiting on fd, in order, and returns nil
-// once none is left, or the error that ends the session. c.readMu is
+// drain dispatches the packets waiting on fd, in order, and returns nil
+// once none is left or done says its reader has what it came for, or the
+// error that ends the session. c.readMu is
 // held: whichever goroutine takes a packet dispatches it before another
 // can take the next, so that packets are dispatched in the order sent.
-func (c *Client) drain(fd int) error {
-	for {
+func (c *Client) drain(fd int, done func() bool) error {
+	for !done() {
 		r, err := c.conn.recvNow(fd)
 		if err == errAgain {
 			return nil
@@ -161,6 +162,7 @@ func (c *Client) drain(fd int) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // ended ends the session for err, which drain or the poller returned.

@@ -146,13 +146,20 @@ func (c *Client) waitReadable() error {
 }
 
 // readUntil dispatches packets as they come, holding the role, until done
-// says so (nil), a kick (errKicked), or the session's end (its error).
+// says so (nil), a kick (errKicked), or the session's end (its error). It
+// waits first, since a caller has just sent its request (ppoll returns at
+// once if a packet is waiting), and it leaves whatever follows its answer
+// to the next reader: each recvmsg that finds nothing is a system call
+// on the lock's path.
 func (c *Client) readUntil(done func() bool) error {
-	for {
+	for !done() {
+		if err := c.waitReadable(); err != nil {
+			return err
+		}
 		var end error
 		err := c.conn.raw.Control(func(fd uintptr) {
 			c.readMu.Lock()
-			end = c.drain(int(fd))
+			end = c.drain(int(fd), done)
 			c.readMu.Unlock()
 		})
 		if err != nil {
@@ -161,13 +168,8 @@ func (c *Client) readUntil(done func() bool) error {
 		if end != nil {
 			return end
 		}
-		if done() {
-			return nil
-		}
-		if err := c.waitReadable(); err != nil {
-			return err
-		}
 	}
+	return nil
 }
 
 // receive reads the session while no caller does and the plugin keeps a
