@@ -562,3 +562,40 @@ func TestUnansweredCancelIsBounded(t *testing.T) {
 		t.Fatalf("the lock taken after the plugin was killed is held by %s, want one fresh plugin", describeHolders(holders))
 	}
 }
+
+// TestPluginKilledWhileIdleIsHeard kills a plugin while no call is in
+// flight and it keeps no lock (a flock lock was handed over): no
+// goroutine reads its session then, so the host must hear of the death
+// from reaping the process. Otherwise the next Lock would be sent to the
+// dead plugin and fail, rather than start a fresh one.
+func TestPluginKilledWhileIdleIsHeard(t *testing.T) {
+	boundaryHelper()
+	host := pluginhost.New(pluginhost.Options{Dirs: []string{pluginBinaryDir(t, "../backends/flock", "flock")}})
+	p, err := host.Get("flock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Done()
+	plugin := watch(t, p.PID())
+	h := pluginHandle(t, lockPath(t), host, "flock")
+	ctx := context.Background()
+	if err := h.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+
+	plugin.kill()
+	select {
+	case <-p.Dead():
+	case <-time.After(failureBound):
+		t.Fatalf("the host did not hear of its idle plugin's death in %v", failureBound)
+	}
+	if err := h.Lock(ctx); err != nil {
+		t.Fatalf("Lock after the idle plugin was killed: %v; want a lock through a fresh plugin", err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}

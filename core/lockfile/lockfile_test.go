@@ -185,6 +185,39 @@ func TestOpenIsCloseOnExec(t *testing.T) {
 	}
 }
 
+// A command inherits the lock file's descriptor: it must be an ordinary,
+// blocking one, whatever Open used to keep the open itself from blocking.
+// Each way Open opens a file is checked: existing, created, read-only.
+func TestOpenLeavesDescriptorBlocking(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing")
+	if err := os.WriteFile(existing, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := filepath.Join(dir, "readonly")
+	if err := os.WriteFile(readOnly, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{existing, filepath.Join(dir, "created"), readOnly} {
+		o := mustOpen(t, path)
+		raw, err := o.File.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags int
+		var ferr error
+		if err := raw.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+			t.Fatal(err, ferr)
+		}
+		if flags&unix.O_NONBLOCK != 0 {
+			t.Errorf("%s: lock file descriptor is O_NONBLOCK (flags %#x): a command that inherits it would read and write it non-blocking", path, flags)
+		}
+		if flags&unix.O_APPEND != 0 {
+			t.Errorf("%s: lock file descriptor has O_APPEND (flags %#x), which Open never asked for", path, flags)
+		}
+	}
+}
+
 func TestOpenRefusesSymlink(t *testing.T) {
 	dir := t.TempDir()
 	for _, existing := range []bool{false, true} {

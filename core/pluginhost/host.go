@@ -323,6 +323,13 @@ func (h *Host) start(name string) (*Plugin, error) {
 	}); err != nil {
 		return fail(rejected(name, "%s: opening its session: %s", path, firstLine(err.Error())))
 	}
+	// The plugin's death is heard at once even while no one reads the
+	// session (no call in flight, no lock kept that could be lost): its
+	// process is reaped as it exits.
+	go func() {
+		<-proc.exited
+		client.PluginExited()
+	}()
 
 	if settings := h.opts.Settings[name]; len(settings) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)

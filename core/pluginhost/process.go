@@ -82,6 +82,9 @@ type process struct {
 	Lifeline *os.File
 	// SocketDir is the private directory the plugin's socket goes in.
 	SocketDir string
+	// exited is closed once the process has exited and been reaped
+	// (go-plugin calls Wait as soon as it has started it).
+	exited chan struct{}
 }
 
 // startProcess starts the plugin process spec describes, with a fresh private
@@ -166,7 +169,7 @@ func startBinary(spec procSpec, bin *os.File) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{SocketDir: socketDir, path: spec.Path}
+	p := &process{SocketDir: socketDir, path: spec.Path, exited: make(chan struct{})}
 	fail := func(err error) (*process, error) {
 		p.Discard()
 		return nil, err
@@ -218,17 +221,10 @@ func startBinary(spec procSpec, bin *os.File) (*process, error) {
 // file once every copy of the host's end is closed, which is how a plugin
 // learns that its host is gone; and it is the session every lock travels
 // on, locked descriptors included, which gRPC cannot carry (see
-// core/lockpb). The host's end is non-blocking, so that a goroutine
-// reading it waits in the runtime's poller rather than in a thread of its
-// own, and closing it wakes that reader.
+// core/lockpb).
 func lifeline() (plugin, host *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := unix.SetNonblock(fds[1], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
 		return nil, nil, err
 	}
 	return os.NewFile(uintptr(fds[0]), "lifeline"), os.NewFile(uintptr(fds[1]), "lifeline"), nil
@@ -302,7 +298,10 @@ func (p *process) Abandon() {
 func (p *process) Start(context.Context) error { return nil }
 
 // Wait waits for the process to exit, for go-plugin's runner.Runner.
-func (p *process) Wait(context.Context) error { return p.cmd.Wait() }
+func (p *process) Wait(context.Context) error {
+	defer close(p.exited)
+	return p.cmd.Wait()
+}
 
 // Kill kills the process, for go-plugin's runner.Runner and for a host
 // that must end its plugin. It signals through the *os.Process that

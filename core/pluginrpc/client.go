@@ -36,6 +36,16 @@ type Client struct {
 	// readMu is held while packets are taken off the session and
 	// dispatched, so that they are dispatched in the order sent.
 	readMu sync.Mutex
+	// The reader's role (reader.go), guarded by roleMu.
+	roleMu         sync.Mutex
+	reading        bool          // the role is taken
+	bgReading      bool          // by the background reader
+	callersWaiting int           // callers waiting for an answer
+	roleWanted     int           // callers waiting for the role
+	roleFreed      chan struct{} // closed and replaced when the role is let go to a caller
+	bgWake         chan struct{} // closed and replaced when the background reader's turn comes
+	kickFD         int           // an eventfd that ends the holder's wait
+	keptCount      atomic.Int32  // len(kept): the background reads only while it is not 0
 
 	mu    sync.Mutex
 	calls map[uint64]*pendingCall  // awaiting an answer
@@ -72,6 +82,7 @@ type pendingCall struct {
 	acquire bool
 	handle  uint64 // the acquire's handle, or the release's
 	answer  chan reply
+	ready   chan struct{} // closed once answer has the answer
 	// handing is a handed-over grant received, waiting for the plugin's
 	// copy_closed before it is delivered. Guarded by Client.mu.
 	handing *reply
@@ -98,6 +109,10 @@ func NewClient(conn *grpc.ClientConn) *Client {
 		calls: make(map[uint64]*pendingCall),
 		kept:  make(map[uint64]chan struct{}),
 		dead:  make(chan struct{}),
+
+		roleFreed: make(chan struct{}),
+		bgWake:    make(chan struct{}),
+		kickFD:    -1,
 	}
 }
 
@@ -106,10 +121,10 @@ func NewClient(conn *grpc.ClientConn) *Client {
 func (c *Client) SetName(name string) { c.name = name }
 
 // StartSession starts the session on lifeline, the host's end of the
-// plugin's SOCK_SEQPACKET lifeline, non-blocking, which the Client owns
+// plugin's SOCK_SEQPACKET lifeline, which the Client owns
 // from now on (and closes when the session ends).
 func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
-	conn, err := newPacketConn(lifeline)
+	conn, err := newUnpolledConn(lifeline)
 	if err != nil {
 		c.die(err)
 		return err
@@ -117,33 +132,24 @@ func (c *Client) StartSession(lifeline *os.File, opts SessionOptions) error {
 	if opts.CancelTimeout == 0 {
 		opts.CancelTimeout = DefaultCancelTimeout
 	}
-	c.conn, c.opts = conn, opts
+	kick, err := newKick()
+	if err != nil {
+		conn.close()
+		c.die(err)
+		return err
+	}
+	c.conn, c.opts, c.kickFD = conn, opts, kick
 	go c.receive()
 	return nil
 }
 
-// receive reads the plugin's packets until the session ends: it waits in
-// the runtime's poller, and takes whatever has come each time it wakes.
-func (c *Client) receive() {
-	var end error
-	err := c.conn.raw.Read(func(fd uintptr) bool {
-		c.readMu.Lock()
-		defer c.readMu.Unlock()
-		end = c.drain(int(fd))
-		return end != nil
-	})
-	if end == nil {
-		end = err
-	}
-	c.ended(end)
-}
-
-// drain dispatches every packet waiting on fd, in order, and returns nil
-// once none is left, or the error that ends the session. c.readMu is
+// drain dispatches the packets waiting on fd, in order, and returns nil
+// once none is left or done says its reader has what it came for, or the
+// error that ends the session. c.readMu is
 // held: whichever goroutine takes a packet dispatches it before another
 // can take the next, so that packets are dispatched in the order sent.
-func (c *Client) drain(fd int) error {
-	for {
+func (c *Client) drain(fd int, done func() bool) error {
+	for !done() {
 		r, err := c.conn.recvNow(fd)
 		if err == errAgain {
 			return nil
@@ -156,6 +162,7 @@ func (c *Client) drain(fd int) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // ended ends the session for err, which drain or the poller returned.
@@ -189,6 +196,7 @@ func (c *Client) dispatch(r received) error {
 		}
 		close(ch)
 		delete(c.kept, lost.GetHandle())
+		c.keptCount.Add(-1)
 		return nil
 	}
 	pc, ok := c.calls[resp.GetCall()]
@@ -201,6 +209,7 @@ func (c *Client) dispatch(r received) error {
 		}
 		delete(c.calls, resp.GetCall())
 		pc.answer <- *pc.handing
+		close(pc.ready)
 		return nil
 	}
 	if pc.handing != nil {
@@ -230,6 +239,9 @@ func (c *Client) dispatch(r received) error {
 			return protocolErrorf("a descriptor with a grant it keeps")
 		default:
 			c.kept[pc.handle] = make(chan struct{})
+			if c.keptCount.Add(1) == 1 {
+				c.wakeBackground()
+			}
 		}
 	case *lockpb.SessionResponse_Released:
 		if pc.acquire || len(r.files) > 0 || r.rightsCut {
@@ -244,6 +256,7 @@ func (c *Client) dispatch(r received) error {
 	}
 	delete(c.calls, resp.GetCall())
 	pc.answer <- got
+	close(pc.ready)
 	return nil
 }
 
@@ -268,8 +281,8 @@ func (c *Client) fail(err error) {
 // copy_closed is closed here, and its call fails.
 func (c *Client) die(cause error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.cause != nil {
+		c.mu.Unlock()
 		return
 	}
 	c.cause = cause
@@ -284,10 +297,24 @@ func (c *Client) die(cause error) {
 		close(ch)
 		delete(c.kept, id)
 	}
+	c.keptCount.Store(0)
+	c.mu.Unlock()
+	// The role's holder waits in ppoll, holding a reference to the
+	// session's descriptor that closing it waits for (and that it gives
+	// back only after taking c.mu, to dispatch): kick it first, and close
+	// without c.mu.
+	c.kick()
 	if c.conn != nil {
 		c.conn.close()
 	}
+	c.roleMu.Lock()
+	c.signalRoleLocked()
+	c.roleMu.Unlock()
 }
+
+// PluginExited tells the Client that the plugin process has exited, for
+// a host that reaps it: every lock it kept is lost.
+func (c *Client) PluginExited() { c.die(ErrPluginExited) }
 
 // MarkDead ends the session without waiting for the plugin to say so; the
 // host calls it when it stops the plugin. Closing the session is the
@@ -324,7 +351,7 @@ func (c *Client) deathCause() error {
 func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendingCall, files ...*os.File) (reply, error) {
 	id := nextID.Add(1)
 	req.Call = id
-	pc.answer = make(chan reply, 1)
+	pc.answer, pc.ready = make(chan reply, 1), make(chan struct{})
 	c.mu.Lock()
 	if c.cause != nil {
 		c.mu.Unlock()
@@ -341,27 +368,24 @@ func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendi
 		}
 		return reply{}, c.deathCause()
 	}
-	select {
-	case r := <-pc.answer:
-		return r, nil
-	case <-c.dead:
+	if c.await(ctx, pc) {
+		return <-pc.answer, nil
+	}
+	if c.isDead() {
 		return c.take(pc)
-	case <-ctx.Done():
 	}
 	if pc.acquire {
 		_ = c.send(&lockpb.SessionRequest{Call: id, Op: &lockpb.SessionRequest_Cancel{Cancel: &lockpb.CancelRequest{}}})
 	}
-	bound := time.NewTimer(c.opts.CancelTimeout)
-	defer bound.Stop()
-	select {
-	case r := <-pc.answer:
-		return r, nil
-	case <-c.dead:
-		return c.take(pc)
-	case <-bound.C:
-		c.fail(fmt.Errorf("it did not answer a cancel within %v", c.opts.CancelTimeout))
-		return c.take(pc)
+	bound, stop := context.WithTimeout(context.Background(), c.opts.CancelTimeout)
+	defer stop()
+	if c.await(bound, pc) {
+		return <-pc.answer, nil
 	}
+	if !c.isDead() {
+		c.fail(fmt.Errorf("it did not answer a cancel within %v", c.opts.CancelTimeout))
+	}
+	return c.take(pc)
 }
 
 // take returns the answer pc received before the plugin died, if any:
@@ -532,8 +556,19 @@ func (c *Client) granted(ctx context.Context, req backend.Request, handle uint64
 
 func (c *Client) forget(handle uint64) {
 	c.mu.Lock()
-	delete(c.kept, handle)
+	if _, ok := c.kept[handle]; ok {
+		delete(c.kept, handle)
+		c.keptCount.Add(-1)
+	}
 	c.mu.Unlock()
+}
+
+// wakeBackground lets the background reader see that there is a lock to
+// watch now.
+func (c *Client) wakeBackground() {
+	c.roleMu.Lock()
+	c.signalRoleLocked()
+	c.roleMu.Unlock()
 }
 
 // Release implements backend.LockMgr. The lock's Lost channel is settled

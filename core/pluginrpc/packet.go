@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -46,11 +48,26 @@ var errTooLarge = fmt.Errorf("message larger than the session's limit of %d byte
 
 // packetConn is one end of a session. Sends may come from any goroutine;
 // receives from one only.
+//
+// How a goroutine waits for a packet differs by side, each measured the
+// faster for it (docs/performance.rst). A plugin runs on one P
+// (pluginrpc.Serve): its reader parks in the runtime's poller, and the
+// thread the packet wakes goes on to run the call it starts. A host runs
+// on every P: through the poller, a packet would wake the poller's
+// thread, which readies the goroutine waiting for it, and the runtime
+// wakes a third thread to run that; on a machine whose idle processors
+// are slow to wake (a virtual machine's) those hand-offs cost more than
+// the round trip itself. So the host's end is unpolled: kept out of the
+// poller, it is read by the goroutine that wants the answer, waiting in
+// ppoll(2) on its own thread as a C program would (reader.go).
 type packetConn struct {
 	file *os.File
 	raw  syscall.RawConn
+	// unpolled says the socket is not in the poller (newUnpolledConn).
+	unpolled bool
 
 	sendMu sync.Mutex
+	closed atomic.Bool
 
 	buf []byte // the receiver's
 	oob []byte
@@ -74,9 +91,93 @@ func newPacketConn(f *os.File) (*packetConn, error) {
 	}, nil
 }
 
+// newUnpolledConn wraps f, a SOCK_SEQPACKET socket, kept out of the
+// poller: the packetConn owns a non-blocking duplicate that os.NewFile
+// never registered, and closes f. Only reader.go receives on it.
+func newUnpolledConn(f *os.File) (*packetConn, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	dup := -1
+	var derr error
+	if err := raw.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+		if derr == nil {
+			// os.NewFile puts a non-blocking descriptor in the
+			// poller, a blocking one not.
+			derr = unix.SetNonblock(dup, false)
+		}
+	}); err != nil {
+		derr = err
+	}
+	f.Close()
+	if derr != nil {
+		if dup >= 0 {
+			unix.Close(dup)
+		}
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	own := os.NewFile(uintptr(dup), f.Name())
+	if err := unix.SetNonblock(dup, true); err != nil {
+		own.Close()
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	c, err := newPacketConn(own)
+	if err != nil {
+		return nil, err
+	}
+	c.unpolled = true
+	return c, nil
+}
+
 // close ends the session from this side: the other side reads end of
-// file, and a receive in progress here returns.
-func (c *packetConn) close() error { return c.file.Close() }
+// file, and a wait in progress here returns. On an unpolled connection a
+// wait in ppoll holds the descriptor open past Close, and would sleep on:
+// shutting the socket down wakes it.
+func (c *packetConn) close() error {
+	if c.closed.Swap(true) {
+		return os.ErrClosed
+	}
+	if c.unpolled {
+		_ = c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
+	return c.file.Close()
+}
+
+// roomWait bounds each wait of an unpolled send for room, so that it
+// notices the connection's close.
+const roomWait = 50 * time.Millisecond
+
+// sendUnpolled sends one packet on an unpolled connection, waiting for
+// room as long as the other side does not read and the connection is
+// open. c.sendMu is held.
+func (c *packetConn) sendUnpolled(b, oob []byte) error {
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		timeout := unix.NsecToTimespec(roomWait.Nanoseconds())
+		for {
+			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+			if serr != unix.EAGAIN && serr != unix.EINTR {
+				return
+			}
+			if c.closed.Load() {
+				serr = os.ErrClosed
+				return
+			}
+			if _, err := unix.Ppoll(pfd, &timeout, nil); err != nil && err != unix.EINTR {
+				serr = err
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
 
 // send sends m, with files as SCM_RIGHTS, in one packet. The caller keeps
 // its own copies of files.
@@ -98,6 +199,9 @@ func (c *packetConn) send(m proto.Message, files ...*os.File) error {
 		}
 		c.sendMu.Lock()
 		defer c.sendMu.Unlock()
+		if c.unpolled {
+			return c.sendUnpolled(b, oob)
+		}
 		var serr error
 		err := c.raw.Write(func(fd uintptr) bool {
 			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
@@ -153,7 +257,8 @@ func (r received) closeFiles() {
 // errAgain is recvNow's answer when no packet is waiting.
 var errAgain = errors.New("no packet waiting")
 
-// recv waits for the next packet. It returns io.EOF once the other side
+// recv waits in the poller for the next packet (a polled connection's
+// receiver; reader.go reads an unpolled one). It returns io.EOF once the other side
 // has closed its end, and an error wrapping ErrProtocol for a packet
 // larger than MaxMessage or with more descriptors than any packet
 // carries; either way nothing it received stays open.

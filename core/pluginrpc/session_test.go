@@ -90,6 +90,7 @@ type inMemoryPlugin struct {
 
 	mu       sync.Mutex
 	sessions []*session
+	clients  []*Client
 }
 
 // servePlugin serves impl; stopping it (also done as the test ends) is
@@ -147,17 +148,24 @@ func (p *inMemoryPlugin) connect(name string, opts SessionOptions) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.MarkDead)
+	p.mu.Lock()
+	p.clients = append(p.clients, c)
+	p.mu.Unlock()
 	return c
 }
 
 // stop ends every session from the plugin's side, and its control
-// plane, as its death would.
+// plane, as its death would; and tells each host, as pluginhost does when
+// it reaps a plugin process.
 func (p *inMemoryPlugin) stop() {
 	p.srv.Stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ss := range p.sessions {
 		ss.conn.close()
+	}
+	for _, c := range p.clients {
+		c.PluginExited()
 	}
 }
 
