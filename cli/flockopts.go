@@ -3,9 +3,9 @@ package main
 // util-linux flock(1)'s options for `lockmgr run`, with flock(1)'s
 // meanings, so that `flock` can be replaced by `lockmgr run` in a script
 // without touching anything else on the line: -u, -F (--no-fork),
-// --fcntl, -V, and the descriptor forms `lockmgr run [-u] N`. The other
-// spellings (-e, --nb, --nonblocking, --wait) are lockFlags', since `lock`
-// takes them too.
+// --fcntl, -V, and the descriptor forms `lockmgr run [-u] N`. How they
+// are spelt, with flock(1)'s other spellings (-e, --nb, --nonblocking,
+// --wait), is lockOptions'.
 
 import (
 	"fmt"
@@ -13,19 +13,8 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
-
-// registerFlockFlags adds flock(1)'s options that only `run` has.
-func (o *runOptions) registerFlockFlags(fs *pflag.FlagSet) {
-	fs.BoolVarP(&o.unlock, "unlock", "u", false, "with a descriptor number N instead of FILE: release the lock held through N, as 'lockmgr unlock --fd N'")
-	fs.BoolVarP(&o.noFork, "no-fork", "F", false, "run the command in lockmgr's place rather than as its child (not with --close)")
-	fs.BoolVar(&o.fcntl, "fcntl", false, "take an open file description lock, as flock(1)'s --fcntl: the same as --backend ofd")
-	fs.BoolVarP(&o.version, "version", "V", false, "print lockmgr's version, as 'lockmgr version'")
-	fs.StringVarP(&o.commandLine, "command", "c", "", "with --fd: run `COMMAND-LINE` by $SHELL -c (after FILE, -c is not a flag but the command)")
-	fs.IntVar(&o.fd, "fd", -1, "lock the file open on the caller's descriptor `N` rather than FILE, run the command with N, and leave the lock with N (what follows is the command)")
-}
 
 // checkFlock refuses flock(1)'s options in combinations flock(1) refuses,
 // and turns --fcntl into the backend it means.

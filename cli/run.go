@@ -66,15 +66,16 @@ type runOptions struct {
 	// which only --fd allows.
 	fd          int
 	commandLine string
-	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V.
-	unlock, noFork, fcntl, version bool
+	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V; and
+	// its -h, which only the personality reads (run's is cobra's).
+	unlock, noFork, fcntl, version, help bool
 	// compat, in the flock personality, makes lockmgr speak as util-linux
 	// flock(1): its messages, --verbose lines and exit codes.
 	compat *flockcompat.Voice
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: -1}
+	o := newRunOptions()
 	c := &cobra.Command{
 		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
 		Short: "Run a command while holding a lock on FILE",
@@ -106,16 +107,9 @@ backends that give one, LOCKMGR_FENCING_TOKEN. Signals, a lost lock
 		Args: cobra.ArbitraryArgs, // parseRunArgs reads them
 		RunE: func(c *cobra.Command, args []string) error { return o.run(g, c.Flags().Changed, args) },
 	}
-	fs := c.Flags()
 	// Everything after FILE is the command's, as in flock(1).
-	fs.SetInterspersed(false)
-	o.register(fs, "lock through backend `NAME`: flock, posix, ofd, auto, or a plugin's name (overrides $LOCKMGR_BACKEND and the config)")
-	fs.BoolVarP(&o.close, "close", "o", false, "do not let the command keep the lock alive if lockmgr is killed")
-	fs.StringVar(&o.onLost, "on-lost", onLostTerm, "what to do if the lock is lost while the command runs: `POLICY` term, kill or ignore")
-	fs.Var(durationValue{d: &o.grace}, "grace", "with --on-lost term, send SIGKILL `DURATION` after SIGTERM")
-	fs.Int64Var(&o.start, "start", 0, "lock a byte range starting at byte `N` (posix, ofd)")
-	fs.Int64Var(&o.length, "length", 0, "lock `N` bytes from --start; 0 reaches the end of the file however long it grows (posix, ofd)")
-	o.registerFlockFlags(fs)
+	c.Flags().SetInterspersed(false)
+	registerOptions(c.Flags(), o, forRun)
 	return c
 }
 
