@@ -171,7 +171,7 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 			cmd = shellArgv(cmd[1])
 		}
 		if o.unlock {
-			return runUnlocked(c, file, cmd)
+			return o.runUnlocked(file, cmd)
 		}
 		return o.runFile(g, file, cmd)
 	case len(ops) == 1:
@@ -251,7 +251,7 @@ func posixForFD(c *flockcompat.Voice, g *globals, o *runOptions) error {
 // if need be), unlocks what that new open holds, which is nothing, and
 // runs the command. The open never blocks, as no lock file's does: a
 // FIFO planted at FILE would otherwise hold it until someone wrote to it.
-func runUnlocked(c *flockcompat.Voice, file string, argv []string) error {
+func (o *runOptions) runUnlocked(file string, argv []string) error {
 	f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE|syscall.O_NOCTTY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o666)
 	if errors.Is(err, syscall.EISDIR) {
 		f, err = os.Open(file)
@@ -261,20 +261,11 @@ func runUnlocked(c *flockcompat.Voice, file string, argv []string) error {
 	}
 	f.Close()
 	start := time.Now()
-	path, err := lookPath(argv[0])
-	c.Acquired(time.Since(start))
-	if err != nil {
-		return exitStatus(c.ExecFailed(argv[0], err))
+	c := findCommand(argv)
+	o.compat.Acquired(time.Since(start))
+	if err := o.ready(c); err != nil {
+		return err
 	}
-	c.Executing(argv[0])
 	// No lock goes round the command, and no output says there is one.
-	cmd, exited, err := startCommand(path, argv, commandEnv(lockEnv{}), nil)
-	if err != nil {
-		return exitStatus(c.ExecFailed(argv[0], err))
-	}
-	<-exited
-	if code := childStatus(cmd.ProcessState); code != 0 {
-		return exitStatus(code)
-	}
-	return nil
+	return o.runCommand(c, launch{})
 }

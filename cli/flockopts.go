@@ -72,14 +72,10 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		return err
 	}
 	o.compat.Acquired(time.Since(start))
-	path, err := lookPath(argv[0])
-	if err != nil {
-		if o.compat != nil {
-			return exitStatus(o.compat.ExecFailed(argv[0], err))
-		}
-		return commandError(argv[0], err)
+	c := findCommand(argv)
+	if err := o.ready(c); err != nil {
+		return err
 	}
-	o.compat.Executing(argv[0])
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
@@ -89,15 +85,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	// Nothing to give: every descriptor the caller passed, fd among them,
 	// is open in lockmgr without close-on-exec and reaches the command at
 	// its own number, as under flock(1).
-	cmd, exited, err := startCommand(path, argv, commandEnv(lock), nil)
-	if err != nil {
-		if o.compat != nil {
-			return exitStatus(o.compat.ExecFailed(argv[0], err))
-		}
-		return commandError(argv[0], err)
-	}
-	<-exited
-	return o.commandExit(cmd.ProcessState)
+	return o.runCommand(c, launch{env: lock})
 }
 
 // runFD is the descriptor form: `lockmgr lock --fd N`, or with -u
