@@ -22,7 +22,6 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/holders"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,7 +88,8 @@ func parseSeconds(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// lockFlags are the flags of every command that takes a lock.
+// lockFlags are the flags of every command that takes a lock (their
+// spellings are in lockOptions).
 type lockFlags struct {
 	mode       backend.Mode
 	nonblock   bool
@@ -98,42 +98,6 @@ type lockFlags struct {
 	conflict   int
 	backend    string
 	verbose    bool
-}
-
-// register adds the lock flags to fs; backendHelp describes --backend for
-// the command at hand.
-func (f *lockFlags) register(fs *pflag.FlagSet, backendHelp string) {
-	f.mode = backend.Exclusive
-	for _, fl := range []struct {
-		name, short string
-		set         backend.Mode
-		usage       string
-	}{
-		{"exclusive", "x", backend.Exclusive, "take an exclusive (write) lock; the default"},
-		{"shared", "s", backend.Shared, "take a shared (read) lock"},
-	} {
-		flag := fs.VarPF(modeValue{&f.mode, fl.set}, fl.name, fl.short, fl.usage)
-		flag.NoOptDefVal = "true"
-	}
-	// -e is flock(1)'s other name for -x.
-	fs.VarPF(modeValue{&f.mode, backend.Exclusive}, "e", "e", "same as --exclusive").NoOptDefVal = "true"
-	fs.Lookup("e").Hidden = true
-	fs.BoolVarP(&f.nonblock, "nonblock", "n", false, "fail at once, rather than wait, if the lock is held")
-	fs.VarP(durationValue{&f.timeout, &f.timeoutSet}, "timeout", "w",
-		"wait at most `SECONDS` for the lock (fractions allowed; 0 means --nonblock)")
-	// flock(1)'s other spellings of the two, so that its scripts run
-	// unchanged; hidden, as -e is.
-	fs.BoolVar(&f.nonblock, "nb", false, "same as --nonblock")
-	fs.BoolVar(&f.nonblock, "nonblocking", false, "same as --nonblock")
-	fs.Var(durationValue{&f.timeout, &f.timeoutSet}, "wait", "same as --timeout")
-	for _, name := range []string{"nb", "nonblocking", "wait"} {
-		fs.Lookup(name).Hidden = true
-	}
-	fs.IntVarP(&f.conflict, "conflict-exit-code", "E", exitHeld,
-		"exit `CODE` when the lock is held, or the timeout passes")
-	fs.StringVarP(&f.backend, "backend", "b", "", backendHelp)
-	fs.BoolVarP(&f.verbose, "verbose", "v", false,
-		"say on stderr who holds the lock while waiting, and when it is acquired")
 }
 
 // check refuses flag values that make no sense, as usage errors.

@@ -1,12 +1,15 @@
 package main
 
-// Starting the command: the one place where lockmgr turns an argv into a
-// running process, for every form that runs one (run, run --fd, -F, and
-// the flock personality's). flock(1) starts its command in one place, and
-// a rule written once cannot be forgotten by one form: how -c becomes a
-// shell's command line, what the command inherits, and that a file the
-// kernel cannot execute (ENOEXEC: a script without #!) is run by /bin/sh,
-// as execvp(3), which flock(1) calls, does.
+// Running the command: the one flow by which lockmgr turns an argv into a
+// running process and its exit into lockmgr's, for every form that runs
+// one (run FILE, run --fd, -F, and the flock personality's, -u FILE
+// among them). flock(1) runs its command in one place, and a rule written
+// once cannot be forgotten by one form: how the command is found
+// (findCommand) and refused (cannotRun), how -c becomes a shell's command
+// line, what the command inherits, that a file the kernel cannot execute
+// (ENOEXEC: a script without #!) is run by /bin/sh, as execvp(3), which
+// flock(1) calls, does, and how its end becomes lockmgr's (runCommand).
+// What the forms do differently is a launch's fields.
 
 import (
 	"context"
@@ -24,6 +27,120 @@ import (
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
 )
+
+// command is a command to run, found as execvp(3) would find it.
+type command struct {
+	argv []string
+	// path is where argv[0] was found; err, if not nil, why it cannot
+	// be run.
+	path string
+	err  error
+}
+
+// findCommand finds argv[0] (lookPath).
+func findCommand(argv []string) command {
+	path, err := lookPath(argv[0])
+	return command{argv: argv, path: path, err: err}
+}
+
+// cannotRun is the error for a command called name that cannot be found
+// or run: in flock(1)'s words and code in the personality, the shell's
+// (commandError) otherwise.
+func (o *runOptions) cannotRun(name string, err error) error {
+	if o.compat != nil {
+		return exitStatus(o.compat.ExecFailed(name, err))
+	}
+	return commandError(name, err)
+}
+
+// ready is the last step before c runs, its lock held (or, with -u,
+// none): a command that cannot be found is refused, and flock(1)'s
+// --verbose says what runs. The personality finds out only here, as
+// flock(1) finds out when it execs; run FILE refuses such a command
+// before it touches the lock file (runFile).
+func (o *runOptions) ready(c command) error {
+	if c.err != nil {
+		return o.cannotRun(c.argv[0], c.err)
+	}
+	o.compat.Executing(c.argv[0])
+	return nil
+}
+
+// launch is how a command runs, where the forms differ. The zero launch
+// runs it as a child with no lock of lockmgr's and nothing given (-u
+// FILE; --fd, whose lock is on a descriptor the caller passed, which
+// reaches the command at its own number), and only waits for it.
+type launch struct {
+	// env is the lock the command's outputs describe (commandEnv).
+	env lockEnv
+	// give reaches the command at the lowest number its caller left
+	// free (commandFiles): the locked file (flock, ofd), or a plugin
+	// lock's keeper. With handOver, lockmgr's copy is closed once the
+	// command has its own, as a keeper must be; without it, the caller
+	// keeps its copy open until the command ends, as flock(1) keeps its
+	// lock file.
+	give     *os.File
+	handOver bool
+	// exec replaces lockmgr with the command (-F), which holds the lock
+	// through give, placed at the number reserved for it when lockmgr
+	// started (cli/internal/fdslot): none of lockmgr's own descriptors,
+	// such as its connection to the plugin, which the plugin's shutdown
+	// closes on another goroutine, can be there, and the lock replaces
+	// the placeholder in one dup3 just before execve(2). If the exec
+	// fails, lockmgr exits at once with the error.
+	exec bool
+	// sigs, relay, lost and onLost are supervise's: the signals lockmgr
+	// caught (none: nil), whether it passes them on, and a plugin's lost
+	// lock and what to do about it.
+	sigs   <-chan os.Signal
+	relay  bool
+	lost   <-chan struct{}
+	onLost func(cmd *exec.Cmd) bool
+	// ended, if set, runs once the command has ended, before lockmgr's
+	// exit is decided: stopped is whether it was stopped for a lost lock.
+	ended func(stopped bool)
+	// lockmgrWords reports a command that fails to start (or exec) in
+	// lockmgr's words (commandError) even in the personality, as run
+	// FILE's forms always have; flock(1) itself says "failed to execute",
+	// as --fd and -u FILE do (cannotRun).
+	lockmgrWords bool
+}
+
+// runCommand runs c, which ready has let through, as l says, and returns
+// lockmgr's exit for it: the command's status (commandExit), 75 if it was
+// stopped for a lost lock, or why it could not start.
+func (o *runOptions) runCommand(c command, l launch) error {
+	startFailed := o.cannotRun
+	if l.lockmgrWords {
+		startFailed = commandError
+	}
+	env := commandEnv(l.env)
+	if l.exec {
+		if _, err := fdslot.Place(int(l.give.Fd())); err != nil {
+			return startFailed(c.argv[0], err)
+		}
+		return startFailed(c.argv[0], execCommand(c.path, c.argv, env))
+	}
+	cmd, exited, err := startCommand(c.path, c.argv, env, l.give)
+	if l.handOver && l.give != nil {
+		l.give.Close() // the command has its own copy
+	}
+	if err != nil {
+		return startFailed(c.argv[0], err)
+	}
+	var onLost func() bool
+	if l.onLost != nil {
+		onLost = func() bool { return l.onLost(cmd) }
+	}
+	stopped := o.supervise(cmd, exited, l.sigs, l.lost, onLost, l.relay)
+	if l.ended != nil {
+		l.ended(stopped)
+	}
+	if stopped {
+		return exitStatus(exitLost)
+	}
+	return o.commandExit(cmd.ProcessState)
+}
 
 // shellArgv is the command that runs line, as -c COMMAND-LINE does in
 // flock(1): $SHELL -c line, with /bin/sh when SHELL is unset or empty.

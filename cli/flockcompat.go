@@ -108,21 +108,25 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 	if len(argv) < 2 {
 		return &flockcompat.Usage{Lines: []string{short + ": not enough arguments", fmt.Sprintf("Try '%s --help' for more information.", short)}}
 	}
-	fa, err := flockcompat.Parse(argv[0], short, argv[1:])
+	// flock(1)'s defaults where it has no option (--on-lost, --grace) are
+	// run's.
+	o := newRunOptions()
+	ops, commandLine, err := flockcompat.Parse(argv[0], short, argv[1:], flockOptions(o))
 	if err != nil {
 		return err
 	}
 	switch {
-	case fa.Help:
+	case o.help:
 		flockcompat.Help(c.Stdout, short)
 		return nil
-	case fa.Version:
+	case o.version:
 		fmt.Fprintf(c.Stdout, "%s from lockmgr %s\n", short, version)
 		return nil
 	}
-	o := flockRunOptions(fa)
 	o.compat = c
-	c.Verbose = fa.Verbose
+	// --verbose is the Voice's, not lockFlags': flock(1)'s lines replace
+	// lockmgr's.
+	c.Verbose, o.verbose = o.verbose, false
 	if o.noFork && o.close {
 		return &flockcompat.Usage{Lines: []string{short + ": the --no-fork and --close options are incompatible"}}
 	}
@@ -130,15 +134,14 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 		return err
 	}
 	g := &globals{}
-	ops := fa.Operands
 	if o.fd >= 0 {
 		// --fd N COMMAND: the lock goes around the command, on the
 		// caller's descriptor.
 		c.Target = strconv.Itoa(o.fd)
 		var cmd []string
 		switch {
-		case fa.CommandLine != nil:
-			cmd = shellArgv(*fa.CommandLine)
+		case commandLine != nil:
+			cmd = shellArgv(*commandLine)
 		case len(ops) > 0:
 			cmd = ops
 		default:
@@ -154,7 +157,7 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 		}
 		return o.runWithFD(g, o.fd, cmd)
 	}
-	if fa.CommandLine != nil {
+	if commandLine != nil {
 		return &flockcompat.Usage{Lines: []string{short + ": requires file descriptor, file or directory"}}
 	}
 	switch {
@@ -168,7 +171,7 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 			cmd = shellArgv(cmd[1])
 		}
 		if o.unlock {
-			return runUnlocked(c, file, cmd)
+			return o.runUnlocked(file, cmd)
 		}
 		return o.runFile(g, file, cmd)
 	case len(ops) == 1:
@@ -193,21 +196,6 @@ func runFlock(c *flockcompat.Voice, argv []string) error {
 		return err
 	}
 	return &flockcompat.Usage{Lines: []string{short + ": requires file descriptor, file or directory"}}
-}
-
-// flockRunOptions is the run flow's options for a flock(1) command line:
-// flock(1)'s defaults where it has no option (--on-lost, --grace), and
-// what fa set. --verbose is the Voice's, not lockFlags': flock(1)'s lines
-// replace lockmgr's.
-func flockRunOptions(fa *flockcompat.Args) *runOptions {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: fa.FD}
-	o.mode = fa.Mode
-	o.nonblock = fa.Nonblock
-	o.timeout, o.timeoutSet = fa.Timeout, fa.TimeoutSet
-	o.conflict = fa.Conflict
-	o.unlock, o.close, o.noFork, o.fcntl = fa.Unlock, fa.Close, fa.NoFork, fa.Fcntl
-	o.start, o.length, o.rangeSet = fa.Start, fa.Length, fa.RangeSet
-	return o
 }
 
 // compatFailed has c say, if err is a lock someone else holds (the silent
@@ -263,7 +251,7 @@ func posixForFD(c *flockcompat.Voice, g *globals, o *runOptions) error {
 // if need be), unlocks what that new open holds, which is nothing, and
 // runs the command. The open never blocks, as no lock file's does: a
 // FIFO planted at FILE would otherwise hold it until someone wrote to it.
-func runUnlocked(c *flockcompat.Voice, file string, argv []string) error {
+func (o *runOptions) runUnlocked(file string, argv []string) error {
 	f, err := os.OpenFile(file, os.O_RDONLY|os.O_CREATE|syscall.O_NOCTTY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o666)
 	if errors.Is(err, syscall.EISDIR) {
 		f, err = os.Open(file)
@@ -273,20 +261,11 @@ func runUnlocked(c *flockcompat.Voice, file string, argv []string) error {
 	}
 	f.Close()
 	start := time.Now()
-	path, err := lookPath(argv[0])
-	c.Acquired(time.Since(start))
-	if err != nil {
-		return exitStatus(c.ExecFailed(argv[0], err))
+	c := findCommand(argv)
+	o.compat.Acquired(time.Since(start))
+	if err := o.ready(c); err != nil {
+		return err
 	}
-	c.Executing(argv[0])
 	// No lock goes round the command, and no output says there is one.
-	cmd, exited, err := startCommand(path, argv, commandEnv(lockEnv{}), nil)
-	if err != nil {
-		return exitStatus(c.ExecFailed(argv[0], err))
-	}
-	<-exited
-	if code := childStatus(cmd.ProcessState); code != 0 {
-		return exitStatus(code)
-	}
-	return nil
+	return o.runCommand(c, launch{})
 }

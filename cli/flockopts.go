@@ -3,9 +3,9 @@ package main
 // util-linux flock(1)'s options for `lockmgr run`, with flock(1)'s
 // meanings, so that `flock` can be replaced by `lockmgr run` in a script
 // without touching anything else on the line: -u, -F (--no-fork),
-// --fcntl, -V, and the descriptor forms `lockmgr run [-u] N`. The other
-// spellings (-e, --nb, --nonblocking, --wait) are lockFlags', since `lock`
-// takes them too.
+// --fcntl, -V, and the descriptor forms `lockmgr run [-u] N`. How they
+// are spelt, with flock(1)'s other spellings (-e, --nb, --nonblocking,
+// --wait), is lockOptions'.
 
 import (
 	"fmt"
@@ -13,19 +13,8 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/config"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
-
-// registerFlockFlags adds flock(1)'s options that only `run` has.
-func (o *runOptions) registerFlockFlags(fs *pflag.FlagSet) {
-	fs.BoolVarP(&o.unlock, "unlock", "u", false, "with a descriptor number N instead of FILE: release the lock held through N, as 'lockmgr unlock --fd N'")
-	fs.BoolVarP(&o.noFork, "no-fork", "F", false, "run the command in lockmgr's place rather than as its child (not with --close)")
-	fs.BoolVar(&o.fcntl, "fcntl", false, "take an open file description lock, as flock(1)'s --fcntl: the same as --backend ofd")
-	fs.BoolVarP(&o.version, "version", "V", false, "print lockmgr's version, as 'lockmgr version'")
-	fs.StringVarP(&o.commandLine, "command", "c", "", "with --fd: run `COMMAND-LINE` by $SHELL -c (after FILE, -c is not a flag but the command)")
-	fs.IntVar(&o.fd, "fd", -1, "lock the file open on the caller's descriptor `N` rather than FILE, run the command with N, and leave the lock with N (what follows is the command)")
-}
 
 // checkFlock refuses flock(1)'s options in combinations flock(1) refuses,
 // and turns --fcntl into the backend it means.
@@ -83,14 +72,10 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 		return err
 	}
 	o.compat.Acquired(time.Since(start))
-	path, err := lookPath(argv[0])
-	if err != nil {
-		if o.compat != nil {
-			return exitStatus(o.compat.ExecFailed(argv[0], err))
-		}
-		return commandError(argv[0], err)
+	c := findCommand(argv)
+	if err := o.ready(c); err != nil {
+		return err
 	}
-	o.compat.Executing(argv[0])
 	if o.close {
 		// --close keeps fd, and only fd, out of the command.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
@@ -100,15 +85,7 @@ func (o *runOptions) runWithFD(g *globals, fd int, argv []string) error {
 	// Nothing to give: every descriptor the caller passed, fd among them,
 	// is open in lockmgr without close-on-exec and reaches the command at
 	// its own number, as under flock(1).
-	cmd, exited, err := startCommand(path, argv, commandEnv(lock), nil)
-	if err != nil {
-		if o.compat != nil {
-			return exitStatus(o.compat.ExecFailed(argv[0], err))
-		}
-		return commandError(argv[0], err)
-	}
-	<-exited
-	return o.commandExit(cmd.ProcessState)
+	return o.runCommand(c, launch{env: lock})
 }
 
 // runFD is the descriptor form: `lockmgr lock --fd N`, or with -u

@@ -36,7 +36,7 @@ import (
 const posixFDError = "a POSIX lock belongs to the process that takes it, and would die with lockmgr's backend plugin as soon as lockmgr exits; use --backend flock or ofd, whose locks belong to the open file description the shell keeps open"
 
 func newLockCmd(g *globals) *cobra.Command {
-	var o lockFlags
+	o := newRunOptions()
 	var fd int
 	c := &cobra.Command{
 		Use:   "lock [flags] --fd N",
@@ -63,10 +63,11 @@ as for 'lockmgr run'.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, _ []string) error {
-			return lockFD(g, &o, fdFlag(c, fd))
+			return lockFD(g, &o.lockFlags, fdFlag(c, fd))
 		},
 	}
-	o.register(c.Flags(), "lock through backend `NAME`: flock or ofd (or a plugin whose locks belong to the open file description)")
+	registerOptions(c.Flags(), o, forLock)
+	c.Flags().Lookup("backend").Usage = "lock through backend `NAME`: flock or ofd (or a plugin whose locks belong to the open file description)"
 	c.Flags().IntVar(&fd, "fd", 0, "lock the file open on descriptor `N`")
 	return c
 }

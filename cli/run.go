@@ -27,11 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/lockmgr/lockmgr/cli/internal/fdslot"
 	"github.com/lockmgr/lockmgr/cli/internal/flockcompat"
 	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/config"
@@ -66,15 +68,16 @@ type runOptions struct {
 	// which only --fd allows.
 	fd          int
 	commandLine string
-	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V.
-	unlock, noFork, fcntl, version bool
+	// flock(1)'s own options (flockopts.go): -u, -F, --fcntl, -V; and
+	// its -h, which only the personality reads (run's is cobra's).
+	unlock, noFork, fcntl, version, help bool
 	// compat, in the flock personality, makes lockmgr speak as util-linux
 	// flock(1): its messages, --verbose lines and exit codes.
 	compat *flockcompat.Voice
 }
 
 func newRunCmd(g *globals) *cobra.Command {
-	o := &runOptions{onLost: onLostTerm, grace: 5 * time.Second, fd: -1}
+	o := newRunOptions()
 	c := &cobra.Command{
 		Use:   "run [flags] FILE {-- COMMAND [ARG...] | -c COMMAND-LINE}",
 		Short: "Run a command while holding a lock on FILE",
@@ -106,16 +109,9 @@ backends that give one, LOCKMGR_FENCING_TOKEN. Signals, a lost lock
 		Args: cobra.ArbitraryArgs, // parseRunArgs reads them
 		RunE: func(c *cobra.Command, args []string) error { return o.run(g, c.Flags().Changed, args) },
 	}
-	fs := c.Flags()
 	// Everything after FILE is the command's, as in flock(1).
-	fs.SetInterspersed(false)
-	o.register(fs, "lock through backend `NAME`: flock, posix, ofd, auto, or a plugin's name (overrides $LOCKMGR_BACKEND and the config)")
-	fs.BoolVarP(&o.close, "close", "o", false, "do not let the command keep the lock alive if lockmgr is killed")
-	fs.StringVar(&o.onLost, "on-lost", onLostTerm, "what to do if the lock is lost while the command runs: `POLICY` term, kill or ignore")
-	fs.Var(durationValue{d: &o.grace}, "grace", "with --on-lost term, send SIGKILL `DURATION` after SIGTERM")
-	fs.Int64Var(&o.start, "start", 0, "lock a byte range starting at byte `N` (posix, ofd)")
-	fs.Int64Var(&o.length, "length", 0, "lock `N` bytes from --start; 0 reaches the end of the file however long it grows (posix, ofd)")
-	o.registerFlockFlags(fs)
+	c.Flags().SetInterspersed(false)
+	registerOptions(c.Flags(), o, forRun)
 	return c
 }
 
@@ -229,10 +225,10 @@ func (o *runOptions) run(g *globals, changed func(string) bool, args []string) e
 func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	// Find the command before touching the lock file: a command that is
 	// not there must not leave a lock file behind. flock(1) finds out
-	// only when it has the lock, and so does its personality.
-	path, lookErr := lookPath(argv[0])
-	if lookErr != nil && o.compat == nil {
-		return commandError(argv[0], lookErr)
+	// only when it has the lock, and so does its personality (ready).
+	c := findCommand(argv)
+	if c.err != nil && o.compat == nil {
+		return o.cannotRun(argv[0], c.err)
 	}
 	cfg, err := g.loadConfig(o.backend)
 	if err != nil {
@@ -268,16 +264,10 @@ func (o *runOptions) runFile(g *globals, file string, argv []string) error {
 	for _, w := range h.Warnings() {
 		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(w))
 	}
-	if lookErr != nil {
-		return exitStatus(o.compat.ExecFailed(argv[0], lookErr))
+	if err := o.ready(c); err != nil {
+		return err
 	}
-	o.compat.Executing(argv[0])
-	if o.noFork {
-		if done, err := o.execLocked(h, path, argv); done {
-			return err
-		}
-	}
-	return o.runLocked(h, path, argv, sigs)
+	return o.runLocked(h, c, sigs)
 }
 
 // acquire takes the lock, or gives up on a signal.
@@ -301,74 +291,70 @@ func (o *runOptions) acquire(h *lockmgr.Handle, sigs <-chan os.Signal) error {
 
 // runLocked runs the command while h holds the lock, and returns its exit
 // status (or 75 if the lock was lost and the command stopped for it).
-func (o *runOptions) runLocked(h *lockmgr.Handle, path string, argv []string, sigs <-chan os.Signal) error {
-	env := commandEnv(handleEnv(h))
-	if f, err := h.Detach(); err == nil {
-		return o.runWithDescriptor(h, f, path, argv, env, sigs)
+//
+// A lock that is the locked file f (flock, ofd) is run with as flock(1)
+// does: the command inherits f, unless --close, so the lock lasts as long
+// as the command and whatever inherited from it, even if lockmgr is
+// killed. When the command ends lockmgr closes its own copy and never
+// unlocks the open file description: a background child that inherited
+// it keeps the lock, as under flock(1). Nothing can lose such a lock, and
+// the plugin that took it is no longer needed: it is stopped now, so that
+// a running lockmgr run is one process. With -F the command replaces
+// lockmgr, as with flock(1) -F, if a number was reserved for the lock at
+// start (launch.exec); if not, it runs as lockmgr's child, which holds
+// the lock just as long. A lock its plugin keeps is runWithPlugin's.
+func (o *runOptions) runLocked(h *lockmgr.Handle, c command, sigs <-chan os.Signal) error {
+	env := handleEnv(h)
+	f, err := h.Detach()
+	if err != nil {
+		return o.runWithPlugin(h, c, env, sigs)
 	}
-	return o.runWithPlugin(h, path, argv, env, sigs)
-}
-
-// runWithDescriptor runs the command holding a lock that is the locked
-// file f (flock, ofd), as flock(1) does: the command inherits f, unless
-// --close, so the lock lasts as long as the command and whatever inherited
-// from it, even if lockmgr is killed. When the command ends lockmgr closes
-// its own copy and never unlocks the open file description: a background
-// child that inherited it keeps the lock, as under flock(1). Nothing can
-// lose such a lock, and the plugin that took it is no longer needed: it
-// is stopped now, so that a running lockmgr run is one process.
-func (o *runOptions) runWithDescriptor(h *lockmgr.Handle, f *os.File, path string, argv []string, env []string, sigs <-chan os.Signal) error {
 	defer f.Close()
 	h.Close()
-	give := f
-	if o.close {
-		give = nil
+	l := launch{env: env, give: f, sigs: sigs, lockmgrWords: true}
+	switch {
+	case o.noFork && fdslot.Number() >= 0:
+		l.exec = true
+	case o.close:
+		l.give = nil
 	}
-	cmd, exited, err := startCommand(path, argv, env, give)
-	if err != nil {
-		return commandError(argv[0], err)
-	}
-	o.supervise(cmd, exited, sigs, nil, nil, false)
-	return o.commandExit(cmd.ProcessState)
+	return o.runCommand(c, l)
 }
 
 // runWithPlugin runs the command holding a lock that its plugin holds
 // (posix, etcd, a third-party backend): the command inherits the lock's
-// keeper, unless --close, so that the lock lives as long as the command; and if the plugin loses the lock meanwhile, --on-lost
-// says what becomes of the command.
-func (o *runOptions) runWithPlugin(h *lockmgr.Handle, path string, argv []string, env []string, sigs <-chan os.Signal) error {
+// keeper, unless --close, so that the lock lives as long as the command;
+// and if the plugin loses the lock meanwhile, --on-lost says what becomes
+// of the command. -F cannot replace lockmgr here: the lock needs lockmgr
+// to stay.
+func (o *runOptions) runWithPlugin(h *lockmgr.Handle, c command, env lockEnv, sigs <-chan os.Signal) error {
 	lost := h.Lost()
 	select {
 	case <-lost:
-		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), argv[0], lossCause(h)))
+		return withCode(exitLost, fmt.Errorf("lost the lock on %s (%s) before %s started: %s", h.LockName(context.Background()), h.Backend(), c.argv[0], lossCause(h)))
 	default:
 	}
-	var give *os.File
+	l := launch{
+		env: env, handOver: true, lockmgrWords: true,
+		sigs: sigs, relay: true, lost: lost,
+		onLost: func(cmd *exec.Cmd) bool { return o.lockLost(h, cmd, c.argv[0]) },
+		// The lock is released whatever the command's heirs hold (a
+		// daemon it started may keep the keeper open): closing the
+		// handle ends the plugin's session, and the plugin, keeping
+		// nothing now, exits. Nothing is waited for.
+		ended: func(stopped bool) {
+			uerr := h.Unlock()
+			h.Close()
+			if !stopped && uerr != nil && !errors.Is(uerr, lockmgr.ErrLost) {
+				fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
+			}
+		},
+	}
 	if !o.close {
 		var err error
-		if give, err = h.Lifeline(); err != nil {
+		if l.give, err = h.Lifeline(); err != nil {
 			return err
 		}
 	}
-	cmd, exited, err := startCommand(path, argv, env, give)
-	if give != nil {
-		give.Close() // the command has its own copy
-	}
-	if err != nil {
-		return commandError(argv[0], err)
-	}
-	stopped := o.supervise(cmd, exited, sigs, lost, func() bool { return o.lockLost(h, cmd, argv[0]) }, true)
-	uerr := h.Unlock()
-	// The lock is released whatever the command's heirs hold (a daemon
-	// it started may keep the keeper open): closing the handle ends the
-	// plugin's session, and the plugin, keeping nothing now, exits.
-	// Nothing is waited for.
-	h.Close()
-	if stopped {
-		return exitStatus(exitLost)
-	}
-	if uerr != nil && !errors.Is(uerr, lockmgr.ErrLost) {
-		fmt.Fprintln(os.Stderr, "lockmgr: warning: "+oneLine(uerr.Error()))
-	}
-	return o.commandExit(cmd.ProcessState)
+	return o.runCommand(c, l)
 }

@@ -2,9 +2,10 @@ package main
 
 // Seeing the command out: while it runs under a lock, lockmgr waits for
 // it, passes signals on where the command relies on lockmgr, and acts on
-// --on-lost if a plugin loses the lock. run's command goes through
-// supervise whichever backend holds its lock; --fd's and flock -u's are
-// only waited for, as flock(1) waits for its command.
+// --on-lost if a plugin loses the lock. Every command lockmgr runs goes
+// through supervise (runCommand), whichever backend holds its lock;
+// --fd's and flock -u's catch no signal, and are only waited for, as
+// flock(1) waits for its command.
 
 import (
 	"context"

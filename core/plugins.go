@@ -21,7 +21,7 @@ import (
 // PluginBinaryPrefix starts the file name of every backend plugin:
 // backend NAME is the binary lockmgr-backend-NAME. A tool needs it to
 // name a missing plugin, or to recognise a plugin process in /proc.
-const PluginBinaryPrefix = pluginhost.BinaryPrefix
+const PluginBinaryPrefix = backend.PluginBinaryPrefix
 
 // LifelineHostEnv is the variable in a plugin process's environment that
 // names its host's end of the plugin's lifeline as /proc shows a

@@ -30,9 +30,10 @@
 //
 // Why a package of its own, and not part of proclocks: proclocks reads
 // the kernel's tables and knows nothing of lockmgr's processes, and it
-// cannot: the plugin boundary that defines them (pluginhost's binary
-// names, pluginrpc's lifeline) depends on proclocks through fdlock, so
-// proclocks importing it would be a cycle. This package sits above both
+// cannot: the plugin boundary that defines them (pluginrpc's lifeline)
+// depends on proclocks through fdlock, so proclocks importing it would be
+// a cycle. (The plugins' command name, which both need, is
+// backend.PluginComm.) This package sits above both
 // and joins them: what the kernel says, read through what lockmgr knows
 // of the processes it starts. Everything here is read from /proc, which
 // anyone may read for their own processes; what cannot be read (another
@@ -48,15 +49,9 @@ import (
 	"strings"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
-
-// pluginComm is the command name of every backend plugin in /proc: the
-// kernel cuts a command name to 15 bytes (TASK_COMM_LEN less its NUL), so
-// "lockmgr-backend-flock" shows as "lockmgr-backend".
-var pluginComm = pluginhost.BinaryPrefix[:min(len(pluginhost.BinaryPrefix), 15)]
 
 // lockmgrComm is lockmgr's own command name, for a host whose command is
 // more interesting than the host.
@@ -93,7 +88,7 @@ func attributeOwner(o backend.LockOwner) backend.LockOwner {
 		}
 		return o
 	}
-	if o.PID <= 0 || !strings.HasPrefix(o.Command, pluginComm) {
+	if o.PID <= 0 || !strings.HasPrefix(o.Command, backend.PluginComm()) {
 		return o
 	}
 	plugin := o.PID
@@ -141,13 +136,13 @@ func joinDetail(a, b string) string {
 func pluginName(pid int) string {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
-		return pluginComm
+		return backend.PluginComm()
 	}
 	arg0, _, _ := strings.Cut(string(data), "\x00")
-	if name := filepath.Base(arg0); strings.HasPrefix(name, pluginhost.BinaryPrefix) {
+	if name := filepath.Base(arg0); strings.HasPrefix(name, backend.PluginBinaryPrefix) {
 		return name
 	}
-	return pluginComm
+	return backend.PluginComm()
 }
 
 // lifelineOf returns the host's end of the plugin's lifeline as
@@ -277,7 +272,7 @@ func commandOf(pid int) (int, string) {
 			if err != nil {
 				continue
 			}
-			if comm := proclocks.Command(child); comm != "" && !strings.HasPrefix(comm, pluginComm) {
+			if comm := proclocks.Command(child); comm != "" && !strings.HasPrefix(comm, backend.PluginComm()) {
 				return child, comm
 			}
 		}

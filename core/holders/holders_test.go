@@ -9,23 +9,9 @@ import (
 	"testing"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
-
-// TestPluginComm: every plugin binary's command name, as the kernel cuts
-// it, is pluginComm.
-func TestPluginComm(t *testing.T) {
-	if pluginComm != "lockmgr-backend" {
-		t.Errorf("pluginComm = %q, want %q", pluginComm, "lockmgr-backend")
-	}
-	for _, name := range []string{"flock", "posix", "ofd", "etcd"} {
-		if comm := (pluginhost.BinaryPrefix + name)[:15]; comm != pluginComm {
-			t.Errorf("plugin %s shows as %q, not %q", name, comm, pluginComm)
-		}
-	}
-}
 
 func TestSubcommand(t *testing.T) {
 	for _, tc := range []struct {

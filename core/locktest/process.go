@@ -15,6 +15,7 @@ import (
 	"time"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
 )
@@ -107,14 +108,14 @@ func PluginProcesses(ppid int) []int {
 			continue
 		}
 		// pid (comm) state ppid ...; comm may hold spaces and parentheses,
-		// and the kernel cuts it to 15 bytes: "lockmgr-backend".
+		// and is a plugin's if it is backend.PluginComm.
 		s := string(stat)
 		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 		if open < 0 || end < open {
 			continue
 		}
 		fields := strings.Fields(s[end+1:])
-		if len(fields) < 2 || fields[0] == "Z" || !strings.HasPrefix(s[open+1:end], "lockmgr-backend") {
+		if len(fields) < 2 || fields[0] == "Z" || !strings.HasPrefix(s[open+1:end], backend.PluginComm()) {
 			continue
 		}
 		if parent, _ := strconv.Atoi(fields[1]); parent == ppid {

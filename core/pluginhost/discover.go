@@ -14,8 +14,9 @@ import (
 )
 
 // BinaryPrefix starts the file name of every backend plugin: backend NAME
-// is the binary lockmgr-backend-NAME.
-const BinaryPrefix = "lockmgr-backend-"
+// is the binary lockmgr-backend-NAME. It is backend.PluginBinaryPrefix,
+// under the name pluginhost's users know.
+const BinaryPrefix = backend.PluginBinaryPrefix
 
 // DirEnv names the environment variable that adds a plugin directory.
 const DirEnv = "LOCKMGR_PLUGIN_DIR"

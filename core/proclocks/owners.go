@@ -77,10 +77,6 @@ type description struct {
 	pids  []int  // sorted, without repeats
 }
 
-// pluginCommand is the command name of every lockmgr backend plugin, as
-// the kernel cuts "lockmgr-backend-NAME" to 15 bytes.
-const pluginCommand = "lockmgr-backend"
-
 // resolveOwners settles the owner of each lock in mine, all on the inode
 // that /proc/locks names id. It scans /proc/*/fdinfo only if some granted
 // lock lacks a live owner: an OFD lock, or a flock lock whose process has
@@ -104,7 +100,7 @@ func resolveOwners(mine []Lock, id fileID) ([]owned, error) {
 			out[i].PID = -1
 			out[i].detail = fmt.Sprintf("taken by pid %d, which has exited", l.PID)
 			unresolved = append(unresolved, i)
-		case l.Kind == KindFlock && strings.HasPrefix(Command(l.PID), pluginCommand):
+		case l.Kind == KindFlock && strings.HasPrefix(Command(l.PID), backend.PluginComm()):
 			// A lockmgr plugin that took a flock lock hands the locked
 			// descriptor to its host, which then holds it; the plugin may
 			// keep it only in a few cases (remove-on-release). Whoever has

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	lockmgr "github.com/lockmgr/lockmgr/core"
+	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 )
 
@@ -137,7 +138,7 @@ func heldBy(ctx context.Context, h *lockmgr.Handle) string {
 	}
 	o := st.Holders[0]
 	who := fmt.Sprintf("held by pid %d (%s)", o.PID, o.Command)
-	if strings.HasPrefix(o.Command, "lockmgr-backend") {
+	if strings.HasPrefix(o.Command, backend.PluginComm()) {
 		if parent := proclocks.ParentPID(o.PID); parent > 0 {
 			who += fmt.Sprintf(", the plugin of pid %d (%s),", parent, proclocks.Command(parent))
 		}

@@ -8,8 +8,9 @@
 // its words freely.
 //
 // The package knows nothing of locks or backends: it reads a command
-// line into Args and speaks through a Voice. lockmgr's run flow does the
-// work, and asks the Voice to say what flock(1) would have said.
+// line through the options lockmgr gives it (the ones `lockmgr run`
+// shares, from one table) and speaks through a Voice. lockmgr's run flow
+// does the work, and asks the Voice to say what flock(1) would have said.
 package flockcompat
 
 // Name is the name under which lockmgr is flock(1).
@@ -28,7 +29,4 @@ const (
 	ExitOSErr = 71
 	// ExitCantCreat (EX_CANTCREAT) is a read-only or full filesystem.
 	ExitCantCreat = 73
-	// ExitConflict is flock(1)'s exit for a lock held elsewhere, unless
-	// -E says otherwise.
-	ExitConflict = 1
 )

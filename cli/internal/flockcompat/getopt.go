@@ -4,34 +4,39 @@ package flockcompat
 // borrowed from pflag, whose rules differ where scripts notice: "--nb"
 // and "--nonb" are both -n, "-w2.5" glues a value, "-c" after --fd is
 // the command line, and the messages are getopt's, word for word.
+//
+// Which options there are, and what each sets, is the caller's: lockmgr
+// writes them once, in one table with `lockmgr run`'s (cli/lockoptions.go),
+// and hands them to Parse. What is flock(1)'s alone stays here: the
+// reading, its messages, and the syntax of the values it takes (Timeout,
+// ExitCode, Start, Length, FD).
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/lockmgr/lockmgr/core/backend"
 )
 
-// option is one of flock(1)'s options.
-type option struct {
-	long  string
-	short byte // 0: long only
-	arg   bool
-}
-
-// options are flock(1)'s options; a long option's unique prefix
-// names it, and two names of one option are not ambiguous.
-var options = []option{
-	{"shared", 's', false}, {"exclusive", 'x', false}, {"unlock", 'u', false},
-	{"nonblocking", 'n', false}, {"nb", 'n', false},
-	{"timeout", 'w', true}, {"wait", 'w', true},
-	{"conflict-exit-code", 'E', true}, {"close", 'o', false}, {"no-fork", 'F', false},
-	{"verbose", 0, false}, {"fcntl", 0, false}, {"start", 0, true}, {"length", 0, true},
-	{"fd", 0, true},
-	{"help", 'h', false}, {"version", 'V', false},
+// Option is one of flock(1)'s options, as Parse reads it.
+type Option struct {
+	// Long are its long names, in util-linux's order: getopt_long's
+	// messages list the names a prefix matches in that order.
+	Long []string
+	// Short are its letters ("xe": -e is flock(1)'s other -x); "" for
+	// none.
+	Short string
+	// Arg is whether it takes a value.
+	Arg bool
+	// Stop ends the reading where the option stands, as -h and -V do in
+	// flock(1).
+	Stop bool
+	// Set applies the option, with its value if it takes one. An error
+	// from Timeout, ExitCode, Start, Length or FD is said in flock(1)'s
+	// words.
+	Set func(value string) error
 }
 
 // Usage is a command line flock(1) refuses: its Lines are printed as
@@ -40,36 +45,26 @@ type Usage struct{ Lines []string }
 
 func (e *Usage) Error() string { return strings.Join(e.Lines, "; ") }
 
-// Args is a flock(1) command line as read: what each option set, and
-// the operands after them.
-type Args struct {
-	Mode           backend.Mode // -s, -x (-e); exclusive by default
-	Unlock         bool         // -u
-	Nonblock       bool         // -n
-	Timeout        time.Duration
-	TimeoutSet     bool // -w was given: Timeout is a deadline
-	Conflict       int  // -E; ExitConflict by default
-	Close, NoFork  bool // -o, -F
-	Verbose, Fcntl bool // --verbose, --fcntl
-	Start, Length  int64
-	RangeSet       bool // --start or --length, which imply --fcntl
-	FD             int  // --fd, or -1
-	Help, Version  bool // -h, -V: the reading stopped there
-	Operands       []string
-	// CommandLine is -c's argument given as an option (with --fd).
-	CommandLine *string
-}
-
 // Parse reads args (without the program name) as flock(1)'s getopt_long
-// does: options until the first operand or "--". -h and -V end the
-// reading where they stand, as in flock(1). argv0 is the program name as
-// invoked, which getopt's own messages use; short is its base name, which
+// does, applying each of options as it is read: options until the first
+// operand or "--", which it returns, or until an option that stops the
+// reading (-h, -V). commandLine is -c's argument given as an option (with
+// --fd), which ends the reading too. argv0 is the program name as invoked,
+// which getopt's own messages use; short is its base name, which
 // flock(1)'s messages use. A refusal is a *Usage.
-func Parse(argv0, short string, args []string) (*Args, error) {
-	fa := &Args{Mode: backend.Exclusive, Conflict: ExitConflict, FD: -1}
+func Parse(argv0, short string, args []string, options []Option) (operands []string, commandLine *string, err error) {
 	tryHelp := fmt.Sprintf("Try '%s --help' for more information.", short)
 	bad := func(format string, a ...any) error {
 		return &Usage{[]string{fmt.Sprintf(argv0+": "+format, a...), tryHelp}}
+	}
+	set := func(opt *Option, value string) error {
+		var v *badValue
+		if err := opt.Set(value); errors.As(err, &v) {
+			return &Usage{[]string{short + ": " + v.text(value)}}
+		} else if err != nil {
+			return err
+		}
+		return nil
 	}
 	i := 0
 	for ; i < len(args); i++ {
@@ -85,170 +80,168 @@ func Parse(argv0, short string, args []string) (*Args, error) {
 			// -c as an option, with --fd: the one argument left is the
 			// command line.
 			if len(args)-i-1 != 1 {
-				return nil, &Usage{[]string{fmt.Sprintf("%s: %s requires exactly one command argument", short, a)}}
+				return nil, nil, &Usage{[]string{fmt.Sprintf("%s: %s requires exactly one command argument", short, a)}}
 			}
-			fa.CommandLine = &args[i+1]
-			return fa, nil
+			return nil, &args[i+1], nil
 		}
 		if strings.HasPrefix(a, "--") {
 			name, value, hasValue := strings.Cut(a[2:], "=")
-			opt, err := matchLong(name, argv0, a)
+			opt, long, err := matchLong(options, name, argv0, a)
 			if err != nil {
-				return nil, &Usage{[]string{err.Error(), tryHelp}}
+				return nil, nil, &Usage{[]string{err.Error(), tryHelp}}
 			}
 			switch {
-			case opt.arg && !hasValue:
+			case opt.Arg && !hasValue:
 				if i+1 == len(args) {
-					return nil, bad("option '--%s' requires an argument", opt.long)
+					return nil, nil, bad("option '--%s' requires an argument", long)
 				}
 				i++
 				value = args[i]
-			case !opt.arg && hasValue:
-				return nil, bad("option '--%s' doesn't allow an argument", opt.long)
+			case !opt.Arg && hasValue:
+				return nil, nil, bad("option '--%s' doesn't allow an argument", long)
 			}
-			done, err := fa.set(opt, value, short)
-			if err != nil || done {
-				return fa, err
+			if err := set(opt, value); err != nil || opt.Stop {
+				return nil, nil, err
 			}
 			continue
 		}
 		for j := 1; j < len(a); j++ {
-			opt, ok := shortOption(a[j])
-			if !ok {
+			opt := shortOption(options, a[j])
+			if opt == nil {
 				if a[j] == '?' {
-					return nil, &Usage{[]string{tryHelp}}
+					return nil, nil, &Usage{[]string{tryHelp}}
 				}
-				return nil, bad("invalid option -- '%c'", a[j])
+				return nil, nil, bad("invalid option -- '%c'", a[j])
 			}
 			value := ""
-			if opt.arg {
+			if opt.Arg {
 				value = a[j+1:]
 				if value == "" {
 					if i+1 == len(args) {
-						return nil, bad("option requires an argument -- '%c'", a[j])
+						return nil, nil, bad("option requires an argument -- '%c'", a[j])
 					}
 					i++
 					value = args[i]
 				}
 				j = len(a)
 			}
-			done, err := fa.set(opt, value, short)
-			if err != nil || done {
-				return fa, err
+			if err := set(opt, value); err != nil || opt.Stop {
+				return nil, nil, err
 			}
 		}
 	}
-	fa.Operands = args[i:]
-	return fa, nil
+	return args[i:], nil, nil
 }
 
-// matchLong finds the long option name stands for: itself, or the one
-// option it is a prefix of.
-func matchLong(name, argv0, arg string) (option, error) {
-	var found []option
-	for _, opt := range options {
-		if opt.long == name {
-			return opt, nil
-		}
-		if strings.HasPrefix(opt.long, name) {
-			found = append(found, opt)
+// matchLong finds the option name stands for, and the long name it
+// matched: the option so named, or the one option whose names it is a
+// prefix of. Two names of one option are not ambiguous.
+func matchLong(options []Option, name, argv0, arg string) (*Option, string, error) {
+	type match struct {
+		opt  *Option
+		long string
+	}
+	var found []match
+	for i := range options {
+		for _, long := range options[i].Long {
+			if long == name {
+				return &options[i], long, nil
+			}
+			if strings.HasPrefix(long, name) {
+				found = append(found, match{&options[i], long})
+			}
 		}
 	}
 	if len(found) == 0 {
-		return option{}, fmt.Errorf("%s: unrecognized option '%s'", argv0, arg)
+		return nil, "", fmt.Errorf("%s: unrecognized option '%s'", argv0, arg)
 	}
-	for _, opt := range found[1:] {
-		if opt.short != found[0].short || opt.short == 0 {
+	for _, m := range found[1:] {
+		if m.opt != found[0].opt {
 			var names []string
 			for _, f := range found {
 				names = append(names, "'--"+f.long+"'")
 			}
-			return option{}, fmt.Errorf("%s: option '%s' is ambiguous; possibilities: %s", argv0, strings.SplitN(arg, "=", 2)[0], strings.Join(names, " "))
+			return nil, "", fmt.Errorf("%s: option '%s' is ambiguous; possibilities: %s", argv0, strings.SplitN(arg, "=", 2)[0], strings.Join(names, " "))
 		}
 	}
-	return found[0], nil
+	return found[0].opt, found[0].long, nil
 }
 
-// shortOption finds a short option; -e is -x.
-func shortOption(c byte) (option, bool) {
-	if c == 'e' {
-		c = 'x'
-	}
-	for _, opt := range options {
-		if opt.short == c && c != 0 {
-			return opt, true
+// shortOption finds the option of letter c, or nil.
+func shortOption(options []Option, c byte) *Option {
+	for i := range options {
+		if strings.IndexByte(options[i].Short, c) >= 0 {
+			return &options[i]
 		}
 	}
-	return option{}, false
+	return nil
 }
 
-// set applies one option; done means -h or -V, which end the reading.
-func (fa *Args) set(opt option, value, short string) (done bool, err error) {
-	bad := func(what string) error {
-		return &Usage{[]string{fmt.Sprintf("%s: %s: '%s'", short, what, value)}}
+// badValue is a value flock(1) refuses for an option: Parse says
+// "flock: what: 'VALUE'", or without the value (quote false) for a value
+// it read but cannot use.
+type badValue struct {
+	what  string
+	quote bool
+}
+
+func (v *badValue) Error() string { return v.what }
+
+func (v *badValue) text(value string) string {
+	if !v.quote {
+		return v.what
 	}
-	switch opt.long {
-	case "shared":
-		fa.Mode = backend.Shared
-	case "exclusive":
-		fa.Mode = backend.Exclusive
-	case "unlock":
-		fa.Unlock = true
-	case "nonblocking", "nb":
-		fa.Nonblock = true
-	case "timeout", "wait":
-		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/1e9 {
-			return false, bad("invalid timeout value")
-		}
-		// flock(1) keeps microseconds; less than one is no wait at all.
-		fa.Timeout = time.Duration(int64(f*1e6)) * time.Microsecond
-		fa.TimeoutSet = true
-	case "conflict-exit-code":
-		n, err := strconv.ParseInt(value, 10, 32)
-		if err != nil {
-			return false, bad("invalid exit code")
-		}
-		if n < 0 || n > 255 {
-			return false, &Usage{[]string{short + ": exit code out of range (expected 0 to 255)"}}
-		}
-		fa.Conflict = int(n)
-	case "close":
-		fa.Close = true
-	case "no-fork":
-		fa.NoFork = true
-	case "verbose":
-		fa.Verbose = true
-	case "fcntl":
-		fa.Fcntl = true
-	case "start", "length":
-		n, ok := parseSize(value)
-		if !ok {
-			if opt.long == "start" {
-				return false, bad("invalid as start offset")
-			}
-			return false, bad("invalid as length of lock range")
-		}
-		if opt.long == "start" {
-			fa.Start = n
-		} else {
-			fa.Length = n
-		}
-		fa.RangeSet, fa.Fcntl = true, true
-	case "fd":
-		n, err := strconv.ParseInt(value, 10, 32)
-		if err != nil || n < 0 {
-			return false, bad("invalid file descriptor")
-		}
-		fa.FD = int(n)
-	case "help":
-		fa.Help = true
-		return true, nil
-	case "version":
-		fa.Version = true
-		return true, nil
+	return fmt.Sprintf("%s: '%s'", v.what, value)
+}
+
+// Timeout reads -w's value as flock(1) does: seconds, with a fraction,
+// kept to the microsecond (less than one is no wait at all). "1m30s",
+// which `lockmgr run` takes, is not flock(1)'s.
+func Timeout(value string) (time.Duration, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/1e9 {
+		return 0, &badValue{"invalid timeout value", true}
 	}
-	return false, nil
+	return time.Duration(int64(f*1e6)) * time.Microsecond, nil
+}
+
+// ExitCode reads -E's value as flock(1) does: a number from 0 to 255.
+func ExitCode(value string) (int, error) {
+	n, err := strconv.ParseInt(value, 10, 32)
+	if err != nil {
+		return 0, &badValue{"invalid exit code", true}
+	}
+	if n < 0 || n > 255 {
+		return 0, &badValue{"exit code out of range (expected 0 to 255)", false}
+	}
+	return int(n), nil
+}
+
+// Start reads --start's value, a size (parseSize).
+func Start(value string) (int64, error) {
+	n, ok := parseSize(value)
+	if !ok {
+		return 0, &badValue{"invalid as start offset", true}
+	}
+	return n, nil
+}
+
+// Length reads --length's value, a size (parseSize).
+func Length(value string) (int64, error) {
+	n, ok := parseSize(value)
+	if !ok {
+		return 0, &badValue{"invalid as length of lock range", true}
+	}
+	return n, nil
+}
+
+// FD reads --fd's value: a descriptor number.
+func FD(value string) (int, error) {
+	n, err := strconv.ParseInt(value, 10, 32)
+	if err != nil || n < 0 {
+		return 0, &badValue{"invalid file descriptor", true}
+	}
+	return int(n), nil
 }
 
 // parseSize reads a byte count as util-linux does: a number with an
@@ -290,16 +283,4 @@ func parseSize(s string) (int64, bool) {
 		n *= base
 	}
 	return n, true
-}
-
-// HasOption reports whether flock(1) has an option named word: a long
-// name without its dashes, or a short letter. lockmgr's messages under
-// the flock name suggest only options a flock(1) script can use.
-func HasOption(word string) bool {
-	for _, opt := range options {
-		if opt.long == word || (len(word) == 1 && opt.short != 0 && opt.short == word[0]) {
-			return true
-		}
-	}
-	return false
 }
