@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -50,14 +52,29 @@ const (
 	serverTick    = "ETCDTEST_SERVER_TICK"    // the heartbeat interval; an election takes ten
 )
 
+// startAttempts bounds how often a server, or a cluster, is started again
+// on fresh ports when another process took one of its ports between
+// freePort and etcd's own listen (errPortTaken).
+const startAttempts = 5
+
+// errPortTaken is a start that failed because a port freePort chose was
+// taken before etcd could listen on it.
+var errPortTaken = errors.New("a port was taken before etcd listened on it")
+
 // startEtcd starts a server with its data in dir, on free ports.
 func startEtcd(dir string) (*etcdServer, error) {
-	s, err := newMember(dir, "lockmgr-test")
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		s, err := newMember(dir, "lockmgr-test")
+		if err != nil {
+			return nil, err
+		}
+		s.cluster = s.name + "=http://" + s.peer
+		err = s.start()
+		if errors.Is(err, errPortTaken) && attempt < startAttempts {
+			continue
+		}
+		return s, err
 	}
-	s.cluster = s.name + "=http://" + s.peer
-	return s, s.start()
 }
 
 // newMember is a server on free ports, not started, not yet part of a
@@ -84,6 +101,25 @@ type etcdCluster struct {
 // leader after tick*10 without a heartbeat (etcd's default tick is 100ms).
 // The members start together, since none is ready before a quorum is.
 func startCluster(dir string, n int, tick time.Duration) (*etcdCluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startClusterOnce(dir, n, tick)
+		if errors.Is(err, errPortTaken) && attempt < startAttempts {
+			// The members that did start were killed; their data,
+			// made for ports now dropped, goes too.
+			if rerr := os.RemoveAll(dir); rerr != nil {
+				return nil, rerr
+			}
+			if rerr := os.MkdirAll(dir, 0o700); rerr != nil {
+				return nil, rerr
+			}
+			continue
+		}
+		return c, err
+	}
+}
+
+// startClusterOnce is startCluster's one attempt, on one choice of ports.
+func startClusterOnce(dir string, n int, tick time.Duration) (*etcdCluster, error) {
 	c := &etcdCluster{}
 	var peers []string
 	for i := range n {
@@ -102,7 +138,7 @@ func startCluster(dir string, n int, tick time.Duration) (*etcdCluster, error) {
 	}
 	var first error
 	for range n {
-		if err := <-errs; err != nil && first == nil {
+		if err := <-errs; err != nil && (first == nil || errors.Is(err, errPortTaken)) {
 			first = err
 		}
 	}
@@ -140,15 +176,32 @@ func (c *etcdCluster) Stop() {
 	}
 }
 
-// freePort returns a port nothing listens on just now. Another process
-// could take it before etcd does; on a test machine that is rare enough.
+// Ports for test servers are drawn from below Linux's default ephemeral
+// range (32768-60999). A port the kernel hands out for a listen on :0 is
+// one it also hands out as the local port of outgoing connections, and
+// the tests make many (every client of every server): on a busy machine
+// one of them took a port between freePort and etcd's listen.
+const (
+	portLow  = 20000
+	portHigh = 32767
+)
+
+// freePort returns a port nothing listens on just now, outside the
+// ephemeral range. Another process could still take it before etcd does:
+// a start that fails so is made again on fresh ports (errPortTaken).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	var lastErr error
+	for range 100 {
+		port := portLow + rand.IntN(portHigh-portLow+1)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in %d-%d: %w", portLow, portHigh, lastErr)
 }
 
 // Endpoint is the server's client address, as LOCKMGR_ETCD_ENDPOINTS
@@ -188,6 +241,9 @@ func (s *etcdServer) start() error {
 		if line != "ready\n" {
 			cmd.Process.Kill()
 			cmd.Wait()
+			if strings.Contains(line, "address already in use") {
+				return fmt.Errorf("etcd in %s did not start: %q: %w", s.dir, line, errPortTaken)
+			}
 			return fmt.Errorf("etcd in %s did not start: %q", s.dir, line)
 		}
 	case <-time.After(60 * time.Second):
