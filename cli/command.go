@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -99,11 +100,6 @@ type launch struct {
 	// ended, if set, runs once the command has ended, before lockmgr's
 	// exit is decided: stopped is whether it was stopped for a lost lock.
 	ended func(stopped bool)
-	// lockmgrWords reports a command that fails to start (or exec) in
-	// lockmgr's words (commandError) even in the personality, as run
-	// FILE's forms always have; flock(1) itself says "failed to execute",
-	// as --fd and -u FILE do (cannotRun).
-	lockmgrWords bool
 }
 
 // runCommand runs c, which ready has let through, as l says, and returns
@@ -111,9 +107,6 @@ type launch struct {
 // stopped for a lost lock, or why it could not start.
 func (o *runOptions) runCommand(c command, l launch) error {
 	startFailed := o.cannotRun
-	if l.lockmgrWords {
-		startFailed = commandError
-	}
 	env := commandEnv(l.env)
 	if l.exec {
 		if _, err := fdslot.Place(int(l.give.Fd())); err != nil {
@@ -282,6 +275,33 @@ func childStatus(ps *os.ProcessState) int {
 
 // commandError explains a command that cannot be run, with the shell's
 // exit codes: 127 when it does not exist, 126 when it cannot be executed.
+// missingInterpreter returns the interpreter named by the #! line of the
+// file an exec failed on with ENOENT, when that file is there: the kernel
+// says "no such file" for a script whose interpreter is missing, and
+// naming the script alone would send its user looking for the wrong file.
+func missingInterpreter(err error) string {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	f, ferr := os.Open(pe.Path)
+	if ferr != nil {
+		return ""
+	}
+	defer f.Close()
+	var head [256]byte
+	n, _ := io.ReadFull(f, head[:])
+	line, _, _ := strings.Cut(string(head[:n]), "\n")
+	interp, ok := strings.CutPrefix(line, "#!")
+	if !ok {
+		return ""
+	}
+	if fields := strings.Fields(interp); len(fields) > 0 {
+		return fields[0]
+	}
+	return ""
+}
+
 func commandError(name string, err error) error {
 	var ee *exec.Error
 	if errors.As(err, &ee) {
@@ -293,6 +313,9 @@ func commandError(name string, err error) error {
 	case errors.Is(err, exec.ErrDot):
 		return withCode(exitNotFound, fmt.Errorf("%s: found only in the current directory, through a relative $PATH entry (run it as ./%s)", name, name))
 	case errors.Is(err, fs.ErrNotExist):
+		if interp := missingInterpreter(err); interp != "" {
+			return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: its interpreter %s is not there (its #! line)", name, interp))
+		}
 		return withCode(exitNotFound, fmt.Errorf("%s: no such file or directory", name))
 	case errors.Is(err, fs.ErrPermission):
 		return withCode(exitCannotExec, fmt.Errorf("%s: cannot execute: permission denied (not an executable file)", name))

@@ -222,6 +222,8 @@ var diffCases = []diffCase{
 		args: func(d, l string) []string { return []string{l, "no-such-command-here"} }},
 	{name: "not-executable", run: runExits(exitCannotExec, false),
 		args: func(d, l string) []string { return []string{l, "./data"} }},
+	{name: "interpreter-missing", run: runExits(exitCannotExec, true),
+		args: func(d, l string) []string { return []string{l, "./badsb"} }},
 
 	// Item 4: flock(1)'s spellings.
 	{name: "held-n", hold: true, args: func(d, l string) []string { return []string{"-n", l, "touch", "ran"} }},
@@ -437,6 +439,9 @@ func runDiff(t *testing.T, c diffCase, tool diffTool, cfg string) diffResult {
 		"mycmd": "#!/bin/sh\necho mycmd > seen\n",
 		"nosb":  "echo no shebang > seen\n",
 		"data":  "not a program\n",
+		// Found and executable, but its interpreter is not there: the
+		// exec itself fails, after the lock is taken.
+		"badsb": "#!/no/such/interpreter\n",
 	} {
 		mode := os.FileMode(0o755)
 		if name == "data" {

@@ -311,7 +311,7 @@ func (o *runOptions) runLocked(h *lockmgr.Handle, c command, sigs <-chan os.Sign
 	}
 	defer f.Close()
 	h.Close()
-	l := launch{env: env, give: f, sigs: sigs, lockmgrWords: true}
+	l := launch{env: env, give: f, sigs: sigs}
 	switch {
 	case o.noFork && fdslot.Number() >= 0:
 		l.exec = true
@@ -335,7 +335,7 @@ func (o *runOptions) runWithPlugin(h *lockmgr.Handle, c command, env lockEnv, si
 	default:
 	}
 	l := launch{
-		env: env, handOver: true, lockmgrWords: true,
+		env: env, handOver: true,
 		sigs: sigs, relay: true, lost: lost,
 		onLost: func(cmd *exec.Cmd) bool { return o.lockLost(h, cmd, c.argv[0]) },
 		// The lock is released whatever the command's heirs hold (a
