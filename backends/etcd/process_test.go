@@ -364,7 +364,11 @@ func TestRestartNeverTwoHolders(t *testing.T) {
 // so the lock frees at once rather than a TTL later.
 func TestKilledHostFreesPromptly(t *testing.T) {
 	name := uniqueName("host-killed")
-	a := startHost(t, "hold", name)
+	// A long TTL, so that the bound below tells a revoked lease from an
+	// expired one with room to spare on a loaded machine: with the
+	// package's 2 s TTL the bound was 1.5 s, which a busy machine missed.
+	const ttl = 30 * time.Second
+	a := startHost(t, "hold", name, fmt.Sprintf("LOCKMGR_ETCD_TTL=%d", int(ttl/time.Second)))
 	a.locked(t, 20*time.Second)
 	plugins := locktest.PluginProcesses(a.Cmd.Process.Pid)
 	if len(plugins) == 0 {
@@ -376,10 +380,10 @@ func TestKilledHostFreesPromptly(t *testing.T) {
 	defer h.Close()
 	// Well under the TTL: generous for a loaded machine, yet only a
 	// revoked lease, not an expired one, can meet it.
-	if err := h.Lock(timeoutContext(t, testTTL*3/4)); err != nil {
-		t.Fatalf("lock still held %v after its host was killed (TTL %v): %v", testTTL*3/4, testTTL, err)
+	if err := h.Lock(timeoutContext(t, ttl*2/3)); err != nil {
+		t.Fatalf("lock still held %v after its host was killed (TTL %v): %v", ttl*2/3, ttl, err)
 	}
-	t.Logf("lock free %v after its host was SIGKILLed (TTL %v)", time.Since(killed), testTTL)
+	t.Logf("lock free %v after its host was SIGKILLed (TTL %v)", time.Since(killed), ttl)
 }
 
 // runningLockmgr is a `lockmgr run` a test started: its command's
