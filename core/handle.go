@@ -11,6 +11,7 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 )
 
@@ -198,8 +199,20 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	h.mu.Unlock()
 
 	var held backend.Held
-	if err == nil {
-		held, err = mgr.Acquire(ctx, req)
+	for attempt := 1; ; attempt++ {
+		if err == nil {
+			held, err = mgr.Acquire(ctx, req)
+		}
+		if !retryOnNewPlugin(ctx, err, plugin, attempt) {
+			break
+		}
+		h.mu.Lock()
+		if h.state == closed {
+			h.mu.Unlock()
+			break
+		}
+		mgr, plugin, err = h.backendLocked(ctx)
+		h.mu.Unlock()
 	}
 
 	h.mu.Lock()
@@ -219,6 +232,21 @@ func (h *Handle) acquire(ctx context.Context, mode Mode, wait bool) error {
 	}
 	h.state, h.lock = locked, hold(held, mode, mgr, plugin)
 	return nil
+}
+
+// sharedPluginAttempts bounds how many shared plugins one Lock tries
+// when each dies under it.
+const sharedPluginAttempts = 3
+
+// retryOnNewPlugin says whether a Lock that failed with err, on attempt
+// number attempt, is tried again on a new plugin: when the user's shared
+// plugin it waited on died (killed, or exited idle as this host
+// connected). No lock was granted to this host, or its answer would have
+// come before the end of the session; and a shared plugin holds nothing
+// of this host's, so a new one serves it as well.
+func retryOnNewPlugin(ctx context.Context, err error, p *pluginhost.Plugin, attempt int) bool {
+	return err != nil && p != nil && p.Shared() && attempt < sharedPluginAttempts &&
+		ctx.Err() == nil && errors.Is(err, pluginrpc.ErrPluginExited)
 }
 
 // backendLocked returns the backend to lock through, and its plugin if

@@ -1,6 +1,7 @@
 package lockmgr
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -26,6 +27,7 @@ type options struct {
 	fileMode      os.FileMode
 	remove        bool
 	shareLifeline bool
+	private       bool
 	file          *os.File
 }
 
@@ -57,6 +59,14 @@ func WithHost(h *pluginhost.Host) Option { return func(o *options) { o.host = h 
 // means nothing to a lock that is a locked file (Detach hands that on),
 // and WithHost's host decides for itself.
 func WithLifeline() Option { return func(o *options) { o.shareLifeline = true } }
+
+// WithPrivatePlugin locks through a plugin of this process's own, started
+// for it and ended with it, rather than the user's shared plugin for the
+// backend (configuration's shared_plugin_idle, whose "0s" does the same
+// for every Handle): for a program that must not depend on a process
+// another of the user's programs started, or outlive its own. WithHost's
+// host decides for itself.
+func WithPrivatePlugin() Option { return func(o *options) { o.private = true } }
 
 // WithFile locks the open file description behind f, a file the caller
 // has open already (as flock(1) locks a shell's descriptor: `flock 9`),
@@ -130,7 +140,7 @@ func (o *options) hostFor(cfg *config.Config) (*pluginhost.Host, error) {
 	if o.host != nil {
 		return o.host, nil
 	}
-	opts, key, err := hostOptions(cfg, o.pluginDir, o.shareLifeline)
+	opts, key, err := hostOptions(cfg, o.pluginDir, o.shareLifeline, o.private)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +161,7 @@ type hostKey struct {
 }
 
 // hostOptions returns what a host is made with under cfg, and its key.
-func hostOptions(cfg *config.Config, pluginDir string, shareLifeline bool) (pluginhost.Options, hostKey, error) {
+func hostOptions(cfg *config.Config, pluginDir string, shareLifeline, private bool) (pluginhost.Options, hostKey, error) {
 	dirs := pluginhost.SearchPath(pluginDir, cfg.PluginDir)
 	sums := map[string]string{}
 	settings, err := cfg.BackendSettings()
@@ -167,7 +177,11 @@ func hostOptions(cfg *config.Config, pluginDir string, shareLifeline bool) (plug
 	for _, name := range slices.Sorted(maps.Keys(settings)) {
 		key.WriteString("|" + name + ":" + string(settings[name]))
 	}
-	opts := pluginhost.Options{Dirs: dirs, Checksums: sums, Settings: settings, ShareLifeline: shareLifeline}
+	fmt.Fprintf(&key, "|idle=%v|private=%v", cfg.SharedPluginIdle, private)
+	opts := pluginhost.Options{
+		Dirs: dirs, Checksums: sums, Settings: settings, ShareLifeline: shareLifeline,
+		Shared: cfg.SharedPluginIdle > 0 && !private, Idle: cfg.SharedPluginIdle,
+	}
 	return opts, hostKey{key.String(), shareLifeline}, nil
 }
 

@@ -78,6 +78,17 @@ func newBackend(hostPID int) *Backend {
 	}
 }
 
+// ownerFor is the holder record of a lock taken for process hostPID, as
+// its plugin's session knows it: a shared plugin serves many hosts, none
+// of them its parent. Zero leaves the record the backend was made with.
+func (b *Backend) ownerFor(hostPID int) ownerRecord {
+	if hostPID <= 0 || hostPID == b.owner.PID {
+		return b.owner
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", hostPID))
+	return ownerRecord{Host: b.owner.Host, PID: hostPID, Command: strings.TrimSpace(string(comm))}
+}
+
 // Describe implements backend.LockMgr. It says nothing about the
 // settings: they may hold a password.
 func (b *Backend) Describe(context.Context) (backend.Info, error) {
@@ -200,7 +211,7 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 	// whose answer was lost with a dying leader).
 	var abandoned []clientv3.LeaseID
 	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		l, what, queued, err := b.attempt(ctx, cli, cfg, name, req.Wait)
+		l, what, queued, err := b.attempt(ctx, cli, cfg, name, req.Wait, b.ownerFor(req.HostPID))
 		if err != nil && l != nil {
 			abandoned = append(abandoned, l.sess.Lease())
 		}
@@ -270,7 +281,7 @@ func (b *Backend) Acquire(ctx context.Context, req backend.Request) (backend.Hel
 // lease expires within its TTL anyway, its keep-alives stopped), and
 // then the failed lock is returned too, for the caller to know the
 // lease a key of it may still be in line under.
-func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool) (*lock, string, bool, error) {
+func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg settings, name string, wait bool, owner ownerRecord) (*lock, string, bool, error) {
 	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
 		return nil, "connecting", false, err
 	}
@@ -280,7 +291,7 @@ func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg setting
 	}
 	err = l.acquire(ctx, wait)
 	if err == nil {
-		err = l.claim(ctx, b.owner)
+		err = l.claim(ctx, owner)
 	}
 	if err != nil {
 		if retryable(err) || (ctx.Err() != nil && !errors.Is(err, errQueued)) {

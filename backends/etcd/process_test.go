@@ -31,6 +31,7 @@ const (
 	helperPluginDir = "ETCDTEST_PLUGIN_DIR" // where the plugin binary is
 	helperDir       = "ETCDTEST_DIR"        // loop: the shared counter's directory
 	helperFor       = "ETCDTEST_FOR"        // loop: how long to go on
+	helperShared    = "ETCDTEST_SHARED"     // set: lock through the user's shared plugin instead
 )
 
 // helper runs the helper process's whole life and returns its exit code.
@@ -38,8 +39,11 @@ func helper(mode string) int {
 	if mode == "etcd" {
 		return serveEtcd()
 	}
-	h := lockmgr.New(os.Getenv(helperName),
-		lockmgr.WithPluginDir(os.Getenv(helperPluginDir)), lockmgr.WithBackend(backendName))
+	opts := []lockmgr.Option{lockmgr.WithPluginDir(os.Getenv(helperPluginDir)), lockmgr.WithBackend(backendName)}
+	if os.Getenv(helperShared) == "" {
+		opts = append(opts, lockmgr.WithPrivatePlugin())
+	}
+	h := lockmgr.New(os.Getenv(helperName), opts...)
 	defer h.Close()
 	switch mode {
 	case "hold", "try":
@@ -464,4 +468,48 @@ func (r *runningLockmgr) exitCode(t *testing.T, d time.Duration) int {
 		t.Fatalf("lockmgr run still running after %v", d)
 	}
 	return -1
+}
+
+// TestSharedPluginHostKilledFreesPromptly: two hosts lock through one
+// shared etcd plugin. Each lock is recorded as its own host's, not the
+// plugin's nor its starter's; and when one host is SIGKILLed, the plugin
+// gives back that host's lock at once, and no other: it lives on for the
+// others.
+func TestSharedPluginHostKilledFreesPromptly(t *testing.T) {
+	const ttl = 30 * time.Second
+	ttlEnv := fmt.Sprintf("LOCKMGR_ETCD_TTL=%d", int(ttl/time.Second))
+	first, second := uniqueName("shared-a"), uniqueName("shared-b")
+	a := startHost(t, "hold", first, helperShared+"=1", ttlEnv)
+	a.locked(t, 20*time.Second)
+	b := startHost(t, "hold", second, helperShared+"=1", ttlEnv)
+	b.locked(t, 20*time.Second)
+	if plugins := locktest.PluginProcesses(b.Cmd.Process.Pid); len(plugins) != 0 {
+		t.Fatalf("the second host started plugins %v of its own, want the first's shared one", plugins)
+	}
+	for _, c := range []struct {
+		name string
+		pid  int
+	}{{first, a.Cmd.Process.Pid}, {second, b.Cmd.Process.Pid}} {
+		st, err := inprocBackend().Inspect(context.Background(), c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Holders) != 1 || st.Holders[0].PID != c.pid {
+			t.Fatalf("%s is held by %+v, want its host, pid %d", c.name, st.Holders, c.pid)
+		}
+	}
+	a.Cmd.Process.Kill()
+	killed := time.Now()
+	h := lockmgr.New(first, lockmgr.WithLockMgr(inprocBackend()))
+	defer h.Close()
+	if err := h.Lock(timeoutContext(t, 20*time.Second)); err != nil {
+		t.Fatalf("lock still held 20s after its host was killed (TTL %v): %v", ttl, err)
+	}
+	t.Logf("lock free %v after its host was SIGKILLed", time.Since(killed))
+	other := lockmgr.New(second, lockmgr.WithLockMgr(inprocBackend()))
+	defer other.Close()
+	if ok, err := other.TryLock(); ok || err != nil {
+		t.Fatalf("the other host's lock after the kill: %v, %v; want still held", ok, err)
+	}
+	b.Release(t)
 }

@@ -188,6 +188,11 @@ type Request struct {
 	// how a plugin gives its host a lock that survives the plugin. A
 	// backend that cannot hand a lock over ignores it.
 	HandOver bool
+	// HostPID is the process the lock is taken for, as the plugin knows
+	// it (its connection's peer), or 0: for a backend that records its
+	// holder where others can read it (etcd), which the plugin itself is
+	// not when it serves many hosts.
+	HostPID int
 }
 
 // Held is a granted lock.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
 )
@@ -88,7 +89,15 @@ const (
 	KeyBackend      = "backend"
 	KeyPluginDir    = "plugin_dir"
 	KeyLockFileMode = "lock_file_mode"
+	// KeySharedPluginIdle is how long a user's shared plugin lives on
+	// with no host; "0s" gives every lockmgr process a plugin of its own.
+	KeySharedPluginIdle = "shared_plugin_idle"
 )
+
+// DefaultSharedPluginIdle is shared_plugin_idle's default: long enough
+// that a burst of commands (a loop in a script, make -j) finds the plugin
+// running, short enough that an idle machine does not keep it.
+const DefaultSharedPluginIdle = 10 * time.Second
 
 // Kinds of Source, one per configuration layer.
 const (
@@ -188,6 +197,9 @@ type Config struct {
 	// LockFileMode is the permission bits of lock files lockmgr creates
 	// (before the umask), never more than 0o777.
 	LockFileMode os.FileMode
+	// SharedPluginIdle is how long a shared plugin lives on with no host
+	// connected; zero means no plugin is shared: each host starts its own.
+	SharedPluginIdle time.Duration
 	// Plugins maps a backend name to its plugin settings.
 	Plugins map[string]Plugin
 	// Rules are the path rules of every file read, the highest-precedence
@@ -200,8 +212,8 @@ type Config struct {
 	// BackendSources maps a backend name and a key of its settings to the
 	// layer that set it: a file, or a LOCKMGR_NAME_KEY variable.
 	BackendSources map[string]map[string]Source
-	// Sources maps KeyBackend, KeyPluginDir and KeyLockFileMode to the
-	// layer that set the value.
+	// Sources maps KeyBackend, KeyPluginDir, KeyLockFileMode and
+	// KeySharedPluginIdle to the layer that set the value.
 	Sources map[string]Source
 	// Files lists the configuration files actually read, lowest precedence
 	// first.

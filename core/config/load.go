@@ -72,15 +72,17 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 
 	cfg := &Config{
-		Backend:        DefaultBackend,
-		LockFileMode:   DefaultLockFileMode,
-		Plugins:        make(map[string]Plugin),
-		Backends:       make(map[string]map[string]any),
-		BackendSources: make(map[string]map[string]Source),
+		Backend:          DefaultBackend,
+		LockFileMode:     DefaultLockFileMode,
+		SharedPluginIdle: DefaultSharedPluginIdle,
+		Plugins:          make(map[string]Plugin),
+		Backends:         make(map[string]map[string]any),
+		BackendSources:   make(map[string]map[string]Source),
 		Sources: map[string]Source{
-			KeyBackend:      {Kind: KindDefault},
-			KeyPluginDir:    {Kind: KindDefault},
-			KeyLockFileMode: {Kind: KindDefault},
+			KeyBackend:          {Kind: KindDefault},
+			KeyPluginDir:        {Kind: KindDefault},
+			KeyLockFileMode:     {Kind: KindDefault},
+			KeySharedPluginIdle: {Kind: KindDefault},
 		},
 	}
 
@@ -182,6 +184,10 @@ func (c *Config) apply(f *File, kind string) {
 	if line, ok := f.Lines[KeyLockFileMode]; ok {
 		c.LockFileMode = f.LockFileMode
 		c.Sources[KeyLockFileMode] = at(line)
+	}
+	if line, ok := f.Lines[KeySharedPluginIdle]; ok {
+		c.SharedPluginIdle = f.SharedPluginIdle
+		c.Sources[KeySharedPluginIdle] = at(line)
 	}
 	for name, p := range f.Plugins {
 		p.Source.Kind = kind

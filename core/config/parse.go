@@ -25,8 +25,10 @@ type File struct {
 	Backend      string
 	PluginDir    string
 	LockFileMode os.FileMode
+	// SharedPluginIdle is shared_plugin_idle.
+	SharedPluginIdle time.Duration
 	// Lines maps each scalar key the file sets (KeyBackend, KeyPluginDir,
-	// KeyLockFileMode) to the line that sets it. A key that is absent was
+	// KeyLockFileMode, KeySharedPluginIdle) to the line that sets it. A key that is absent was
 	// not set, which a zero value could not say: mode 0o000 is valid.
 	Lines map[string]int
 	// Plugins maps a backend name to its [plugins.NAME] table.
@@ -83,7 +85,7 @@ func parserError(name string, data []byte, err error) error {
 
 // Known keys at each level, for unknown-key errors and their suggestions.
 var (
-	topKeys    = []string{KeyBackend, KeyPluginDir, KeyLockFileMode, "plugins", "rules", "backends"}
+	topKeys    = []string{KeyBackend, KeyPluginDir, KeyLockFileMode, KeySharedPluginIdle, "plugins", "rules", "backends"}
 	pluginKeys = []string{"sha256", "shown_settings"}
 	ruleKeys   = []string{"path", "backend"}
 )
@@ -154,6 +156,8 @@ func (c *checker) file(doc map[string]any) (*File, error) {
 			f.PluginDir, err = c.absPath(path, v)
 		case KeyLockFileMode:
 			f.LockFileMode, err = c.mode(path, v)
+		case KeySharedPluginIdle:
+			f.SharedPluginIdle, err = c.duration(path, v)
 		case "plugins":
 			f.Plugins, err = c.plugins(path, v)
 		case "rules":
@@ -167,7 +171,7 @@ func (c *checker) file(doc map[string]any) (*File, error) {
 			return nil, err
 		}
 		switch k {
-		case KeyBackend, KeyPluginDir, KeyLockFileMode:
+		case KeyBackend, KeyPluginDir, KeyLockFileMode, KeySharedPluginIdle:
 			f.Lines[k] = c.pos.line(path)
 		}
 	}
@@ -222,6 +226,27 @@ func (c *checker) absPath(path keyPath, v any) (string, error) {
 // even when in range, because lock_file_mode = 644 reads as octal to a
 // person but is decimal 644 (0o1204) to TOML, and 400 would quietly become
 // 0o620.
+// maxSharedPluginIdle bounds shared_plugin_idle: a plugin that outlives
+// a day of idleness is a service, which lockmgr does not pretend to be.
+const maxSharedPluginIdle = 24 * time.Hour
+
+// duration checks a duration at path, written as Go writes one ("10s",
+// "5m", "0s").
+func (c *checker) duration(path keyPath, v any) (time.Duration, error) {
+	s, err := c.str(path, v, `a duration such as "10s" or "5m"`)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, c.errorf(path, `%s %q is not a duration such as "10s" or "5m"`, path, s)
+	case d < 0 || d > maxSharedPluginIdle:
+		return 0, c.errorf(path, "%s %q is out of range: from 0s (no shared plugins) to %v", path, s, maxSharedPluginIdle)
+	}
+	return d, nil
+}
+
 func (c *checker) mode(path keyPath, v any) (os.FileMode, error) {
 	switch x := v.(type) {
 	case string:

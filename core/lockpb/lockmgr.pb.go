@@ -81,6 +81,9 @@ type SessionRequest struct {
 	//	*SessionRequest_Acquire
 	//	*SessionRequest_Release
 	//	*SessionRequest_Cancel
+	//	*SessionRequest_Describe
+	//	*SessionRequest_Inspect
+	//	*SessionRequest_Stat
 	Op            isSessionRequest_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -157,6 +160,33 @@ func (x *SessionRequest) GetCancel() *CancelRequest {
 	return nil
 }
 
+func (x *SessionRequest) GetDescribe() *DescribeRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Describe); ok {
+			return x.Describe
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetInspect() *InspectRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Inspect); ok {
+			return x.Inspect
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStat() *StatRequest {
+	if x != nil {
+		if x, ok := x.Op.(*SessionRequest_Stat); ok {
+			return x.Stat
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Op interface {
 	isSessionRequest_Op()
 }
@@ -175,11 +205,32 @@ type SessionRequest_Cancel struct {
 	Cancel *CancelRequest `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type SessionRequest_Describe struct {
+	// describe, inspect and stat are the control plane of a shared
+	// plugin, which has no gRPC connection to its hosts: answered with
+	// described, inspected or stated, or failure.
+	Describe *DescribeRequest `protobuf:"bytes,5,opt,name=describe,proto3,oneof"`
+}
+
+type SessionRequest_Inspect struct {
+	Inspect *InspectRequest `protobuf:"bytes,6,opt,name=inspect,proto3,oneof"`
+}
+
+type SessionRequest_Stat struct {
+	Stat *StatRequest `protobuf:"bytes,7,opt,name=stat,proto3,oneof"`
+}
+
 func (*SessionRequest_Acquire) isSessionRequest_Op() {}
 
 func (*SessionRequest_Release) isSessionRequest_Op() {}
 
 func (*SessionRequest_Cancel) isSessionRequest_Op() {}
+
+func (*SessionRequest_Describe) isSessionRequest_Op() {}
+
+func (*SessionRequest_Inspect) isSessionRequest_Op() {}
+
+func (*SessionRequest_Stat) isSessionRequest_Op() {}
 
 // SessionResponse answers one call, or (call 0) notices a lost lock.
 // An acquire is answered with acquired or failure, a release with released
@@ -194,6 +245,9 @@ type SessionResponse struct {
 	//	*SessionResponse_Failure
 	//	*SessionResponse_Lost
 	//	*SessionResponse_CopyClosed
+	//	*SessionResponse_Described
+	//	*SessionResponse_Inspected
+	//	*SessionResponse_Stated
 	Result        isSessionResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -288,6 +342,33 @@ func (x *SessionResponse) GetCopyClosed() *CopyClosed {
 	return nil
 }
 
+func (x *SessionResponse) GetDescribed() *DescribeResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Described); ok {
+			return x.Described
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetInspected() *InspectResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Inspected); ok {
+			return x.Inspected
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStated() *StatResponse {
+	if x != nil {
+		if x, ok := x.Result.(*SessionResponse_Stated); ok {
+			return x.Stated
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Result interface {
 	isSessionResponse_Result()
 }
@@ -314,6 +395,18 @@ type SessionResponse_CopyClosed struct {
 	CopyClosed *CopyClosed `protobuf:"bytes,6,opt,name=copy_closed,json=copyClosed,proto3,oneof"`
 }
 
+type SessionResponse_Described struct {
+	Described *DescribeResponse `protobuf:"bytes,7,opt,name=described,proto3,oneof"`
+}
+
+type SessionResponse_Inspected struct {
+	Inspected *InspectResponse `protobuf:"bytes,8,opt,name=inspected,proto3,oneof"`
+}
+
+type SessionResponse_Stated struct {
+	Stated *StatResponse `protobuf:"bytes,9,opt,name=stated,proto3,oneof"`
+}
+
 func (*SessionResponse_Acquired) isSessionResponse_Result() {}
 
 func (*SessionResponse_Released) isSessionResponse_Result() {}
@@ -324,6 +417,114 @@ func (*SessionResponse_Lost) isSessionResponse_Result() {}
 
 func (*SessionResponse_CopyClosed) isSessionResponse_Result() {}
 
+func (*SessionResponse_Described) isSessionResponse_Result() {}
+
+func (*SessionResponse_Inspected) isSessionResponse_Result() {}
+
+func (*SessionResponse_Stated) isSessionResponse_Result() {}
+
+// StatRequest asks a plugin about itself, for lockmgr status.
+type StatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatRequest) Reset() {
+	*x = StatRequest{}
+	mi := &file_lockmgr_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatRequest) ProtoMessage() {}
+
+func (x *StatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
+func (*StatRequest) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{2}
+}
+
+// StatResponse is a plugin's account of itself.
+type StatResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shared says the plugin serves every host of its user that connects
+	// to its socket, rather than the one host that started it.
+	Shared bool `protobuf:"varint,1,opt,name=shared,proto3" json:"shared,omitempty"`
+	// hosts counts the sessions it serves, the asking one included.
+	Hosts uint32 `protobuf:"varint,2,opt,name=hosts,proto3" json:"hosts,omitempty"`
+	// started_unix_nano is when it started, in Unix nanoseconds.
+	StartedUnixNano int64 `protobuf:"varint,3,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StatResponse) Reset() {
+	*x = StatResponse{}
+	mi := &file_lockmgr_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatResponse) ProtoMessage() {}
+
+func (x *StatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lockmgr_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
+func (*StatResponse) Descriptor() ([]byte, []int) {
+	return file_lockmgr_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StatResponse) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *StatResponse) GetHosts() uint32 {
+	if x != nil {
+		return x.Hosts
+	}
+	return 0
+}
+
+func (x *StatResponse) GetStartedUnixNano() int64 {
+	if x != nil {
+		return x.StartedUnixNano
+	}
+	return 0
+}
+
 type CancelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -332,7 +533,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_lockmgr_proto_msgTypes[2]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +545,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[2]
+	mi := &file_lockmgr_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +558,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{2}
+	return file_lockmgr_proto_rawDescGZIP(), []int{4}
 }
 
 type CopyClosed struct {
@@ -368,7 +569,7 @@ type CopyClosed struct {
 
 func (x *CopyClosed) Reset() {
 	*x = CopyClosed{}
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +581,7 @@ func (x *CopyClosed) String() string {
 func (*CopyClosed) ProtoMessage() {}
 
 func (x *CopyClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[3]
+	mi := &file_lockmgr_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +594,7 @@ func (x *CopyClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyClosed.ProtoReflect.Descriptor instead.
 func (*CopyClosed) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{3}
+	return file_lockmgr_proto_rawDescGZIP(), []int{5}
 }
 
 type DescribeRequest struct {
@@ -404,7 +605,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +617,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[4]
+	mi := &file_lockmgr_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +630,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{4}
+	return file_lockmgr_proto_rawDescGZIP(), []int{6}
 }
 
 type Capabilities struct {
@@ -449,7 +650,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +662,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[5]
+	mi := &file_lockmgr_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +675,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{5}
+	return file_lockmgr_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Capabilities) GetShared() bool {
@@ -551,7 +752,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +764,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[6]
+	mi := &file_lockmgr_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +777,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{6}
+	return file_lockmgr_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DescribeResponse) GetName() string {
@@ -631,7 +832,7 @@ type AcquireRequest struct {
 
 func (x *AcquireRequest) Reset() {
 	*x = AcquireRequest{}
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +844,7 @@ func (x *AcquireRequest) String() string {
 func (*AcquireRequest) ProtoMessage() {}
 
 func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[7]
+	mi := &file_lockmgr_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +857,7 @@ func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireRequest.ProtoReflect.Descriptor instead.
 func (*AcquireRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{7}
+	return file_lockmgr_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AcquireRequest) GetPath() string {
@@ -766,7 +967,7 @@ type AcquireResponse struct {
 
 func (x *AcquireResponse) Reset() {
 	*x = AcquireResponse{}
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +979,7 @@ func (x *AcquireResponse) String() string {
 func (*AcquireResponse) ProtoMessage() {}
 
 func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[8]
+	mi := &file_lockmgr_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +992,7 @@ func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireResponse.ProtoReflect.Descriptor instead.
 func (*AcquireResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{8}
+	return file_lockmgr_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AcquireResponse) GetHandle() uint64 {
@@ -831,7 +1032,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +1044,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[9]
+	mi := &file_lockmgr_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +1057,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{9}
+	return file_lockmgr_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReleaseRequest) GetHandle() uint64 {
@@ -874,7 +1075,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_lockmgr_proto_msgTypes[10]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1087,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[10]
+	mi := &file_lockmgr_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1100,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{10}
+	return file_lockmgr_proto_rawDescGZIP(), []int{12}
 }
 
 type InspectRequest struct {
@@ -911,7 +1112,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1124,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[11]
+	mi := &file_lockmgr_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1137,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{11}
+	return file_lockmgr_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InspectRequest) GetPath() string {
@@ -961,7 +1162,7 @@ type LockOwner struct {
 
 func (x *LockOwner) Reset() {
 	*x = LockOwner{}
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1174,7 @@ func (x *LockOwner) String() string {
 func (*LockOwner) ProtoMessage() {}
 
 func (x *LockOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[12]
+	mi := &file_lockmgr_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1187,7 @@ func (x *LockOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockOwner.ProtoReflect.Descriptor instead.
 func (*LockOwner) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{12}
+	return file_lockmgr_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LockOwner) GetPid() int64 {
@@ -1049,7 +1250,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1262,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[13]
+	mi := &file_lockmgr_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1275,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{13}
+	return file_lockmgr_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InspectResponse) GetPath() string {
@@ -1108,7 +1309,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1321,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[14]
+	mi := &file_lockmgr_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1334,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{14}
+	return file_lockmgr_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConfigureRequest) GetSettingsJson() []byte {
@@ -1151,7 +1352,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_lockmgr_proto_msgTypes[15]
+	mi := &file_lockmgr_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1364,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[15]
+	mi := &file_lockmgr_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1377,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{15}
+	return file_lockmgr_proto_rawDescGZIP(), []int{17}
 }
 
 type LostEvent struct {
@@ -1189,7 +1390,7 @@ type LostEvent struct {
 
 func (x *LostEvent) Reset() {
 	*x = LostEvent{}
-	mi := &file_lockmgr_proto_msgTypes[16]
+	mi := &file_lockmgr_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1402,7 @@ func (x *LostEvent) String() string {
 func (*LostEvent) ProtoMessage() {}
 
 func (x *LostEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[16]
+	mi := &file_lockmgr_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1415,7 @@ func (x *LostEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LostEvent.ProtoReflect.Descriptor instead.
 func (*LostEvent) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{16}
+	return file_lockmgr_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LostEvent) GetHandle() uint64 {
@@ -1248,7 +1449,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_lockmgr_proto_msgTypes[17]
+	mi := &file_lockmgr_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1461,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_lockmgr_proto_msgTypes[17]
+	mi := &file_lockmgr_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1474,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_lockmgr_proto_rawDescGZIP(), []int{17}
+	return file_lockmgr_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Failure) GetSentinel() string {
@@ -1323,13 +1524,16 @@ var File_lockmgr_proto protoreflect.FileDescriptor
 const file_lockmgr_proto_rawDesc = "" +
 	"\n" +
 	"\rlockmgr.proto\x12\n" +
-	"lockmgr.v1\"\xcf\x01\n" +
+	"lockmgr.v1\"\xf1\x02\n" +
 	"\x0eSessionRequest\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x126\n" +
 	"\aacquire\x18\x02 \x01(\v2\x1a.lockmgr.v1.AcquireRequestH\x00R\aacquire\x126\n" +
 	"\arelease\x18\x03 \x01(\v2\x1a.lockmgr.v1.ReleaseRequestH\x00R\arelease\x123\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x19.lockmgr.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
-	"\x02op\"\xbe\x02\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x19.lockmgr.v1.CancelRequestH\x00R\x06cancel\x129\n" +
+	"\bdescribe\x18\x05 \x01(\v2\x1b.lockmgr.v1.DescribeRequestH\x00R\bdescribe\x126\n" +
+	"\ainspect\x18\x06 \x01(\v2\x1a.lockmgr.v1.InspectRequestH\x00R\ainspect\x12-\n" +
+	"\x04stat\x18\a \x01(\v2\x17.lockmgr.v1.StatRequestH\x00R\x04statB\x04\n" +
+	"\x02op\"\xed\x03\n" +
 	"\x0fSessionResponse\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x129\n" +
 	"\bacquired\x18\x02 \x01(\v2\x1b.lockmgr.v1.AcquireResponseH\x00R\bacquired\x129\n" +
@@ -1337,8 +1541,16 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\afailure\x18\x04 \x01(\v2\x13.lockmgr.v1.FailureH\x00R\afailure\x12+\n" +
 	"\x04lost\x18\x05 \x01(\v2\x15.lockmgr.v1.LostEventH\x00R\x04lost\x129\n" +
 	"\vcopy_closed\x18\x06 \x01(\v2\x16.lockmgr.v1.CopyClosedH\x00R\n" +
-	"copyClosedB\b\n" +
-	"\x06result\"\x0f\n" +
+	"copyClosed\x12<\n" +
+	"\tdescribed\x18\a \x01(\v2\x1c.lockmgr.v1.DescribeResponseH\x00R\tdescribed\x12;\n" +
+	"\tinspected\x18\b \x01(\v2\x1b.lockmgr.v1.InspectResponseH\x00R\tinspected\x122\n" +
+	"\x06stated\x18\t \x01(\v2\x18.lockmgr.v1.StatResponseH\x00R\x06statedB\b\n" +
+	"\x06result\"\r\n" +
+	"\vStatRequest\"h\n" +
+	"\fStatResponse\x12\x16\n" +
+	"\x06shared\x18\x01 \x01(\bR\x06shared\x12\x14\n" +
+	"\x05hosts\x18\x02 \x01(\rR\x05hosts\x12*\n" +
+	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"\x0f\n" +
 	"\rCancelRequest\"\f\n" +
 	"\n" +
 	"CopyClosed\"\x11\n" +
@@ -1431,53 +1643,61 @@ func file_lockmgr_proto_rawDescGZIP() []byte {
 }
 
 var file_lockmgr_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_lockmgr_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_lockmgr_proto_goTypes = []any{
 	(Mode)(0),                 // 0: lockmgr.v1.Mode
 	(*SessionRequest)(nil),    // 1: lockmgr.v1.SessionRequest
 	(*SessionResponse)(nil),   // 2: lockmgr.v1.SessionResponse
-	(*CancelRequest)(nil),     // 3: lockmgr.v1.CancelRequest
-	(*CopyClosed)(nil),        // 4: lockmgr.v1.CopyClosed
-	(*DescribeRequest)(nil),   // 5: lockmgr.v1.DescribeRequest
-	(*Capabilities)(nil),      // 6: lockmgr.v1.Capabilities
-	(*DescribeResponse)(nil),  // 7: lockmgr.v1.DescribeResponse
-	(*AcquireRequest)(nil),    // 8: lockmgr.v1.AcquireRequest
-	(*AcquireResponse)(nil),   // 9: lockmgr.v1.AcquireResponse
-	(*ReleaseRequest)(nil),    // 10: lockmgr.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),   // 11: lockmgr.v1.ReleaseResponse
-	(*InspectRequest)(nil),    // 12: lockmgr.v1.InspectRequest
-	(*LockOwner)(nil),         // 13: lockmgr.v1.LockOwner
-	(*InspectResponse)(nil),   // 14: lockmgr.v1.InspectResponse
-	(*ConfigureRequest)(nil),  // 15: lockmgr.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 16: lockmgr.v1.ConfigureResponse
-	(*LostEvent)(nil),         // 17: lockmgr.v1.LostEvent
-	(*Failure)(nil),           // 18: lockmgr.v1.Failure
+	(*StatRequest)(nil),       // 3: lockmgr.v1.StatRequest
+	(*StatResponse)(nil),      // 4: lockmgr.v1.StatResponse
+	(*CancelRequest)(nil),     // 5: lockmgr.v1.CancelRequest
+	(*CopyClosed)(nil),        // 6: lockmgr.v1.CopyClosed
+	(*DescribeRequest)(nil),   // 7: lockmgr.v1.DescribeRequest
+	(*Capabilities)(nil),      // 8: lockmgr.v1.Capabilities
+	(*DescribeResponse)(nil),  // 9: lockmgr.v1.DescribeResponse
+	(*AcquireRequest)(nil),    // 10: lockmgr.v1.AcquireRequest
+	(*AcquireResponse)(nil),   // 11: lockmgr.v1.AcquireResponse
+	(*ReleaseRequest)(nil),    // 12: lockmgr.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),   // 13: lockmgr.v1.ReleaseResponse
+	(*InspectRequest)(nil),    // 14: lockmgr.v1.InspectRequest
+	(*LockOwner)(nil),         // 15: lockmgr.v1.LockOwner
+	(*InspectResponse)(nil),   // 16: lockmgr.v1.InspectResponse
+	(*ConfigureRequest)(nil),  // 17: lockmgr.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 18: lockmgr.v1.ConfigureResponse
+	(*LostEvent)(nil),         // 19: lockmgr.v1.LostEvent
+	(*Failure)(nil),           // 20: lockmgr.v1.Failure
 }
 var file_lockmgr_proto_depIdxs = []int32{
-	8,  // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
-	10, // 1: lockmgr.v1.SessionRequest.release:type_name -> lockmgr.v1.ReleaseRequest
-	3,  // 2: lockmgr.v1.SessionRequest.cancel:type_name -> lockmgr.v1.CancelRequest
-	9,  // 3: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
-	11, // 4: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
-	18, // 5: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
-	17, // 6: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
-	4,  // 7: lockmgr.v1.SessionResponse.copy_closed:type_name -> lockmgr.v1.CopyClosed
-	6,  // 8: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
-	0,  // 9: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
-	0,  // 10: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
-	13, // 11: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
-	13, // 12: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
-	5,  // 13: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
-	12, // 14: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
-	15, // 15: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
-	7,  // 16: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	14, // 17: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	16, // 18: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 0: lockmgr.v1.SessionRequest.acquire:type_name -> lockmgr.v1.AcquireRequest
+	12, // 1: lockmgr.v1.SessionRequest.release:type_name -> lockmgr.v1.ReleaseRequest
+	5,  // 2: lockmgr.v1.SessionRequest.cancel:type_name -> lockmgr.v1.CancelRequest
+	7,  // 3: lockmgr.v1.SessionRequest.describe:type_name -> lockmgr.v1.DescribeRequest
+	14, // 4: lockmgr.v1.SessionRequest.inspect:type_name -> lockmgr.v1.InspectRequest
+	3,  // 5: lockmgr.v1.SessionRequest.stat:type_name -> lockmgr.v1.StatRequest
+	11, // 6: lockmgr.v1.SessionResponse.acquired:type_name -> lockmgr.v1.AcquireResponse
+	13, // 7: lockmgr.v1.SessionResponse.released:type_name -> lockmgr.v1.ReleaseResponse
+	20, // 8: lockmgr.v1.SessionResponse.failure:type_name -> lockmgr.v1.Failure
+	19, // 9: lockmgr.v1.SessionResponse.lost:type_name -> lockmgr.v1.LostEvent
+	6,  // 10: lockmgr.v1.SessionResponse.copy_closed:type_name -> lockmgr.v1.CopyClosed
+	9,  // 11: lockmgr.v1.SessionResponse.described:type_name -> lockmgr.v1.DescribeResponse
+	16, // 12: lockmgr.v1.SessionResponse.inspected:type_name -> lockmgr.v1.InspectResponse
+	4,  // 13: lockmgr.v1.SessionResponse.stated:type_name -> lockmgr.v1.StatResponse
+	8,  // 14: lockmgr.v1.DescribeResponse.capabilities:type_name -> lockmgr.v1.Capabilities
+	0,  // 15: lockmgr.v1.AcquireRequest.mode:type_name -> lockmgr.v1.Mode
+	0,  // 16: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
+	15, // 17: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
+	15, // 18: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
+	7,  // 19: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
+	14, // 20: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
+	17, // 21: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
+	9,  // 22: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
+	16, // 23: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
+	18, // 24: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_lockmgr_proto_init() }
@@ -1489,6 +1709,9 @@ func file_lockmgr_proto_init() {
 		(*SessionRequest_Acquire)(nil),
 		(*SessionRequest_Release)(nil),
 		(*SessionRequest_Cancel)(nil),
+		(*SessionRequest_Describe)(nil),
+		(*SessionRequest_Inspect)(nil),
+		(*SessionRequest_Stat)(nil),
 	}
 	file_lockmgr_proto_msgTypes[1].OneofWrappers = []any{
 		(*SessionResponse_Acquired)(nil),
@@ -1496,6 +1719,9 @@ func file_lockmgr_proto_init() {
 		(*SessionResponse_Failure)(nil),
 		(*SessionResponse_Lost)(nil),
 		(*SessionResponse_CopyClosed)(nil),
+		(*SessionResponse_Described)(nil),
+		(*SessionResponse_Inspected)(nil),
+		(*SessionResponse_Stated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1503,7 +1729,7 @@ func file_lockmgr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lockmgr_proto_rawDesc), len(file_lockmgr_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +30,8 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
 	"github.com/lockmgr/lockmgr/core/pluginhost"
+	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"golang.org/x/sys/unix"
 )
 
 // Environment variables that turn the test binary into a helper process.
@@ -71,7 +74,30 @@ func RunMain(m *testing.M, name string, impl func() backend.LockMgr) int {
 		return 2
 	}
 	suite.pluginDir = dir
+	// Shared plugins meet only the test's own hosts, and end with it.
+	if os.Getenv(pluginhost.RuntimeDirEnv) == "" {
+		os.Setenv(pluginhost.RuntimeDirEnv, filepath.Join(dir, "run"))
+	}
+	defer KillSharedPlugins(os.Getenv(pluginhost.RuntimeDirEnv))
 	return m.Run()
+}
+
+// KillSharedPlugins kills the shared plugins whose sockets are in dir:
+// what a test that started them leaves, rather than wait for them to
+// exit when idle.
+func KillSharedPlugins(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, env := range procs {
+		b, err := os.ReadFile(env)
+		if err != nil || !strings.Contains(string(b), "\x00"+pluginrpc.SocketEnv+"="+dir+"/") {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Split(env, "/")[2])
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
+		}
+	}
 }
 
 // IsChild reports whether the test binary was started as the suite's
@@ -102,22 +128,33 @@ type Target struct {
 	Options func() []lockmgr.Option
 }
 
-// Targets returns the in-process and the plugin targets for the backend
-// Main was given.
+// Targets returns the targets for the backend Main was given: in
+// process, a plugin of the test's own ("plugin"), and the user's shared
+// plugin ("shared"; a backend that cannot be shared gets a private one).
 func Targets() []Target {
 	return []Target{
-		{Name: "inproc", Options: func() []lockmgr.Option {
-			return []lockmgr.Option{lockmgr.WithLockMgr(suite.impl())}
-		}},
+		{Name: "inproc", Options: func() []lockmgr.Option { return targetOptions("inproc", suite.pluginDir) }},
 		{Name: "plugin", Options: PluginOptions},
+		{Name: "shared", Options: func() []lockmgr.Option { return targetOptions("shared", suite.pluginDir) }},
 	}
 }
 
-// PluginOptions returns the options that lock through the plugin binary
-// Main built.
-func PluginOptions() []lockmgr.Option {
-	return []lockmgr.Option{lockmgr.WithPluginDir(suite.pluginDir), lockmgr.WithBackend(suite.name)}
+// targetOptions returns the options of target by its name, for a test
+// and for its helper processes alike.
+func targetOptions(target, pluginDir string) []lockmgr.Option {
+	opts := []lockmgr.Option{lockmgr.WithPluginDir(pluginDir), lockmgr.WithBackend(suite.name)}
+	switch target {
+	case "inproc":
+		return []lockmgr.Option{lockmgr.WithLockMgr(suite.impl())}
+	case "plugin":
+		return append(opts, lockmgr.WithPrivatePlugin())
+	}
+	return opts
 }
+
+// PluginOptions returns the options that lock through a plugin of the
+// test's own, of the binary Main built.
+func PluginOptions() []lockmgr.Option { return targetOptions("plugin", suite.pluginDir) }
 
 // Generous bounds: CI machines are loaded, and the tight figures are
 // measured by `make bench`, not asserted here.
@@ -176,6 +213,9 @@ func RunTarget(t *testing.T, tgt Target) {
 		t.Run("LockAfterPluginDeathHoldsALock", s.lockAfterPluginDeath)
 		t.Run("LifelineKeepsThePluginsLock", s.lifelineKeepsLock)
 		t.Run("Model", s.model)
+	}
+	if tgt.Name == "shared" {
+		t.Run("HostKilledFreesLock", s.hostKilled)
 	}
 }
 
@@ -570,8 +610,10 @@ func (s *suiteRun) hostKilled(t *testing.T) {
 	p := s.lockPath(t)
 	c := startChild(t, s.tgt.Name, p, "exclusive")
 	c.Expect(t, "locked")
+	// A plugin of the host's own must go with it; a shared one serves
+	// others, and stays.
 	plugins := PluginProcesses(c.Cmd.Process.Pid)
-	if len(plugins) == 0 {
+	if len(plugins) == 0 && s.tgt.Name == "plugin" {
 		t.Fatal("found no plugin process under the helper process")
 	}
 	killed := time.Now()

@@ -43,12 +43,7 @@ func child(target string) int {
 			return 1
 		}
 	}
-	var opts []lockmgr.Option
-	if target == "plugin" {
-		opts = []lockmgr.Option{lockmgr.WithPluginDir(os.Getenv("LOCKTEST_PLUGIN_DIR")), lockmgr.WithBackend(suite.name)}
-	} else {
-		opts = []lockmgr.Option{lockmgr.WithLockMgr(suite.impl())}
-	}
+	opts := targetOptions(target, os.Getenv("LOCKTEST_PLUGIN_DIR"))
 	h := lockmgr.New(os.Getenv("LOCKTEST_PATH"), opts...)
 	defer h.Close()
 	action := os.Getenv("LOCKTEST_ACTION")

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 )
 
@@ -53,6 +54,16 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives the plugin lifecycle; nil means pluginrpc.NewLogger.
 	Logger hclog.Logger
+	// Shared has a backend whose locks can be shared between hosts (all
+	// but posix, whose locks belong to the process that takes them)
+	// served by the user's shared plugin for it, started if none runs
+	// (shared.go), rather than by a plugin of this host's own, started
+	// for it and ended with it. A host that hands its plugin files
+	// (ExtraFiles) has its own regardless.
+	Shared bool
+	// Idle is how long a shared plugin this host starts lives on with no
+	// host connected; zero means pluginrpc.DefaultIdle.
+	Idle time.Duration
 }
 
 // Host runs backend plugins for one process.
@@ -100,6 +111,7 @@ type Plugin struct {
 	gp      *plugin.Client
 	conn    interface{ Close() error }
 	proc    *process
+	shared  *sharedConn // a shared plugin's, instead of gp, conn and proc
 	stopped bool
 }
 
@@ -219,6 +231,13 @@ func (h *Host) start(name string) (*Plugin, error) {
 			return nil, rejected(name, "pinned sha256 %q is not 64 hex digits", sum)
 		}
 		sum = strings.ToLower(sum)
+	}
+	if h.sharable(name) {
+		p, err := h.startShared(name, path, sum)
+		if err == nil || !errors.Is(err, errNoShare) && !errors.Is(err, ErrForeign) {
+			return p, err
+		}
+		h.opts.Logger.Warn("using a private plugin", "backend", name, "reason", err)
 	}
 	spec := procSpec{Path: path, SHA256: sum, ShareLifeline: h.opts.ShareLifeline, ExtraFiles: h.opts.ExtraFiles}
 
@@ -347,6 +366,58 @@ func (h *Host) start(name string) (*Plugin, error) {
 	return p, nil
 }
 
+// sharable says whether backend name's plugin is the user's shared one.
+// posix's locks belong to the process that takes them: in one plugin
+// serving two hosts, the kernel would let the second take the lock the
+// first holds. A third-party backend whose locks are so refuses to start
+// as a shared plugin (pluginrpc.Serve), and gets a private one.
+func (h *Host) sharable(name string) bool {
+	return h.opts.Shared && len(h.opts.ExtraFiles) == 0 && name != "posix"
+}
+
+// startShared connects to the user's shared plugin for backend name,
+// starting it if none runs.
+func (h *Host) startShared(name, path, sum string) (*Plugin, error) {
+	bin, err := openBinary(path, sum)
+	switch {
+	case errors.Is(err, errChecksum):
+		return nil, rejected(name, "%s does not match its pinned sha256", path)
+	case err != nil:
+		return nil, rejected(name, "%v", err)
+	}
+	defer bin.Close()
+	spec := sharedSpec{name: name, bin: bin, sum: sum, settings: h.opts.Settings[name], idle: h.opts.Idle}
+	if err := unix.Fstat(int(bin.Fd()), &spec.st); err != nil {
+		return nil, backend.Errorf("start", "", name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
+	defer cancel()
+	conn, err := shared(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	client := pluginrpc.NewSessionClient()
+	client.SetName(name)
+	logger := h.opts.Logger.Named(name)
+	if err := client.StartSession(conn.file, pluginrpc.SessionOptions{
+		// A plugin that breaks the protocol is broken for every host:
+		// killing it makes each of them start afresh.
+		Kill:          func() { _ = conn.kill() },
+		CancelTimeout: h.opts.CancelTimeout,
+		Keepers:       h.opts.ShareLifeline,
+		OnFailure:     func(err error) { logger.Error("plugin killed", "reason", err) },
+	}); err != nil {
+		unix.Close(conn.pidfd)
+		return nil, rejected(name, "%s: opening its session: %s", path, firstLine(err.Error()))
+	}
+	h.opts.Logger.Debug("connected to the shared plugin", "backend", name, "pid", conn.pid)
+	return &Plugin{Client: client, Name: name, Path: path, host: h, shared: conn}, nil
+}
+
+// Shared says whether p is the user's shared plugin, which serves other
+// hosts too, rather than this host's own.
+func (p *Plugin) Shared() bool { return p.shared != nil }
+
 // Done gives up one use of p; the last one stops the plugin, without
 // waiting for it to exit, by ending its session: the plugin releases
 // every lock it keeps for this host but one whose keeper is still open,
@@ -361,7 +432,7 @@ func (p *Plugin) Done() { p.done() }
 // `lockmgr lock --fd 9` must not return to a shell that then closes 9 and
 // expects the lock gone while its plugin still holds a copy.
 func (p *Plugin) DoneAndWait() {
-	if p.done() {
+	if p.done() && p.gp != nil {
 		// The plugin exits on its own once its lifeline closes; go-plugin's
 		// Kill returns once it has been reaped, killing it only if it
 		// dawdles.
@@ -401,6 +472,10 @@ func (p *Plugin) stop() {
 		// finish; nothing here needs to wait for that.
 		go p.conn.Close()
 	}
+	if p.shared != nil {
+		unix.Close(p.shared.pidfd)
+		return
+	}
 	os.RemoveAll(p.proc.SocketDir)
 }
 
@@ -410,7 +485,11 @@ func (p *Plugin) stop() {
 // pid: once the plugin has exited and been reaped, its pid may belong to
 // another process, and Kill then does nothing (os.ErrProcessDone).
 func (p *Plugin) Kill() error {
-	if err := p.proc.Kill(context.Background()); err != nil {
+	kill := func() error { return p.proc.Kill(context.Background()) }
+	if p.shared != nil {
+		kill = p.shared.kill
+	}
+	if err := kill(); err != nil {
 		return fmt.Errorf("killing the %s plugin: %w", p.Name, err)
 	}
 	return nil
@@ -418,7 +497,12 @@ func (p *Plugin) Kill() error {
 
 // PID returns the plugin process's pid, or 0 if unknown: for messages
 // and for reading /proc, never for signalling (Kill).
-func (p *Plugin) PID() int { return p.proc.PID() }
+func (p *Plugin) PID() int {
+	if p.shared != nil {
+		return p.shared.pid
+	}
+	return p.proc.PID()
+}
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

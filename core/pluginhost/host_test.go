@@ -41,6 +41,9 @@ func TestMain(m *testing.M) {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}
+	if code, ok := runSharedHelper(); ok {
+		os.Exit(code)
+	}
 	if share, err := strconv.ParseBool(os.Getenv(hostEnv)); err == nil {
 		os.Exit(runHost(share))
 	}

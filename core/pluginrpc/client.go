@@ -80,6 +80,7 @@ type SessionOptions struct {
 // pendingCall is a call sent and not yet answered.
 type pendingCall struct {
 	acquire bool
+	control bool   // a describe, inspect or stat, on a shared plugin's session
 	handle  uint64 // the acquire's handle, or the release's
 	answer  chan reply
 	ready   chan struct{} // closed once answer has the answer
@@ -104,8 +105,16 @@ var nextID atomic.Uint64
 // NewClient returns a Client whose control plane is conn, a connection to
 // a backend plugin. Call StartSession before locking.
 func NewClient(conn *grpc.ClientConn) *Client {
+	c := NewSessionClient()
+	c.rpc = lockpb.NewBackendClient(conn)
+	return c
+}
+
+// NewSessionClient returns a Client whose control plane is its session,
+// for a shared plugin, which serves no gRPC to its hosts. Call
+// StartSession before any call.
+func NewSessionClient() *Client {
 	return &Client{
-		rpc:   lockpb.NewBackendClient(conn),
 		calls: make(map[uint64]*pendingCall),
 		kept:  make(map[uint64]chan struct{}),
 		dead:  make(chan struct{}),
@@ -244,8 +253,12 @@ func (c *Client) dispatch(r received) error {
 			}
 		}
 	case *lockpb.SessionResponse_Released:
-		if pc.acquire || len(r.files) > 0 || r.rightsCut {
+		if pc.acquire || pc.control || len(r.files) > 0 || r.rightsCut {
 			return protocolErrorf("a release answer to an acquire, or with a descriptor")
+		}
+	case *lockpb.SessionResponse_Described, *lockpb.SessionResponse_Inspected, *lockpb.SessionResponse_Stated:
+		if !pc.control || len(r.files) > 0 || r.rightsCut {
+			return protocolErrorf("a control answer to a lock's call, or with a descriptor")
 		}
 	case *lockpb.SessionResponse_Failure:
 		if len(r.files) > 0 || r.rightsCut {
@@ -374,7 +387,7 @@ func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendi
 	if c.isDead() {
 		return c.take(pc)
 	}
-	if pc.acquire {
+	if pc.acquire || pc.control {
 		_ = c.send(&lockpb.SessionRequest{Call: id, Op: &lockpb.SessionRequest_Cancel{Cancel: &lockpb.CancelRequest{}}})
 	}
 	bound, stop := context.WithTimeout(context.Background(), c.opts.CancelTimeout)
@@ -427,17 +440,73 @@ func (c *Client) handsOver(ctx context.Context) (bool, error) {
 
 // Describe implements backend.LockMgr.
 func (c *Client) Describe(ctx context.Context) (backend.Info, error) {
-	r, err := c.rpc.Describe(ctx, &lockpb.DescribeRequest{})
-	if err != nil {
-		return backend.Info{}, fromStatus(ctx, err, "describe", "", c.name)
+	var r *lockpb.DescribeResponse
+	if c.rpc != nil {
+		var err error
+		if r, err = c.rpc.Describe(ctx, &lockpb.DescribeRequest{}); err != nil {
+			return backend.Info{}, fromStatus(ctx, err, "describe", "", c.name)
+		}
+	} else {
+		resp, err := c.control(ctx, "describe", "", &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Describe{Describe: &lockpb.DescribeRequest{}}})
+		if err != nil {
+			return backend.Info{}, err
+		}
+		r = resp.GetDescribed()
 	}
 	return backend.Info{Name: r.GetName(), Version: r.GetVersion(), Capabilities: capsFromWire(r.GetCapabilities())}, nil
 }
 
+// control makes a control-plane call on the session.
+func (c *Client) control(ctx context.Context, op, path string, req *lockpb.SessionRequest) (*lockpb.SessionResponse, error) {
+	if c.isDead() {
+		return nil, backend.Errorf(op, path, c.name, c.deathCause())
+	}
+	r, err := c.call(ctx, req, &pendingCall{control: true})
+	if err != nil {
+		return nil, backend.Errorf(op, path, c.name, err)
+	}
+	if f := r.resp.GetFailure(); f != nil {
+		return nil, fromFailure(f, op, path, c.name)
+	}
+	return r.resp, nil
+}
+
+// PluginStat is what a plugin says of itself (Client.Stat).
+type PluginStat struct {
+	// Shared says it serves every host of its user that connects.
+	Shared bool
+	// Hosts counts the hosts it serves, the asking one included.
+	Hosts int
+	// Started is when it started, if it says.
+	Started time.Time
+}
+
+// Stat asks the plugin about itself. Only a shared plugin answers on the
+// session; a private one's host knows it already.
+func (c *Client) Stat(ctx context.Context) (PluginStat, error) {
+	if c.rpc != nil {
+		return PluginStat{Hosts: 1}, nil
+	}
+	resp, err := c.control(ctx, "stat", "", &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Stat{Stat: &lockpb.StatRequest{}}})
+	if err != nil {
+		return PluginStat{}, err
+	}
+	st := resp.GetStated()
+	out := PluginStat{Shared: st.GetShared(), Hosts: int(st.GetHosts())}
+	if ns := st.GetStartedUnixNano(); ns != 0 {
+		out.Started = time.Unix(0, ns)
+	}
+	return out, nil
+}
+
 // Configure implements backend.Configurer: it hands the plugin its
 // settings, a JSON object. A plugin whose backend takes no settings
-// refuses them with ErrConfig.
+// refuses them with ErrConfig. A shared plugin is configured as it
+// starts, by the host that starts it, and takes no settings afterwards.
 func (c *Client) Configure(ctx context.Context, settings []byte) error {
+	if c.rpc == nil {
+		return backend.Errorf("configure", "", c.name, backend.Invalidf("a shared plugin is configured as it starts"))
+	}
 	if _, err := c.rpc.Configure(ctx, &lockpb.ConfigureRequest{SettingsJson: settings}); err != nil {
 		return fromStatus(ctx, err, "configure", "", c.name)
 	}
@@ -592,9 +661,18 @@ func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
 
 // Inspect implements backend.LockMgr.
 func (c *Client) Inspect(ctx context.Context, path string) (backend.Status, error) {
-	r, err := c.rpc.Inspect(ctx, &lockpb.InspectRequest{Path: path})
-	if err != nil {
-		return backend.Status{}, fromStatus(ctx, err, "inspect", path, c.name)
+	var r *lockpb.InspectResponse
+	if c.rpc != nil {
+		var err error
+		if r, err = c.rpc.Inspect(ctx, &lockpb.InspectRequest{Path: path}); err != nil {
+			return backend.Status{}, fromStatus(ctx, err, "inspect", path, c.name)
+		}
+	} else {
+		resp, err := c.control(ctx, "inspect", path, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Inspect{Inspect: &lockpb.InspectRequest{Path: path}}})
+		if err != nil {
+			return backend.Status{}, err
+		}
+		r = resp.GetInspected()
 	}
 	return backend.Status{Path: r.GetPath(), Holders: ownersFromWire(r.GetHolders()), Waiters: ownersFromWire(r.GetWaiters())}, nil
 }

@@ -115,7 +115,8 @@ func FuzzHostDispatch(f *testing.F) {
 // FuzzPluginDispatch feeds a plugin's session arbitrary packets, with
 // zero to two descriptors. Whatever comes, it must not panic, and it must
 // accept only a request the protocol allows: an acquire with exactly the
-// descriptors it announces, a release or cancel with none, and a call id.
+// descriptors it announces, a release, cancel or control request (describe,
+// inspect, stat) with none, and a call id.
 func FuzzPluginDispatch(f *testing.F) {
 	packetSeeds(f)
 	f.Fuzz(func(t *testing.T, nfiles byte, data []byte) {
@@ -125,7 +126,7 @@ func FuzzPluginDispatch(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ss := newSession(newScripted(nil), conn)
+		ss := newSession(newScripted(nil), conn, nil)
 		defer ss.end()
 		files := pipes(t, nfiles)
 		err = ss.dispatch(received{data: data, files: files})
@@ -148,7 +149,8 @@ func FuzzPluginDispatch(f *testing.F) {
 			if req.GetAcquire().GetKeeper() {
 				want = 1
 			}
-		case req.GetRelease() != nil, req.GetCancel() != nil:
+		case req.GetRelease() != nil, req.GetCancel() != nil,
+			req.GetDescribe() != nil, req.GetInspect() != nil, req.GetStat() != nil:
 		default:
 			t.Fatalf("accepted a request of no known kind: %v", req)
 		}

@@ -2,7 +2,6 @@ package pluginrpc
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -22,11 +21,6 @@ import (
 // serves the host's session on the lifeline, and exits the process once
 // the session has ended and no lock it granted is kept by a keeper.
 func Serve(impl backend.LockMgr) {
-	serveSession(impl)
-	// A plugin owns its signals, so its waiters may sleep in the kernel's
-	// lock call and be woken by the release itself. If this fails they
-	// wait on inotify, which is slower to notice a release, not wrong.
-	_ = kernelwait.Enable()
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin's work is a few syscalls per call; what costs is handing
 		// each message between goroutines, and on one P that hand-off is a
@@ -34,6 +28,12 @@ func Serve(impl backend.LockMgr) {
 		// 2-core machine: a lock round trip 20% faster.
 		runtime.GOMAXPROCS(1)
 	}
+	serveShared(impl) // returns only if the plugin is not a shared one
+	serveSession(impl)
+	// A plugin owns its signals, so its waiters may sleep in the kernel's
+	// lock call and be woken by the release itself. If this fails they
+	// wait on inotify, which is slower to notice a release, not wrong.
+	_ = kernelwait.Enable()
 	go Warm() // runs while the host connects
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
@@ -76,17 +76,7 @@ func serveSession(impl backend.LockMgr) {
 	var once sync.Once
 	exit := func() {
 		once.Do(func() {
-			if c, ok := impl.(io.Closer); ok {
-				closed := make(chan struct{})
-				go func() {
-					_ = c.Close()
-					close(closed)
-				}()
-				select {
-				case <-closed:
-				case <-time.After(closeGrace):
-				}
-			}
+			closeBackend(impl)
 			// The host may be gone for good: the socket directory it made
 			// is ours to remove.
 			if socketDir != "" {
@@ -112,7 +102,8 @@ func serveSession(impl backend.LockMgr) {
 		fmt.Fprintf(os.Stderr, "lockmgr plugin: the session: %v\n", err)
 		os.Exit(1)
 	}
-	ss := newSession(impl, conn)
+	ss := newSession(impl, conn, nil)
+	ss.hostPID = os.Getppid()
 	go func() {
 		if err := ss.serve(); err != nil {
 			fmt.Fprintf(os.Stderr, "lockmgr plugin: session ended: %v\n", err)

@@ -22,17 +22,27 @@ type server struct {
 func newServer(impl backend.LockMgr) *server { return &server{impl: impl} }
 
 func (s *server) Describe(ctx context.Context, _ *lockpb.DescribeRequest) (*lockpb.DescribeResponse, error) {
+	r, err := s.describe(ctx)
+	return r, toStatus(err)
+}
+
+func (s *server) describe(ctx context.Context) (*lockpb.DescribeResponse, error) {
 	info, err := s.impl.Describe(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &lockpb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: capsToWire(info.Capabilities)}, nil
 }
 
 func (s *server) Inspect(ctx context.Context, r *lockpb.InspectRequest) (*lockpb.InspectResponse, error) {
-	st, err := s.impl.Inspect(ctx, r.GetPath())
+	resp, err := s.inspect(ctx, r.GetPath())
+	return resp, toStatus(err)
+}
+
+func (s *server) inspect(ctx context.Context, path string) (*lockpb.InspectResponse, error) {
+	st, err := s.impl.Inspect(ctx, path)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &lockpb.InspectResponse{Path: st.Path, Holders: ownersToWire(st.Holders), Waiters: ownersToWire(st.Waiters)}, nil
 }
@@ -56,6 +66,10 @@ func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lo
 type session struct {
 	impl backend.LockMgr
 	conn *packetConn
+	// stat answers a stat request: what the plugin says of itself.
+	stat func() *lockpb.StatResponse
+	// hostPID is the host's pid, as this plugin's pid namespace sees it.
+	hostPID int
 
 	mu      sync.Mutex
 	pending map[uint64]context.CancelFunc // calls in progress, by call id
@@ -83,10 +97,10 @@ type grant struct {
 }
 
 // newSession serves impl to the host at the other end of conn.
-func newSession(impl backend.LockMgr, conn *packetConn) *session {
+func newSession(impl backend.LockMgr, conn *packetConn, stat func() *lockpb.StatResponse) *session {
 	ctx, stop := context.WithCancel(context.Background())
 	return &session{
-		impl: impl, conn: conn, ctx: ctx, stop: stop,
+		impl: impl, conn: conn, ctx: ctx, stop: stop, stat: stat,
 		pending: make(map[uint64]context.CancelFunc),
 		held:    make(map[uint64]*grant),
 		gone:    make(chan struct{}),
@@ -153,6 +167,13 @@ func (ss *session) dispatch(r received) error {
 		return ss.start(call, 0, func(ctx context.Context) (*lockpb.SessionResponse, *os.File, func()) {
 			err := ss.release(ctx, op.Release.GetHandle())
 			return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Released{Released: &lockpb.ReleaseResponse{}}}), nil, nil
+		})
+	case *lockpb.SessionRequest_Describe, *lockpb.SessionRequest_Inspect, *lockpb.SessionRequest_Stat:
+		if len(r.files) > 0 {
+			return protocolErrorf("a descriptor with a control request")
+		}
+		return ss.start(call, 0, func(ctx context.Context) (*lockpb.SessionResponse, *os.File, func()) {
+			return ss.control(ctx, req), nil, nil
 		})
 	case *lockpb.SessionRequest_Cancel:
 		if len(r.files) > 0 {
@@ -221,6 +242,27 @@ func (ss *session) start(call uint64, deadline int64, run func(context.Context) 
 	return nil
 }
 
+// control answers the control plane's requests on the session, for a
+// host of a shared plugin, which has no gRPC connection to it: the same
+// answers the Backend service gives.
+func (ss *session) control(ctx context.Context, req *lockpb.SessionRequest) *lockpb.SessionResponse {
+	srv := newServer(ss.impl)
+	switch op := req.GetOp().(type) {
+	case *lockpb.SessionRequest_Describe:
+		r, err := srv.describe(ctx)
+		return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Described{Described: r}})
+	case *lockpb.SessionRequest_Inspect:
+		r, err := srv.inspect(ctx, op.Inspect.GetPath())
+		return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Inspected{Inspected: r}})
+	default:
+		st := &lockpb.StatResponse{Hosts: 1}
+		if ss.stat != nil {
+			st = ss.stat()
+		}
+		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Stated{Stated: st}}
+	}
+}
+
 func answer(err error, ok *lockpb.SessionResponse) *lockpb.SessionResponse {
 	if err != nil {
 		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Failure{Failure: toFailure(err)}}
@@ -240,6 +282,7 @@ func (ss *session) acquire(ctx context.Context, r *lockpb.AcquireRequest, keeper
 		RemoveOnRelease: r.GetRemoveOnRelease(),
 		FD:              int(r.GetFd()),
 		HandOver:        r.GetHandOver(),
+		HostPID:         ss.hostPID,
 	}
 	fail := func(err error) (*lockpb.SessionResponse, *os.File, func()) {
 		if keeper != nil {

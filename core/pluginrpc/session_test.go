@@ -137,7 +137,7 @@ func (p *inMemoryPlugin) connect(name string, opts SessionOptions) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss := newSession(p.impl, conn)
+	ss := newSession(p.impl, conn, nil)
 	p.mu.Lock()
 	p.sessions = append(p.sessions, ss)
 	p.mu.Unlock()

@@ -1,0 +1,302 @@
+package pluginrpc
+
+// The plugin side of a shared plugin: one process that serves every host
+// of its user that connects to its socket, each connection a session of
+// its own (core/pluginhost starts it and says when a plugin is shared).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/kernelwait"
+	"github.com/lockmgr/lockmgr/core/lockpb"
+	"golang.org/x/sys/unix"
+)
+
+// The environment of a shared plugin, set by the host that starts it
+// (core/pluginhost), read by serveShared. The descriptors are the
+// plugin's from its start, as socket activation hands a service its
+// socket: the host binds the socket before the plugin runs, so a host that
+// connects while the plugin is still starting waits in the backlog rather
+// than finds nothing there.
+const (
+	// ListenEnv names the descriptor of the listening SOCK_SEQPACKET
+	// socket; its presence makes the plugin a shared one.
+	ListenEnv = "LOCKMGR_LISTEN_FD"
+	// SettingsEnv names a pipe that carries the backend's settings (a
+	// JSON object, or nothing) up to its end of file.
+	SettingsEnv = "LOCKMGR_SETTINGS_FD"
+	// ReadyEnv names a pipe on which the plugin says it is ready ("ok"),
+	// or why it cannot serve, before it accepts any host.
+	ReadyEnv = "LOCKMGR_READY_FD"
+	// SocketEnv is the socket's path, StartLockEnv the path of the lock
+	// file that settles who starts a plugin there. A plugin that exits
+	// for want of hosts removes its socket's name under that lock, so that
+	// no host starting its successor meanwhile loses the new one.
+	SocketEnv    = "LOCKMGR_SOCKET"
+	StartLockEnv = "LOCKMGR_START_LOCK"
+	// IdleEnv is how long the plugin waits with no host before it exits,
+	// in Go's duration syntax.
+	IdleEnv = "LOCKMGR_IDLE"
+)
+
+// ReadyOK is what a shared plugin writes on its ready pipe once it serves.
+const ReadyOK = "ok\n"
+
+// DefaultIdle is how long a shared plugin lives on with no host: long
+// enough that a burst of commands (a loop in a script, a make -j) finds
+// it running, short enough that an idle machine does not keep it.
+const DefaultIdle = 10 * time.Second
+
+// sharedServer is a shared plugin's account of its hosts.
+type sharedServer struct {
+	impl    backend.LockMgr
+	started time.Time
+	idle    time.Duration
+	socket  string
+	lock    string
+
+	mu       sync.Mutex
+	sessions int // sessions not yet gone: ended with nothing kept
+	timer    *time.Timer
+	exiting  bool
+}
+
+// serveShared serves impl as a shared plugin, if the host started it as
+// one (ListenEnv), and never returns then; otherwise it returns at once.
+func serveShared(impl backend.LockMgr) {
+	fd, err := strconv.Atoi(os.Getenv(ListenEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	if os.Getenv(MagicCookieKey) != MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "lockmgr plugin: this is a lockmgr backend plugin; lockmgr starts it\n")
+		os.Exit(1)
+	}
+	ready := fileFromEnv(ReadyEnv, "ready")
+	fail := func(err error) {
+		if ready != nil {
+			fmt.Fprintf(ready, "%v\n", err)
+		}
+		os.Exit(1)
+	}
+	// Started in a session of its own, it has no terminal; the signals a
+	// service manager sends a group are still not its to act on.
+	signal.Ignore(GroupSignals()...)
+	_ = kernelwait.Enable()
+	idle, err := time.ParseDuration(os.Getenv(IdleEnv))
+	if err != nil || idle <= 0 {
+		idle = DefaultIdle
+	}
+	s := &sharedServer{impl: impl, started: time.Now(), idle: idle, socket: os.Getenv(SocketEnv), lock: os.Getenv(StartLockEnv)}
+	if err := s.configure(); err != nil {
+		fail(err)
+	}
+	if info, err := impl.Describe(context.Background()); err == nil && info.Capabilities.Owner == backend.OwnerProcess {
+		// Every host's lock would belong to this one process, which
+		// the kernel lets take a lock it holds again: two hosts would
+		// both hold it.
+		fail(fmt.Errorf("%w: its locks belong to the process that takes them, so one plugin cannot serve two hosts", backend.ErrUnsupported))
+	}
+	// The host bound the socket; listening here makes this process the
+	// one SO_PEERCRED names to every host that connects, which hosts
+	// check.
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		fail(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		fail(err)
+	}
+	ln := os.NewFile(uintptr(fd), "listener")
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		fail(err)
+	}
+	io.WriteString(ready, ReadyOK)
+	ready.Close()
+	s.mu.Lock()
+	s.armLocked()
+	s.mu.Unlock()
+	for {
+		var conn int
+		var aerr error
+		err := raw.Read(func(lfd uintptr) bool {
+			conn, _, aerr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+			return aerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = aerr
+		}
+		if err != nil {
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ECONNABORTED) || errors.Is(err, unix.EINTR) {
+				// The host that found no room hears end of file, and
+				// starts over; the others are still served.
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "lockmgr plugin: accepting hosts: %v\n", err)
+			s.exit()
+		}
+		s.serveHost(conn)
+	}
+}
+
+// fileFromEnv returns the descriptor the variable env names, or nil.
+func fileFromEnv(env, name string) *os.File {
+	fd, err := strconv.Atoi(os.Getenv(env))
+	if err != nil || fd < 3 {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), name)
+}
+
+// configure hands the backend the settings its starter sent, if any.
+func (s *sharedServer) configure() error {
+	f := fileFromEnv(SettingsEnv, "settings")
+	if f == nil {
+		return nil
+	}
+	defer f.Close()
+	settings, err := io.ReadAll(io.LimitReader(f, MaxMessage+1))
+	if err != nil {
+		return fmt.Errorf("reading its settings: %w", err)
+	}
+	if len(settings) > MaxMessage {
+		return fmt.Errorf("%w: settings larger than %d bytes", backend.ErrConfig, MaxMessage)
+	}
+	if len(settings) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = newServer(s.impl).Configure(ctx, &lockpb.ConfigureRequest{SettingsJson: settings})
+	if err != nil {
+		return fromStatus(ctx, err, "configure", "", "")
+	}
+	return nil
+}
+
+// serveHost serves the host at the other end of conn, a connection just
+// accepted, if it runs as this plugin's user: the socket's directory keeps
+// others out, and this keeps out anyone who got past it.
+func (s *sharedServer) serveHost(fd int) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || int(cred.Uid) != os.Geteuid() {
+		if err == nil {
+			err = fmt.Errorf("it runs as uid %d", cred.Uid)
+		}
+		fmt.Fprintf(os.Stderr, "lockmgr plugin: refused a host: %v\n", err)
+		unix.Close(fd)
+		return
+	}
+	conn, err := newPacketConn(os.NewFile(uintptr(fd), "session"))
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.sessions++
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	ss := newSession(s.impl, conn, s.stat)
+	ss.hostPID = int(cred.Pid)
+	go func() {
+		if err := ss.serve(); err != nil {
+			fmt.Fprintf(os.Stderr, "lockmgr plugin: a session ended: %v\n", err)
+		}
+		<-ss.Gone()
+		s.mu.Lock()
+		s.sessions--
+		s.armLocked()
+		s.mu.Unlock()
+	}()
+}
+
+func (s *sharedServer) stat() *lockpb.StatResponse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &lockpb.StatResponse{Shared: true, Hosts: uint32(s.sessions), StartedUnixNano: s.started.UnixNano()}
+}
+
+// armLocked starts the idle countdown once no session is left.
+func (s *sharedServer) armLocked() {
+	if s.sessions > 0 || s.exiting {
+		return
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.idle, s.idleExit)
+		return
+	}
+	s.timer.Reset(s.idle)
+}
+
+// idleExit ends the plugin once it has been idle for s.idle. It takes
+// the start lock first: a host that starts a plugin holds it from the
+// moment it found no one at the socket until its own plugin listens, so
+// the name removed here is this plugin's own.
+func (s *sharedServer) idleExit() {
+	var lock *os.File
+	if s.lock != "" {
+		f, err := os.OpenFile(s.lock, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				// A host is starting a plugin, or checking this one:
+				// look again later.
+				f.Close()
+				s.mu.Lock()
+				s.armLocked()
+				s.mu.Unlock()
+				return
+			}
+			lock = f
+		}
+	}
+	s.mu.Lock()
+	if s.sessions > 0 {
+		s.mu.Unlock()
+		if lock != nil {
+			lock.Close()
+		}
+		return
+	}
+	s.exiting = true
+	s.mu.Unlock()
+	if s.socket != "" {
+		// A host that connected since has its connection reset as this
+		// process exits, and starts afresh.
+		_ = os.Remove(s.socket)
+	}
+	s.exit()
+}
+
+// exit ends the plugin, giving a backend whose locks outlive processes
+// (etcd's leases) closeGrace to give them back.
+func (s *sharedServer) exit() {
+	closeBackend(s.impl)
+	os.Exit(0)
+}
+
+// closeBackend closes impl if it is an io.Closer, for at most closeGrace.
+func closeBackend(impl backend.LockMgr) {
+	c, ok := impl.(io.Closer)
+	if !ok {
+		return
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeGrace):
+	}
+}
