@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -316,7 +318,9 @@ func TestSharedPluginManyHosts(t *testing.T) {
 
 // TestSharedPluginHostKilledWhileWaiting: a host killed while it waits has
 // its wait cancelled: once the holder lets go, the lock is not granted to
-// the dead host and kept, but free for the next.
+// the dead host and kept, but free for the next. So even when a child of
+// the host, forked without exec, holds a copy of its session: the plugin
+// ends a session with its host's process.
 func TestSharedPluginHostKilledWhileWaiting(t *testing.T) {
 	dir := sharedRuntime(t)
 	path := filepath.Join(t.TempDir(), "lock")
@@ -328,9 +332,19 @@ func TestSharedPluginHostKilledWhileWaiting(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), waitingHostEnv+"="+path, "PLUGINHOST_TEST_DIR="+pluginDir, pluginhost.RuntimeDirEnv+"="+dir, quickRaceExit())
 	cmd.Stderr = os.Stderr
+	// The host's child, which holds a copy of its session, lives until
+	// this pipe closes, at the test's end.
+	// (Not StdinPipe, which Wait closes.)
+	stdin, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close()
+	cmd.Stdin = stdin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stdin.Close()
 	waitWaiters(t, holder, path, 1)
 	if n := hosts(t, holder); n != 2 {
 		t.Fatalf("the plugin counts %d hosts, want 2", n)
@@ -359,6 +373,22 @@ func runWaitingHost(path string) int {
 	h := pluginhost.New(sharedOptions(os.Getenv("PLUGINHOST_TEST_DIR")))
 	p, err := h.Get("flock")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "waiting host:", err)
+		return 1
+	}
+	// A child forked without exec would keep a copy of the session; this
+	// one is given every socket the host has, and lives on after it.
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), holderEnv+"=1")
+	child.Stdin, child.Stderr = os.Stdin, os.Stderr
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range fds {
+		link, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if fd, _ := strconv.Atoi(e.Name()); fd > 2 && strings.HasPrefix(link, "socket:") {
+			child.ExtraFiles = append(child.ExtraFiles, os.NewFile(uintptr(fd), link))
+		}
+	}
+	if err := child.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "waiting host:", err)
 		return 1
 	}

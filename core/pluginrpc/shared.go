@@ -208,16 +208,60 @@ func (s *sharedServer) serveHost(fd int) {
 	s.mu.Unlock()
 	ss := newSession(s.impl, conn, s.stat)
 	ss.hostPID = int(cred.Pid)
+	stopWatch := watchHost(int(cred.Pid), conn)
 	go func() {
 		if err := ss.serve(); err != nil {
 			fmt.Fprintf(os.Stderr, "lockmgr plugin: a session ended: %v\n", err)
 		}
+		stopWatch()
 		<-ss.Gone()
 		s.mu.Lock()
 		s.sessions--
 		s.armLocked()
 		s.mu.Unlock()
 	}()
+}
+
+// watchHost ends the session on conn when the host process pid exits,
+// even if a copy of the host's end of the connection lives on in a
+// child it forked without exec (a cgo program can), which would keep
+// the session, and every lock in it, open for no one. A private plugin
+// has Pdeathsig for this; a shared one is no host's child. The watch
+// ends when the returned stop is called.
+func watchHost(pid int, conn *packetConn) (stop func()) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			conn.close() // gone already
+		}
+		// Without a pidfd, the session's end of file is the only sign.
+		return func() {}
+	}
+	f := os.NewFile(uintptr(fd), "host")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return func() {}
+	}
+	go func() {
+		// A pidfd is readable once its process has exited: the poller
+		// waits for that, the first look says whether it has already.
+		// Closing f (stop) ends the wait with an error instead.
+		err := raw.Read(func(fd uintptr) bool {
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+			return err == nil && n > 0
+		})
+		if err == nil {
+			conn.close()
+		}
+	}()
+	return func() { f.Close() }
 }
 
 func (s *sharedServer) stat() *lockpb.StatResponse {
