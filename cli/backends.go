@@ -38,8 +38,14 @@ match its sha256 pin in the config if it has one, and it must start and
 answer lockmgr's handshake. The list gives each plugin's name, path,
 version and capabilities, or why it failed.
 
+The PLUGIN column says which plugin process answered: the user's shared
+plugin for the backend (its pid, and the other processes it serves, or
+how long it has served none: it exits once idle for shared_plugin_idle),
+or a private one, started for this command alone.
+
 --json prints an array of objects with "name", "path", "version",
-"capabilities" (an object), "ok" and "error".
+"capabilities" (an object), "ok", "error" and "plugin" (an object with
+"pid", "shared", "other_hosts" and "idle_seconds").
 
 A backend the configuration selects for some lock (backend, or flock by
 default; $LOCKMGR_BACKEND; a [[rules]] entry's; auto means flock and
@@ -67,6 +73,31 @@ type backendJSON struct {
 	Capabilities *backend.Capabilities `json:"capabilities"`
 	OK           bool                  `json:"ok"`
 	Error        string                `json:"error"`
+	// Plugin is the plugin process that answered, once started.
+	Plugin *pluginJSON `json:"plugin,omitempty"`
+}
+
+// pluginJSON is a backend's plugin process in backends --json.
+type pluginJSON struct {
+	PID    int  `json:"pid"`
+	Shared bool `json:"shared"`
+	// OtherHosts counts the processes it serves besides lockmgr backends.
+	OtherHosts int `json:"other_hosts"`
+	// IdleSeconds is how long a shared plugin has served no other host.
+	IdleSeconds float64 `json:"idle_seconds,omitempty"`
+}
+
+// String describes the plugin process in the table's PLUGIN column.
+func (p *pluginJSON) String() string {
+	switch {
+	case p == nil:
+		return "-"
+	case !p.Shared:
+		return fmt.Sprintf("private, pid %d", p.PID)
+	case p.OtherHosts > 0:
+		return fmt.Sprintf("shared, pid %d, %d other hosts", p.PID, p.OtherHosts)
+	}
+	return fmt.Sprintf("shared, pid %d, idle %.0fs", p.PID, p.IdleSeconds)
 }
 
 func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
@@ -97,12 +128,12 @@ func backends(g *globals, stdout, stderr io.Writer, jsonOut bool) error {
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tPATH\tCAPABILITIES")
+		fmt.Fprintln(tw, "NAME\tVERSION\tSTATUS\tPATH\tPLUGIN\tCAPABILITIES")
 		for _, r := range results {
 			if r.OK {
-				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\n", r.Name, r.Version, r.Path, strings.Join(r.Capabilities.Words(), ", "))
+				fmt.Fprintf(tw, "%s\t%s\tok\t%s\t%s\t%s\n", r.Name, r.Version, r.Path, r.Plugin, strings.Join(r.Capabilities.Words(), ", "))
 			} else {
-				fmt.Fprintf(tw, "%s\t-\tfailed\t%s\t%s\n", r.Name, r.Path, r.Error)
+				fmt.Fprintf(tw, "%s\t-\tfailed\t%s\t-\t%s\n", r.Name, r.Path, r.Error)
 			}
 		}
 		if len(results) > 0 {
@@ -200,6 +231,12 @@ func checkBackend(cfg *config.Config, f lockmgr.FoundPlugin) backendJSON {
 	}
 	r.Version = info.Version
 	r.Capabilities = &info.Capabilities
+	if p, err := b.Process(ctx); err == nil && p.PID > 0 {
+		r.Plugin = &pluginJSON{PID: p.PID, Shared: p.Shared, OtherHosts: p.OtherHosts}
+		if !p.IdleSince.IsZero() {
+			r.Plugin.IdleSeconds = time.Since(p.IdleSince).Seconds()
+		}
+	}
 	r.OK = true
 	return r
 }

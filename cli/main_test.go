@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	lockmgr "github.com/lockmgr/lockmgr/core"
 	"github.com/lockmgr/lockmgr/core/locktest"
 	"github.com/lockmgr/lockmgr/core/proclocks"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -126,6 +127,10 @@ func scriptParams(backendName string) testscript.Params {
 			env.Setenv("LOCKMGR_PLUGIN_DIR", pluginDir)
 			env.Setenv("PLUGINS", pluginDir)
 			env.Setenv("BACKEND", backendName)
+			// Shared plugins of the script's own, ended with it.
+			run := filepath.Join(env.WorkDir, ".run")
+			env.Setenv(lockmgr.RuntimeDirEnv, run)
+			env.Defer(func() { locktest.KillSharedPlugins(run) })
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

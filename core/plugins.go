@@ -11,6 +11,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/config"
@@ -30,6 +31,12 @@ const PluginBinaryPrefix = backend.PluginBinaryPrefix
 // reads it to credit a plugin's lock to its host, or to the command that
 // `lockmgr run` handed a copy to.
 const LifelineHostEnv = pluginrpc.LifelineHostEnv
+
+// RuntimeDirEnv names the directory that shared plugins' sockets go in,
+// in place of $XDG_RUNTIME_DIR/lockmgr (/run/lockmgr for root): for a
+// user whose runtime directory is elsewhere, and for tests that must meet
+// no shared plugin but their own.
+const RuntimeDirEnv = pluginhost.RuntimeDirEnv
 
 // GroupSignals returns the signals a terminal or a service manager sends
 // a whole process group, which a plugin ignores: what a program that runs
@@ -134,6 +141,38 @@ func (b *Backend) Inspect(ctx context.Context, lock string) (backend.Status, err
 		return backend.Status{}, backend.Errorf("inspect", lock, b.name, err)
 	}
 	return st, nil
+}
+
+// PluginProcess is what a Backend's plugin process says of itself.
+type PluginProcess struct {
+	// PID is the plugin's process id, 0 for an in-process backend.
+	PID int
+	// Shared says the plugin is the user's shared one for the backend,
+	// which serves every host of the user that connects to it, rather
+	// than this process's own.
+	Shared bool
+	// OtherHosts counts the other processes it serves now.
+	OtherHosts int
+	// IdleSince is, for a shared plugin with no other host, when it last
+	// had one (or started): it exits once idle for shared_plugin_idle.
+	IdleSince time.Time
+}
+
+// Process describes the Backend's plugin process: whether it is the
+// user's shared plugin, and whom else it serves, for lockmgr backends.
+func (b *Backend) Process(ctx context.Context) (PluginProcess, error) {
+	if b.plugin == nil {
+		return PluginProcess{}, nil
+	}
+	st, err := b.plugin.Stat(ctx)
+	if err != nil {
+		return PluginProcess{}, backend.Errorf("stat", "", b.name, err)
+	}
+	p := PluginProcess{PID: b.plugin.PID(), Shared: b.plugin.Shared(), OtherHosts: max(st.Hosts-1, 0)}
+	if p.Shared && p.OtherHosts == 0 {
+		p.IdleSince = st.IdleSince
+	}
+	return p, nil
 }
 
 // Close gives up the Backend's use of its plugin, which stops once no

@@ -470,8 +470,12 @@ type StatResponse struct {
 	Hosts uint32 `protobuf:"varint,2,opt,name=hosts,proto3" json:"hosts,omitempty"`
 	// started_unix_nano is when it started, in Unix nanoseconds.
 	StartedUnixNano int64 `protobuf:"varint,3,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// idle_since_unix_nano is when it last had no host, or its start: the
+	// asking host counts as one, so a plugin that serves it alone has been
+	// idle, as far as the others go, since then.
+	IdleSinceUnixNano int64 `protobuf:"varint,4,opt,name=idle_since_unix_nano,json=idleSinceUnixNano,proto3" json:"idle_since_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatResponse) Reset() {
@@ -521,6 +525,13 @@ func (x *StatResponse) GetHosts() uint32 {
 func (x *StatResponse) GetStartedUnixNano() int64 {
 	if x != nil {
 		return x.StartedUnixNano
+	}
+	return 0
+}
+
+func (x *StatResponse) GetIdleSinceUnixNano() int64 {
+	if x != nil {
+		return x.IdleSinceUnixNano
 	}
 	return 0
 }
@@ -1546,11 +1557,12 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\tinspected\x18\b \x01(\v2\x1b.lockmgr.v1.InspectResponseH\x00R\tinspected\x122\n" +
 	"\x06stated\x18\t \x01(\v2\x18.lockmgr.v1.StatResponseH\x00R\x06statedB\b\n" +
 	"\x06result\"\r\n" +
-	"\vStatRequest\"h\n" +
+	"\vStatRequest\"\x99\x01\n" +
 	"\fStatResponse\x12\x16\n" +
 	"\x06shared\x18\x01 \x01(\bR\x06shared\x12\x14\n" +
 	"\x05hosts\x18\x02 \x01(\rR\x05hosts\x12*\n" +
-	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\"\x0f\n" +
+	"\x11started_unix_nano\x18\x03 \x01(\x03R\x0fstartedUnixNano\x12/\n" +
+	"\x14idle_since_unix_nano\x18\x04 \x01(\x03R\x11idleSinceUnixNano\"\x0f\n" +
 	"\rCancelRequest\"\f\n" +
 	"\n" +
 	"CopyClosed\"\x11\n" +

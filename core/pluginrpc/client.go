@@ -479,6 +479,9 @@ type PluginStat struct {
 	Hosts int
 	// Started is when it started, if it says.
 	Started time.Time
+	// IdleSince is when it last had no host, the asking one aside, if it
+	// says: with Hosts 1, it has served no other host since then.
+	IdleSince time.Time
 }
 
 // Stat asks the plugin about itself. Only a shared plugin answers on the
@@ -495,6 +498,9 @@ func (c *Client) Stat(ctx context.Context) (PluginStat, error) {
 	out := PluginStat{Shared: st.GetShared(), Hosts: int(st.GetHosts())}
 	if ns := st.GetStartedUnixNano(); ns != 0 {
 		out.Started = time.Unix(0, ns)
+	}
+	if ns := st.GetIdleSinceUnixNano(); ns != 0 {
+		out.IdleSince = time.Unix(0, ns)
 	}
 	return out, nil
 }

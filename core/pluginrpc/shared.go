@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,10 +65,11 @@ type sharedServer struct {
 	socket  string
 	lock    string
 
-	mu       sync.Mutex
-	sessions int // sessions not yet gone: ended with nothing kept
-	timer    *time.Timer
-	exiting  bool
+	mu        sync.Mutex
+	sessions  int       // sessions not yet gone: ended with nothing kept
+	idleSince time.Time // when sessions last fell to 0, or the start
+	timer     *time.Timer
+	exiting   bool
 }
 
 // serveShared serves impl as a shared plugin, if the host started it as
@@ -81,6 +83,7 @@ func serveShared(impl backend.LockMgr) {
 		fmt.Fprintf(os.Stderr, "lockmgr plugin: this is a lockmgr backend plugin; lockmgr starts it\n")
 		os.Exit(1)
 	}
+	closeInherited(sharedFirstFree)
 	ready := fileFromEnv(ReadyEnv, "ready")
 	fail := func(err error) {
 		if ready != nil {
@@ -96,7 +99,8 @@ func serveShared(impl backend.LockMgr) {
 	if err != nil || idle <= 0 {
 		idle = DefaultIdle
 	}
-	s := &sharedServer{impl: impl, started: time.Now(), idle: idle, socket: os.Getenv(SocketEnv), lock: os.Getenv(StartLockEnv)}
+	now := time.Now()
+	s := &sharedServer{impl: impl, started: now, idleSince: now, idle: idle, socket: os.Getenv(SocketEnv), lock: os.Getenv(StartLockEnv)}
 	if err := s.configure(); err != nil {
 		fail(err)
 	}
@@ -145,6 +149,46 @@ func serveShared(impl backend.LockMgr) {
 			s.exit()
 		}
 		s.serveHost(conn)
+	}
+}
+
+// sharedFirstFree is the first descriptor a shared plugin is not handed
+// by its starter: 3 the listener, 4 the settings, 5 the ready pipe, 6
+// its binary (core/pluginhost lays them out).
+const sharedFirstFree = 7
+
+// closeInherited closes every descriptor from first up that came with
+// the process rather than being opened by it: whatever its starter had
+// open without close-on-exec (a shell's `exec 9>lock`, passed down to
+// lockmgr and on to the plugin it started). A shared plugin outlives its
+// starter, and a copy of a locked file in it would keep that lock for
+// as long as the plugin runs, for no one. The runtime's own descriptors
+// (the poller's, made as it starts) are not files, and stay.
+func closeInherited(first int) {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var fds []int
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+		for _, name := range names {
+			if fd, err := strconv.Atoi(name); err == nil && fd >= first && fd != dir {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	unix.Close(dir)
+	for _, fd := range fds {
+		link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if err == nil && !strings.HasPrefix(link, "anon_inode:") {
+			unix.Close(fd)
+		}
 	}
 }
 
@@ -217,6 +261,9 @@ func (s *sharedServer) serveHost(fd int) {
 		<-ss.Gone()
 		s.mu.Lock()
 		s.sessions--
+		if s.sessions == 0 {
+			s.idleSince = time.Now()
+		}
 		s.armLocked()
 		s.mu.Unlock()
 	}()
@@ -267,7 +314,7 @@ func watchHost(pid int, conn *packetConn) (stop func()) {
 func (s *sharedServer) stat() *lockpb.StatResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &lockpb.StatResponse{Shared: true, Hosts: uint32(s.sessions), StartedUnixNano: s.started.UnixNano()}
+	return &lockpb.StatResponse{Shared: true, Hosts: uint32(s.sessions), StartedUnixNano: s.started.UnixNano(), IdleSinceUnixNano: s.idleSince.UnixNano()}
 }
 
 // armLocked starts the idle countdown once no session is left.
