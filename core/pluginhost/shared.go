@@ -236,6 +236,14 @@ func shared(ctx context.Context, spec sharedSpec) (*sharedConn, error) {
 	if c, err := dialShared(sock, &spec.st); !errors.Is(err, errNobody) {
 		return c, err
 	}
+	if spec.sum != "" {
+		if err := checkSum(spec.bin, spec.sum); err != nil {
+			if !errors.Is(err, errChecksum) {
+				err = fmt.Errorf("%w: %v", ErrUnsafe, err)
+			}
+			return nil, err
+		}
+	}
 	if err := startShared(ctx, spec, sock, lockPath); err != nil {
 		return nil, err
 	}

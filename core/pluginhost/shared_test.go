@@ -581,3 +581,24 @@ func runForeignHost(sock string) int {
 	}
 	return 0
 }
+
+// TestSharedPluginChecksumPin: a pinned sha256 guards the shared plugin as
+// it guards a private one. A host whose pin the binary does not match is
+// refused, never handed the plugin that a host with the right pin
+// started, and no private plugin stands in.
+func TestSharedPluginChecksumPin(t *testing.T) {
+	sharedRuntime(t)
+	right := sharedOptions()
+	right.Checksums = map[string]string{"flock": sha256Of(t, pluginPath())}
+	getShared(t, right)
+	wrong := sharedOptions()
+	wrong.Checksums = map[string]string{"flock": strings.Repeat("0", 64)}
+	p, err := pluginhost.New(wrong).Get("flock")
+	if err == nil {
+		p.Done()
+		t.Fatalf("a host with a mismatched pin got a plugin (shared: %v)", p.Shared())
+	}
+	if !errors.Is(err, backend.ErrPluginRejected) || !strings.Contains(err.Error(), "sha256") {
+		t.Fatalf("Get with a mismatched pin: %v, want ErrPluginRejected naming the sha256", err)
+	}
+}
