@@ -24,8 +24,8 @@ func newConfigCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "config [--json] [-b NAME]",
 		Short: "Show the effective configuration and where each value came from",
-		Long: `Show the configuration lockmgr runs with: the backend, plugin_dir and
-lock_file_mode, each with where it came from (default, system file, user
+		Long: `Show the configuration lockmgr runs with: the backend, plugin_dir,
+lock_file_mode and shared_plugin_idle, each with where it came from (default, system file, user
 file, config file, env, flag); the files read; the path rules; the plugin
 sha256 pins; and the plugin search path.
 
@@ -36,8 +36,8 @@ $LOCKMGR_CONFIG names one file to read instead of both files. For the
 backend, a [[rules]] entry that covers the lock file wins over every
 layer but --backend: over $LOCKMGR_BACKEND too.
 
---json prints one object: "backend", "plugin_dir" and "lock_file_mode"
-(each {"value", "source", "kind"}), "files", "rules", "plugins",
+--json prints one object: "backend", "plugin_dir", "lock_file_mode" and
+"shared_plugin_idle" (each {"value", "source", "kind"}), "files", "rules", "plugins",
 "backends" and "plugin_search_path".
 
 Backend settings are listed with where each came from, but a value is
@@ -106,6 +106,7 @@ type configJSON struct {
 	Backend          valueJSON                         `json:"backend"`
 	PluginDir        valueJSON                         `json:"plugin_dir"`
 	LockFileMode     valueJSON                         `json:"lock_file_mode"`
+	SharedPluginIdle valueJSON                         `json:"shared_plugin_idle"`
 	Files            []string                          `json:"files"`
 	Rules            []ruleJSON                        `json:"rules"`
 	Plugins          map[string]pinJSON                `json:"plugins"`
@@ -122,6 +123,7 @@ func configView(cfg *config.Config) configJSON {
 		Backend:          val(config.KeyBackend, cfg.Backend),
 		PluginDir:        val(config.KeyPluginDir, cfg.PluginDir),
 		LockFileMode:     val(config.KeyLockFileMode, fmt.Sprintf("%04o", uint32(cfg.LockFileMode.Perm()))),
+		SharedPluginIdle: val(config.KeySharedPluginIdle, cfg.SharedPluginIdle.String()),
 		Files:            append([]string{}, cfg.Files...),
 		Rules:            []ruleJSON{},
 		Plugins:          map[string]pinJSON{},
@@ -160,6 +162,7 @@ func printConfig(w io.Writer, cfg *config.Config) error {
 		{config.KeyBackend, v.Backend},
 		{config.KeyPluginDir, v.PluginDir},
 		{config.KeyLockFileMode, v.LockFileMode},
+		{config.KeySharedPluginIdle, v.SharedPluginIdle},
 	} {
 		value := kv.val.Value
 		if value == "" {
