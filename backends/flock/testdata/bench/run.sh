@@ -132,19 +132,31 @@ else
 	personality=$out/personality
 	mkdir -p "$personality"
 	ln -sfn "$cli" "$personality/flock"
-	trap 'rm -f "$lock"' EXIT
+	# The shared plugins of this run's own (issue 21), which no other
+	# lockmgr on the machine reaches, and which end with the run. The old
+	# build knows nothing of them.
+	rundir=$out/run
+	rm -rf "$rundir"
+	export LOCKMGR_RUNTIME_DIR=$rundir
+	trap 'rm -f "$lock"; "$here/killshared.sh" "$rundir"' EXIT
 	if ! "$personality/flock" "$lock" true; then
 		say "the flock personality ($personality/flock -> $cli) failed"
 		exit 1
 	fi
-	names=(lockmgr-run flock-cmd)
-	cmds=("$cli run $lock true" "flock $lock true")
+	# lockmgr-run finds its shared plugin running (the warm-up starts it);
+	# lockmgr-run-cold starts it every time, its --prepare having killed
+	# the last: a first run after boot.
+	names=(lockmgr-run lockmgr-run-cold flock-cmd)
+	cmds=("$cli run $lock true" "$cli run $lock true" "flock $lock true")
+	preps=(true "$here/killshared.sh $rundir" true)
 	if [ -n "$old" ]; then
 		names+=(old-lockmgr-run)
 		cmds+=("$old/lockmgr run $lock true")
+		preps+=(true)
 	fi
 	names+=(lockmgr-run-F flock-personality)
 	cmds+=("$cli run -F $lock true" "$personality/flock $lock true")
+	preps+=(true true)
 	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
 	# command, the order turned by one each round: hyperfine times one
 	# command after another, and on a shared machine a single run of it
@@ -156,7 +168,7 @@ else
 		k=${#names[@]}
 		for i in $(seq 0 $((k - 1))); do
 			j=$(((i + round - 1) % k))
-			args+=(-n "${names[j]}" "${cmds[j]}")
+			args+=(-n "${names[j]}" --prepare "${preps[j]}" "${cmds[j]}")
 		done
 		hyperfine -N --warmup 10 --runs "${HYPERFINE_RUNS:-60}" --style none \
 			--export-markdown "$out/hyperfine-$round.md" --export-json "$out/hyperfine-$round.json" \
@@ -190,8 +202,81 @@ else
 	fi
 	for round in $(seq "${STAMPEDE_ROUNDS:-$rounds}"); do
 		say "stampede $round of ${STAMPEDE_ROUNDS:-$rounds} ($((SECONDS - start))s so far)"
+		# From no plugin: the first of the 200 starts the shared one.
+		"$here/killshared.sh" "$rundir"
 		"$here/stampede.sh" "$results" "${peers[@]}"
 	done
+
+	# etcd: `lockmgr run -b etcd NAME true` against `etcdctl lock NAME
+	# true`, on one etcd server that the etcd backend's test binary serves
+	# (server_test.go), the unit ×etcdctl paired within each round.
+	if ! command -v etcdctl >/dev/null; then
+		say "skipping 'lockmgr run -b etcd' vs 'etcdctl lock': needs etcdctl (Debian's etcd-client)"
+	else
+		say "building the etcd server"
+		(cd "$root" && "$go" test -c -o "$out/etcd.test" ./backends/etcd)
+		etcddir=$(mktemp -d "${TMPDIR:-/tmp}/lockmgr-bench-etcd.XXXXXX")
+		client=127.0.0.1:$((20000 + RANDOM % 6000)) peer=127.0.0.1:$((26000 + RANDOM % 6000))
+		mkfifo "$etcddir/stdin"
+		ETCDTEST_HELPER=etcd ETCDTEST_SERVER_NAME=bench ETCDTEST_SERVER_DIR="$etcddir/data" \
+			ETCDTEST_SERVER_CLIENT=$client ETCDTEST_SERVER_PEER=$peer \
+			ETCDTEST_SERVER_CLUSTER=bench=http://$peer \
+			"$out/etcd.test" -test.run '^$' <"$etcddir/stdin" >"$etcddir/out" 2>&1 &
+		etcdpid=$!
+		exec 8>"$etcddir/stdin" # its stdin, closed to stop it
+		for _ in $(seq 200); do
+			grep -q '^ready$' "$etcddir/out" && break
+			grep -q '^error' "$etcddir/out" && break
+			sleep 0.05
+		done
+		if ! grep -q '^ready$' "$etcddir/out"; then
+			cat "$etcddir/out" >&2
+			say "the etcd server did not start"
+			exit 1
+		fi
+		export LOCKMGR_ETCD_ENDPOINTS=http://$client ETCDCTL_API=3
+		names=(lockmgr-run etcdctl)
+		cmds=("$cli run -b etcd bench-lock true" "etcdctl --endpoints=http://$client lock bench-lock true")
+		if [ -n "$old" ]; then
+			names+=(old-lockmgr-run)
+			cmds+=("$old/lockmgr run -b etcd bench-lock true")
+		fi
+		for round in $(seq "$rounds"); do
+			say "etcd hyperfine $round of $rounds ($((SECONDS - start))s so far)"
+			args=()
+			k=${#names[@]}
+			for i in $(seq 0 $((k - 1))); do
+				j=$(((i + round - 1) % k))
+				args+=(-n "${names[j]}" "${cmds[j]}")
+			done
+			hyperfine -N --warmup 5 --runs "${HYPERFINE_RUNS:-60}" --style none \
+				--export-json "$out/hyperfine-etcd-$round.json" "${args[@]}" >"$out/hyperfine.log" 2>&1 || {
+				cat "$out/hyperfine.log" >&2
+				say "hyperfine failed"
+				exit 1
+			}
+			python3 - "$out/hyperfine-etcd-$round.json" "${names[@]}" >>"$results" <<-'EOF'
+				import json, sys
+				sys.stdout.reconfigure(encoding="utf-8")
+				order = sys.argv[2:]
+				results = json.load(open(sys.argv[1]))["results"]
+				results.sort(key=lambda r: order.index(r["command"]))
+				peer = next(r["median"] for r in results if r["command"] == "etcdctl")
+				def row(r):
+				    name = r["command"]
+				    return name[len("old-"):] + "/old" if name.startswith("old-") else name
+				for r in results:
+				    for t in r["times"]:
+				        print("BenchmarkCLIRunEtcd/%s 1 %d ns/op" % (row(r), round(t * 1e9)))
+				for r in results:
+				    if r["command"] != "etcdctl":
+				        print("BenchmarkCLIRunEtcd/%s 1 %.4f ×etcdctl" % (row(r), r["median"] / peer))
+			EOF
+		done
+		exec 8>&-
+		wait "$etcdpid" || true
+		rm -rf "$etcddir"
+	fi
 fi
 
 "$bin/benchstat" "$results" >"$out/benchstat.txt" 2>&1

@@ -28,15 +28,19 @@ n=${STAMPEDE_N:-200}
 patience=${STAMPEDE_PATIENCE:-90}
 say() { printf 'stampede: %s\n' "$*" >&2; }
 
-# sample PIDFILE prints "COUNT PSS_KIB PLUGINS" over the processes listed
-# in PIDFILE and their descendants whose command is a lock command:
-# lockmgr, lockmgr-backend-* (comm keeps 15 characters) or flock. The
-# tree is walked from /proc/*/stat, so that another user's lockmgr
-# processes on this shared machine are never counted.
+# sample PIDFILE [BINDIR] prints "COUNT PSS_KIB PLUGINS" over the
+# processes listed in PIDFILE and their descendants whose command is a
+# lock command: lockmgr, lockmgr-backend-* (comm keeps 15 characters) or
+# flock; and over the plugins run from BINDIR that serve them from
+# outside that tree: a shared plugin (issue 21) outlives the host that
+# started it, and serves every other. The tree is walked from
+# /proc/*/stat, so that another user's lockmgr processes on this shared
+# machine are never counted.
 sample() {
-	python3 - "$1" <<-'EOF'
+	python3 - "$1" "${2:-}" <<-'EOF'
 		import os, sys
 		roots = set(int(l) for l in open(sys.argv[1]) if l.strip())
+		bindir = sys.argv[2]
 		parent, comm = {}, {}
 		for d in os.listdir("/proc"):
 		    if not d.isdigit():
@@ -48,7 +52,16 @@ sample() {
 		    name = stat[stat.index("(") + 1:stat.rindex(")")]
 		    rest = stat[stat.rindex(")") + 2:].split()
 		    parent[int(d)], comm[int(d)] = int(rest[1]), name
+		def shared_plugin(p):
+		    try:
+		        exe = os.readlink("/proc/%d/exe" % p)
+		        env = open("/proc/%d/environ" % p, "rb").read()
+		    except OSError:
+		        return False
+		    return bool(bindir) and os.path.dirname(exe) == bindir and b"\0LOCKMGR_LISTEN_FD=" in env
 		def ours(p):
+		    if shared_plugin(p):
+		        return True
 		    while p > 1:
 		        if p in roots:
 		            return True
@@ -70,13 +83,18 @@ sample() {
 	EOF
 }
 
-# leftover DIR prints the number of running plugins whose executable is
-# in DIR: a plugin orphaned by its lockmgr is reparented away from the
-# tree sample walks, but its executable still names it.
+# leftover DIR prints the number of running private plugins whose
+# executable is in DIR: a plugin orphaned by its lockmgr is reparented
+# away from the tree sample walks, but its executable still names it. A
+# shared plugin stays, as it should, until it has been idle a while.
 leftover() {
 	local dir=$1 c=0 exe
 	for exe in /proc/[0-9]*/exe; do
-		case $(readlink "$exe" 2>/dev/null) in "$dir"/lockmgr-backend-*) c=$((c + 1)) ;; esac
+		case $(readlink "$exe" 2>/dev/null) in
+		"$dir"/lockmgr-backend-*)
+			grep -qzF LOCKMGR_LISTEN_FD= "${exe%/exe}/environ" 2>/dev/null || c=$((c + 1))
+			;;
+		esac
 	done
 	echo "$c"
 }
@@ -109,7 +127,7 @@ one() {
 	# (with their plugins) the same over a second of polls.
 	local deadline=$((SECONDS + patience)) last= same=0 s streak=0 count pss plugins
 	while :; do
-		read -r count pss plugins <<<"$(sample "$pids")"
+		read -r count pss plugins <<<"$(sample "$pids" "$bindir")"
 		s="$count $plugins" # Pss drifts as pages are shared; counts settle
 		if [ "$count" -ge "$n" ] && [ "$s" = "$last" ]; then
 			same=$((same + 1))
@@ -125,7 +143,7 @@ one() {
 		sleep 0.25
 	done
 	local waiting_ms=$((streak - started))
-	read -r count pss plugins <<<"$(sample "$pids")"
+	read -r count pss plugins <<<"$(sample "$pids" "$bindir")"
 	local ran_early
 	ran_early=$(wc -l <"$out")
 

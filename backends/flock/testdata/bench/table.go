@@ -183,10 +183,26 @@ func noWorseThanOld(row, unit string) target {
 	return target{row, unit, "≤", 1 + noWorseSlack, &metric{row + "/old", unit}}
 }
 
-// The targets: issue 20's (the lock session on the SOCK_SEQPACKET
-// lifeline), then those of earlier issues that still hold. A target
-// against an .../old row has no data without OLD=DIR.
+// atMostTimesOldOf is met when the value is at most k times the old
+// build's median of another row: a cold start against the old build's
+// every start.
+func atMostTimesOldOf(row, unit string, k float64, oldRow string) target {
+	return target{row, unit, "≤", k, &metric{oldRow + "/old", unit}}
+}
+
+// The targets: issue 21's (one shared plugin per user), issue 20's (the
+// lock session on the SOCK_SEQPACKET lifeline), then those of earlier
+// issues that still hold. A target against an .../old row has no data
+// without OLD=DIR.
 var targets = []target{
+	// Issue 21: a command whose plugin is running, a cold one, a stampede,
+	// and etcd against etcdctl on the same server.
+	atMost("CLIRunTrue/lockmgr-run", "×flock", 2.5),
+	atMostTimesOldOf("CLIRunTrue/lockmgr-run-cold", "×flock", 1+noWorseSlack, "CLIRunTrue/lockmgr-run"),
+	atMost("Stampede/lockmgr-run", "pss-MiB", 250),
+	atMostTimes("Stampede/lockmgr-run", "drain-ms", 2, "Stampede/flock-cmd"),
+	atMost("CLIRunEtcd/lockmgr-run", "×etcdctl", 0.6),
+
 	// Issue 20. Its 30 µs is for an idle machine, which the run cannot
 	// tell from a loaded one; the multiple of the pipe's round trip, timed
 	// in the same run, is the bound that holds on either.
@@ -278,11 +294,11 @@ var noPeerRatio = map[string]bool{
 
 // groupOrder is the order of the benchmarks in the table, the order of
 // the comparisons in the brief; others follow.
-var groupOrder = []string{"Uncontended", "PipeRoundTrip", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue", "Stampede"}
+var groupOrder = []string{"Uncontended", "PipeRoundTrip", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue", "Stampede", "CLIRunEtcd"}
 
 // unitOrder puts each row's metrics in reading order; others follow.
 var unitOrder = []string{
-	"sec/op", "×flock", "p50-µs", "p99-µs", "max-µs", "cycles/s", "lost-updates",
+	"sec/op", "×flock", "×etcdctl", "p50-µs", "p99-µs", "max-µs", "cycles/s", "lost-updates",
 	"p50-ms", "max-ms", "within-50ms", "trials", "late-p50-ms", "late-p99-ms", "late-max-ms", "canceled-not-timeout",
 	"held", "p50-µs-1-held", "p50-µs-10k-held", "ratio-10k/1", "lock-10k-ms", "rss-MiB", "KiB/lock",
 	"commands", "start-ms", "drain-ms", "pss-MiB", "waiting", "plugins-waiting", "ran-once", "not-once", "error-lines", "plugins-left", "killed",
