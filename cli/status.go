@@ -46,8 +46,11 @@ lockmgr process, named by the command it runs (the plugin is named in the
 detail). If that lockmgr was killed and its command keeps the lock alive,
 the lock is shown as held by the command.
 
-Waiters are processes blocked in the kernel (flock(1), say); lockmgr's own
-waiters poll, and do not appear.
+Waiters are processes blocked in the kernel (flock(1), say). A lockmgr
+waiting for a flock or ofd lock waits in the user's shared plugin for the
+backend, blocked in the kernel too, and is shown as that plugin, which
+waits for every lockmgr of the user; posix waiters poll, and do not
+appear.
 
 Without --backend, FILE's backend is the one 'lockmgr run' would use (the
 config's rules, $LOCKMGR_BACKEND, the config's backend): for flock, posix

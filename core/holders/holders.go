@@ -92,6 +92,13 @@ func attributeOwner(o backend.LockOwner) backend.LockOwner {
 		return o
 	}
 	plugin := o.PID
+	if isShared(plugin) {
+		// The user's shared plugin waits and locks for every host that
+		// reaches it, and neither its parent nor the keepers it holds say
+		// for which of them this lock is: naming one would be a guess.
+		o.Detail = joinDetail(o.Detail, fmt.Sprintf("the shared plugin %s, for one of the lockmgr processes it serves", pluginName(plugin)))
+		return o
+	}
 	via := fmt.Sprintf("through its plugin %s (pid %d)", pluginName(plugin), plugin)
 	lifeline := lifelineOf(plugin)
 	host := proclocks.ParentPID(plugin)
@@ -143,6 +150,14 @@ func pluginName(pid int) string {
 		return name
 	}
 	return backend.PluginComm()
+}
+
+// isShared reports whether the plugin pid is a user's shared plugin,
+// started listening for hosts (pluginrpc.ListenEnv), which its
+// environment says.
+func isShared(pid int) bool {
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	return err == nil && strings.Contains(string(env), "\x00"+pluginrpc.ListenEnv+"=")
 }
 
 // lifelineOf returns the host's end of the plugin's lifeline as
