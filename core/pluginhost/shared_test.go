@@ -602,3 +602,31 @@ func TestSharedPluginChecksumPin(t *testing.T) {
 		t.Fatalf("Get with a mismatched pin: %v, want ErrPluginRejected naming the sha256", err)
 	}
 }
+
+// TestSharedPluginIdleExitSparesItsSuccessor: a plugin whose socket's name
+// was removed from under it (a cleaner of the runtime directory) lives
+// on for its hosts while a new host starts a successor under that name;
+// when the old one exits idle, the name it removes is not the successor's.
+func TestSharedPluginIdleExitSparesItsSuccessor(t *testing.T) {
+	dir := sharedRuntime(t)
+	quick := sharedOptions()
+	quick.Idle = 50 * time.Millisecond
+	old := getFlock(t, pluginhost.New(quick))
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("sockets: %v", socks)
+	}
+	if err := os.Remove(socks[0]); err != nil {
+		t.Fatal(err)
+	}
+	successor := getShared(t, sharedOptions())
+	if successor.PID() == old.PID() {
+		t.Fatal("reached the plugin whose socket was removed")
+	}
+	oldPID := old.PID()
+	old.Done()
+	waitGone(t, oldPID, "its last host left")
+	if again := getShared(t, sharedOptions()); again.PID() != successor.PID() {
+		t.Fatalf("a new host reached plugin %d, not the successor %d: the old plugin removed its socket", again.PID(), successor.PID())
+	}
+}

@@ -64,6 +64,9 @@ type sharedServer struct {
 	idle    time.Duration
 	socket  string
 	lock    string
+	// socketID is the socket's name as this plugin was started on it
+	// (while its starter held the start lock): its device and inode.
+	socketID [2]uint64
 
 	mu        sync.Mutex
 	sessions  int       // sessions not yet gone: ended with nothing kept
@@ -104,6 +107,10 @@ func serveShared(impl backend.LockMgr) {
 	if err := s.configure(); err != nil {
 		fail(err)
 	}
+	var st unix.Stat_t
+	if s.socket != "" && unix.Lstat(s.socket, &st) == nil {
+		s.socketID = [2]uint64{st.Dev, st.Ino}
+	}
 	if info, err := impl.Describe(context.Background()); err == nil && info.Capabilities.Owner == backend.OwnerProcess {
 		// Every host's lock would belong to this one process, which
 		// the kernel lets take a lock it holds again: two hosts would
@@ -140,9 +147,14 @@ func serveShared(impl backend.LockMgr) {
 			err = aerr
 		}
 		if err != nil {
-			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ECONNABORTED) || errors.Is(err, unix.EINTR) {
-				// The host that found no room hears end of file, and
-				// starts over; the others are still served.
+			switch {
+			case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+				// Out of descriptors: the host waits in the backlog
+				// until a session ends and frees some. Trying again at
+				// once would spin.
+				time.Sleep(acceptBackoff)
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "lockmgr plugin: accepting hosts: %v\n", err)
@@ -191,6 +203,10 @@ func closeInherited(first int) {
 		}
 	}
 }
+
+// acceptBackoff is how long a shared plugin out of descriptors waits
+// before it tries to accept a host again.
+const acceptBackoff = 50 * time.Millisecond
 
 // fileFromEnv returns the descriptor the variable env names, or nil.
 func fileFromEnv(env, name string) *os.File {
@@ -360,9 +376,12 @@ func (s *sharedServer) idleExit() {
 	}
 	s.exiting = true
 	s.mu.Unlock()
-	if s.socket != "" {
-		// A host that connected since has its connection reset as this
-		// process exits, and starts afresh.
+	// A host that connected since has its connection reset as this
+	// process exits, and starts afresh. The name is removed only if it is
+	// still this plugin's: one removed from under it (a cleaner of the
+	// runtime directory) may name a newer plugin now.
+	var st unix.Stat_t
+	if s.socket != "" && unix.Lstat(s.socket, &st) == nil && [2]uint64{st.Dev, st.Ino} == s.socketID {
 		_ = os.Remove(s.socket)
 	}
 	s.exit()
