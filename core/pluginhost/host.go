@@ -414,7 +414,7 @@ func (h *Host) startShared(name, path, sum string) (*Plugin, error) {
 		Keepers:       h.opts.ShareLifeline,
 		OnFailure:     func(err error) { logger.Error("plugin killed", "reason", err) },
 	}); err != nil {
-		unix.Close(conn.pidfd)
+		conn.close()
 		return nil, rejected(name, "%s: opening its session: %s", path, firstLine(err.Error()))
 	}
 	h.opts.Logger.Debug("connected to the shared plugin", "backend", name, "pid", conn.pid)
@@ -480,7 +480,7 @@ func (p *Plugin) stop() {
 		go p.conn.Close()
 	}
 	if p.shared != nil {
-		unix.Close(p.shared.pidfd)
+		p.shared.close()
 		return
 	}
 	os.RemoveAll(p.proc.SocketDir)

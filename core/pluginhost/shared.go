@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,9 +124,11 @@ func sharedName(name string, bin *unix.Stat_t, sum string, settings, view []byte
 // sharedConn is a connection to a shared plugin, checked to be served by
 // the plugin binary the host verified, run by the same user.
 type sharedConn struct {
-	file  *os.File // the host's end of the session
-	pid   int
-	pidfd int // the plugin process, to kill it by, never by pid
+	file *os.File // the host's end of the session
+	pid  int
+
+	mu    sync.Mutex
+	pidfd int // the plugin process, to kill it by, never by pid; -1 once closed
 }
 
 // errNobody means no plugin listens at a socket's name.
@@ -187,13 +190,29 @@ func dialShared(sock string, bin *unix.Stat_t) (*sharedConn, error) {
 }
 
 // kill ends the plugin with SIGKILL, through its pidfd: once it has
-// exited, its pid may name another process.
+// exited, its pid may name another process. After close it does
+// nothing: the descriptor's number may name another file by then.
 func (c *sharedConn) kill() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pidfd < 0 {
+		return nil
+	}
 	err := unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return nil
 	}
 	return err
+}
+
+// close lets go of the plugin process: this host is done with it.
+func (c *sharedConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pidfd >= 0 {
+		unix.Close(c.pidfd)
+		c.pidfd = -1
+	}
 }
 
 // sharedSpec is what a shared plugin is reached or started with.
