@@ -85,6 +85,13 @@ func (w withPlugins) Run() int {
 	}
 	wg.Wait()
 	pluginDir = dir
+	// Every lockmgr the tests run meets only the shared plugins of this
+	// run, which end with it (each script has a directory of its own).
+	if os.Getenv(lockmgr.RuntimeDirEnv) == "" {
+		run := filepath.Join(dir, "run")
+		os.Setenv(lockmgr.RuntimeDirEnv, run)
+		defer locktest.KillSharedPlugins(run)
+	}
 	return w.m.Run()
 }
 
