@@ -314,7 +314,13 @@ func lockStart(ctx context.Context, path string) (func(), error) {
 // The plugin runs in a session of its own, with no terminal and no
 // parent-death signal, its standard streams on /dev/null: it outlives
 // this host, and answers to no host's signals.
-func startShared(ctx context.Context, spec sharedSpec, sock, lockPath string) error {
+func startShared(ctx context.Context, spec sharedSpec, sock, lockPath string) (err error) {
+	defer func() {
+		if err != nil {
+			// No plugin listens on it: leave no name that looks like one.
+			_ = os.Remove(sock)
+		}
+	}()
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: removing the stale socket: %v", errNoShare, err)
 	}
