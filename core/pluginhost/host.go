@@ -417,9 +417,37 @@ func (h *Host) startShared(name, path, sum string) (*Plugin, error) {
 		conn.close()
 		return nil, rejected(name, "%s: opening its session: %s", path, firstLine(err.Error()))
 	}
+	// A plugin that took the connection but does not answer (stopped, or
+	// stuck) would hold every call of this host, and a lock wait cannot
+	// tell silence from a lock held long: it must answer in time, or this
+	// host goes its own way with a private plugin.
+	answered := make(chan error, 1)
+	go func() {
+		_, err := client.Stat(context.Background())
+		answered <- err
+	}()
+	timer := time.NewTimer(sharedAnswerTimeout)
+	defer timer.Stop()
+	select {
+	case err = <-answered:
+	case <-timer.C:
+		err = fmt.Errorf("no answer in %v", sharedAnswerTimeout)
+	}
+	if err != nil {
+		// Ending the session, not the plugin: it may only be slow, and
+		// it serves other hosts.
+		client.MarkDead()
+		conn.close()
+		return nil, fmt.Errorf("%w: the shared plugin (pid %d): %v", errNoShare, conn.pid, err)
+	}
 	h.opts.Logger.Debug("connected to the shared plugin", "backend", name, "pid", conn.pid)
 	return &Plugin{Client: client, Name: name, Path: path, host: h, shared: conn}, nil
 }
+
+// sharedAnswerTimeout bounds a shared plugin's answer to a host that has
+// just connected to it; one that does not answer in time is left to its
+// other hosts, and this one starts a private plugin.
+const sharedAnswerTimeout = 2 * time.Second
 
 // Shared says whether p is the user's shared plugin, which serves other
 // hosts too, rather than this host's own.

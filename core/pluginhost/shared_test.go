@@ -630,3 +630,28 @@ func TestSharedPluginIdleExitSparesItsSuccessor(t *testing.T) {
 		t.Fatalf("a new host reached plugin %d, not the successor %d: the old plugin removed its socket", again.PID(), successor.PID())
 	}
 }
+
+// TestSharedPluginThatDoesNotAnswer: a shared plugin that has stopped
+// (SIGSTOP here; stuck, in life) still takes connections, in its backlog,
+// but answers nothing. A host that connects gets no answer in time, and
+// locks through a private plugin instead; the stopped one is left alone
+// for its own hosts.
+func TestSharedPluginThatDoesNotAnswer(t *testing.T) {
+	sharedRuntime(t)
+	a := getShared(t, sharedOptions())
+	if err := syscall.Kill(a.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(a.PID(), syscall.SIGCONT)
+	b := getFlock(t, pluginhost.New(sharedOptions()))
+	defer b.Done()
+	if b.Shared() {
+		t.Fatal("a host was handed the shared plugin that answers nothing")
+	}
+	if _, err := lockFile(t, b, filepath.Join(t.TempDir(), "lock"), false); err != nil {
+		t.Fatalf("lock through the private plugin: %v", err)
+	}
+	if gone(a.PID()) {
+		t.Fatal("the stopped shared plugin was killed")
+	}
+}
