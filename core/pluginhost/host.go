@@ -396,6 +396,18 @@ func (h *Host) startShared(name, path, sum string) (*Plugin, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.StartTimeout)
 	defer cancel()
+	// A plugin may exit idle just as this host connects: its connection
+	// is reset, and the next try starts a new plugin.
+	p, err := h.connectShared(ctx, name, path, spec)
+	if errors.Is(err, pluginrpc.ErrPluginExited) {
+		p, err = h.connectShared(ctx, name, path, spec)
+	}
+	return p, err
+}
+
+// connectShared connects to the shared plugin spec describes, starting
+// it if none runs, and opens this host's session with it.
+func (h *Host) connectShared(ctx context.Context, name, path string, spec sharedSpec) (*Plugin, error) {
 	conn, err := shared(ctx, spec)
 	switch {
 	case errors.Is(err, errChecksum):
@@ -438,7 +450,7 @@ func (h *Host) startShared(name, path, sum string) (*Plugin, error) {
 		// it serves other hosts.
 		client.MarkDead()
 		conn.close()
-		return nil, fmt.Errorf("%w: the shared plugin (pid %d): %v", errNoShare, conn.pid, err)
+		return nil, fmt.Errorf("%w: the shared plugin (pid %d): %w", errNoShare, conn.pid, err)
 	}
 	h.opts.Logger.Debug("connected to the shared plugin", "backend", name, "pid", conn.pid)
 	return &Plugin{Client: client, Name: name, Path: path, host: h, shared: conn}, nil

@@ -655,3 +655,56 @@ func TestSharedPluginThatDoesNotAnswer(t *testing.T) {
 		t.Fatal("the stopped shared plugin was killed")
 	}
 }
+
+// TestSharedPluginGoneAsAHostConnects: a plugin that goes away (killed
+// here; exiting idle, in life) while a host's connection waits in its
+// backlog resets that connection. The host starts a new shared plugin
+// and uses it, rather than taking the reset for a plugin that does not
+// answer and going private.
+func TestSharedPluginGoneAsAHostConnects(t *testing.T) {
+	ssPath, err := exec.LookPath("ss")
+	if err != nil {
+		t.Skip("needs ss(8) (Debian's iproute2), to see a connection wait in the plugin's backlog")
+	}
+	dir := sharedRuntime(t)
+	a := getShared(t, sharedOptions())
+	old := a.PID()
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	if len(socks) != 1 {
+		t.Fatalf("sockets: %v", socks)
+	}
+	type got struct {
+		p   *pluginhost.Plugin
+		err error
+	}
+	result := make(chan got, 1)
+	go func() {
+		p, err := pluginhost.New(sharedOptions()).Get("flock")
+		result <- got{p, err}
+	}()
+	// The new host's connection waits, unaccepted, in the stopped
+	// plugin's backlog: ss shows the listener's queue in Recv-Q.
+	for deadline := time.Now().Add(promptly); ; time.Sleep(time.Millisecond) {
+		out, _ := exec.Command(ssPath, "-xlH", "src", socks[0]).Output()
+		if f := strings.Fields(string(out)); len(f) > 2 && f[2] != "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection waits in the plugin's backlog after %v", promptly)
+		}
+	}
+	if err := a.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-result
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.p.Done()
+	if !r.p.Shared() || r.p.PID() == old {
+		t.Fatalf("after its plugin went away, the host got plugin %d (shared: %v), want a new shared one", r.p.PID(), r.p.Shared())
+	}
+}
