@@ -28,7 +28,13 @@ GOBUILD   := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace 
 # cli/signals.go says why, and what a build with neither loses.
 GOARCH_   := $(shell $(GO) env GOARCH)
 CLIENTRY  := $(if $(and $(filter 0,$(CGO_ENABLED)),$(filter amd64,$(GOARCH_))),-E=main.lockmgrEntry)
-GOBUILDCLI := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -tags grpcnotrace -ldflags '$(strip $(LDFLAGS) $(CLIENTRY))'
+GOBUILDCLI := CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -ldflags '$(strip $(LDFLAGS) $(CLIENTRY))'
+# The lockmgr command links no go-plugin and no gRPC (lockmgr_sharedonly):
+# their package initialisation was most of a command's start-up. It
+# reaches the user's shared plugins itself and execs lockmgr-full, the
+# same command built whole, for a private one (cli/fullbuild.go).
+CLITAGS     := lockmgr_sharedonly
+FULLCLITAGS := grpcnotrace
 FUZZTIME  ?= 10s
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
@@ -37,10 +43,11 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 
 all: build
 
-## build: every binary into bin/, the plugins beside the CLI (where it looks first)
+## build: every binary into bin/, lockmgr-full and the plugins beside the CLI (where it looks first)
 build:
 	@mkdir -p $(BIN)
-	$(GOBUILDCLI) -o $(BIN)/lockmgr ./cli
+	$(GOBUILDCLI) -tags $(CLITAGS) -o $(BIN)/lockmgr ./cli
+	$(GOBUILDCLI) -tags $(FULLCLITAGS) -o $(BIN)/lockmgr-full ./cli
 	@for b in $(BACKENDS); do \
 		echo "$(GOBUILD) -o $(BIN)/lockmgr-backend-$$b ./backends/$$b"; \
 		$(GOBUILD) -o $(BIN)/lockmgr-backend-$$b ./backends/$$b || exit 1; \
@@ -68,6 +75,7 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags mangen ./cli
+	$(GO) vet -tags lockmgr_sharedonly ./core/... ./cli/...
 
 ## bench: the benchmark table (Go benchmarks through benchstat, hyperfine for whole commands)
 # A failed build only drops the CLI's row: the Go benchmarks build their own plugin.
@@ -76,14 +84,14 @@ bench:
 	else echo "bench: make build failed; benchmarking without the CLI" >&2; cli=; fi; \
 	GO=$(GO) backends/flock/testdata/bench/run.sh $$cli
 
-## proto: regenerate core/lockpb from its .proto (needs Debian's protobuf-compiler)
+## proto: regenerate core/lockpb and core/lockpb/controlpb from their .proto files (needs Debian's protobuf-compiler)
 proto:
 	GOBIN=$(CURDIR)/.cache/bin $(GO) install $(PROTOC_GEN_GO)
 	GOBIN=$(CURDIR)/.cache/bin $(GO) install $(PROTOC_GEN_GO_GRPC)
 	PATH=$(CURDIR)/.cache/bin:$$PATH protoc --proto_path=core/lockpb \
 		--go_out=core/lockpb --go_opt=paths=source_relative \
 		--go-grpc_out=core/lockpb --go-grpc_opt=paths=source_relative \
-		core/lockpb/lockmgr.proto
+		core/lockpb/lockmgr.proto core/lockpb/controlpb/control.proto
 
 clean:
 	rm -rf $(BIN) .cache dist docs/_generated out
@@ -116,7 +124,7 @@ completions:
 	$(GO) run ./cli completion zsh > $(GENDIR)/share/zsh/site-functions/_lockmgr
 	$(GO) run ./cli completion fish > $(GENDIR)/share/fish/vendor_completions.d/lockmgr.fish
 
-## install: lockmgr, its plugins in $(PREFIX)/lib/lockmgr (where ../lib/lockmgr from
+## install: lockmgr, its full build and plugins in $(PREFIX)/lib/lockmgr (where ../lib/lockmgr from
 ## the binary finds them), man pages, completions, the license, and
 ## $(SYSCONFDIR)/lockmgr/config.toml unless one is there already: the layout of the packages
 install: build man completions
@@ -126,14 +134,14 @@ install: build man completions
 ## (a package's package() step, which runs under fakeroot after build())
 LICENSEDIR ?= $(PREFIX)/share/licenses/lockmgr
 install-only:
-	@for f in $(BIN)/lockmgr $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)); do \
+	@for f in $(BIN)/lockmgr $(BIN)/lockmgr-full $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)); do \
 		[ -x "$$f" ] || { echo "install-only: no $$f: run make build man completions first" >&2; exit 1; }; \
 	done
 	@[ -f $(GENDIR)/share/man/man1/lockmgr.1.gz ] && [ -f $(GENDIR)/share/bash-completion/completions/lockmgr ] || \
 		{ echo "install-only: no man pages or completions in $(GENDIR): run make man completions first" >&2; exit 1; }
 	install -Dm755 $(BIN)/lockmgr '$(DESTDIR)$(PREFIX)/bin/lockmgr'
 	install -dm755 '$(DESTDIR)$(PREFIX)/lib/lockmgr'
-	install -m755 $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)) '$(DESTDIR)$(PREFIX)/lib/lockmgr/'
+	install -m755 $(BIN)/lockmgr-full $(addprefix $(BIN)/lockmgr-backend-,$(BACKENDS)) '$(DESTDIR)$(PREFIX)/lib/lockmgr/'
 	@for sec in 1 5; do \
 		set -- $(GENDIR)/share/man/man$$sec/*.$$sec.gz; [ -e "$$1" ] || continue; \
 		dir="$(DESTDIR)$(MANDIR)/man$$sec"; \

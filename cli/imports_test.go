@@ -17,6 +17,7 @@ var pluginInternals = []string{
 	"github.com/lockmgr/lockmgr/core/pluginhost",
 	"github.com/lockmgr/lockmgr/core/pluginrpc",
 	"github.com/lockmgr/lockmgr/core/lockpb",
+	"github.com/lockmgr/lockmgr/core/plugin",
 }
 
 // TestPluginsOnlyThroughTheLibrary holds cli to the library's API: it

@@ -27,6 +27,7 @@ func main() {
 	// A signal the caller ignored stays ignored, in lockmgr and in what
 	// it runs (sigentry.go).
 	restoreIgnored()
+	useFullBuildForPrivatePlugins()
 	if filepath.Base(os.Args[0]) == flockName {
 		// The flock personality (flockcompat.go).
 		code, sig := executeFlock(os.Args)

@@ -92,6 +92,11 @@ func (w withPlugins) Run() int {
 		os.Setenv(lockmgr.RuntimeDirEnv, run)
 		defer locktest.KillSharedPlugins(run)
 	}
+	defer func() {
+		if buildsDir != "" {
+			os.RemoveAll(buildsDir) // fullbuild_test.go's builds
+		}
+	}()
 	return w.m.Run()
 }
 

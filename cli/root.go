@@ -84,7 +84,7 @@ flock(1)'s options, messages and exit statuses: see lockmgr(1).`,
 	}
 	// Suggest "run" for "rnu": cobra suggests only exact prefixes by default.
 	root.SuggestionsMinimumDistance = 2
-	root.SetOut(os.Stdout)
+	root.SetOut(outputNoter{os.Stdout})
 	root.SetErr(os.Stderr)
 	// Defined before cobra would add its own, so that -v stays free for
 	// the subcommands' --verbose and means nothing on its own.

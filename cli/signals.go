@@ -5,7 +5,7 @@ package main
 //
 // There are two kinds of process. lockmgr itself (this program, the
 // host) stands between a caller and a command, and must change nothing
-// either can see about signals. A backend plugin (core/pluginrpc.Serve)
+// either can see about signals. A backend plugin (core/plugin.Serve)
 // is lockmgr's own child, started by core/pluginhost, and owns its
 // signals outright. Four signal jobs follow.
 //

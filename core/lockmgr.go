@@ -20,6 +20,7 @@ package lockmgr
 
 import (
 	"github.com/lockmgr/lockmgr/core/backend"
+	"github.com/lockmgr/lockmgr/core/pluginhost"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 )
 
@@ -49,7 +50,27 @@ var (
 	// ErrPluginExited is why a lock its plugin held was lost when that
 	// plugin exited; it is also ErrLost.
 	ErrPluginExited = pluginrpc.ErrPluginExited
+	// ErrNoPrivatePlugins is why a program built with the
+	// lockmgr_sharedonly tag could not lock with a backend that needs a
+	// private plugin (SetPrivatePluginFallback).
+	ErrNoPrivatePlugins = pluginhost.ErrNoPrivatePlugins
 )
+
+// StartsPrivatePlugins says whether this build starts private plugins
+// itself. A program built with the lockmgr_sharedonly tag does not: it
+// links neither go-plugin nor gRPC, and starts faster for it, so that it
+// reaches only the user's shared plugins (flock, ofd, etcd); posix, a
+// handed-over file (WithFile) and sharing turned off need a private one.
+// The lockmgr command is built so, and execs its full build for those.
+const StartsPrivatePlugins = pluginhost.StartsPrivatePlugins
+
+// SetPrivatePluginFallback sets what a program built with
+// lockmgr_sharedonly does when a backend needs a private plugin: f is
+// called with the backend's name before the start fails, and may replace
+// the process with a build that can start one; an error it returns is
+// the start's, else the start fails with ErrNoPrivatePlugins. A program
+// built without the tag never calls f.
+func SetPrivatePluginFallback(f func(backend string) error) { pluginhost.SetPrivateFallback(f) }
 
 // Error is the type of every error lockmgr returns for a lock operation:
 // it names the operation, the file and the backend.

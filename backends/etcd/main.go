@@ -44,7 +44,7 @@ package main
 import (
 	"os"
 
-	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"github.com/lockmgr/lockmgr/core/plugin"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,5 +53,5 @@ var version = "dev"
 func main() {
 	// The plugin is its host's child: the host is the process that asked
 	// for the lock, and the one `lockmgr status` should name.
-	pluginrpc.Serve(newBackend(os.Getppid()))
+	plugin.Serve(newBackend(os.Getppid()))
 }

@@ -3,11 +3,11 @@
 // be run by hand.
 package main
 
-import "github.com/lockmgr/lockmgr/core/pluginrpc"
+import "github.com/lockmgr/lockmgr/core/plugin"
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	pluginrpc.Serve(newBackend())
+	plugin.Serve(newBackend())
 }

@@ -1636,11 +1636,7 @@ const file_lockmgr_proto_rawDesc = "" +
 	"\amessage\x18\x06 \x01(\tR\amessage*+\n" +
 	"\x04Mode\x12\x12\n" +
 	"\x0eMODE_EXCLUSIVE\x10\x00\x12\x0f\n" +
-	"\vMODE_SHARED\x10\x012\xde\x01\n" +
-	"\aBackend\x12E\n" +
-	"\bDescribe\x12\x1b.lockmgr.v1.DescribeRequest\x1a\x1c.lockmgr.v1.DescribeResponse\x12B\n" +
-	"\aInspect\x12\x1a.lockmgr.v1.InspectRequest\x1a\x1b.lockmgr.v1.InspectResponse\x12H\n" +
-	"\tConfigure\x12\x1c.lockmgr.v1.ConfigureRequest\x1a\x1d.lockmgr.v1.ConfigureResponseB(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
+	"\vMODE_SHARED\x10\x01B(Z&github.com/lockmgr/lockmgr/core/lockpbb\x06proto3"
 
 var (
 	file_lockmgr_proto_rawDescOnce sync.Once
@@ -1699,14 +1695,8 @@ var file_lockmgr_proto_depIdxs = []int32{
 	0,  // 16: lockmgr.v1.LockOwner.mode:type_name -> lockmgr.v1.Mode
 	15, // 17: lockmgr.v1.InspectResponse.holders:type_name -> lockmgr.v1.LockOwner
 	15, // 18: lockmgr.v1.InspectResponse.waiters:type_name -> lockmgr.v1.LockOwner
-	7,  // 19: lockmgr.v1.Backend.Describe:input_type -> lockmgr.v1.DescribeRequest
-	14, // 20: lockmgr.v1.Backend.Inspect:input_type -> lockmgr.v1.InspectRequest
-	17, // 21: lockmgr.v1.Backend.Configure:input_type -> lockmgr.v1.ConfigureRequest
-	9,  // 22: lockmgr.v1.Backend.Describe:output_type -> lockmgr.v1.DescribeResponse
-	16, // 23: lockmgr.v1.Backend.Inspect:output_type -> lockmgr.v1.InspectResponse
-	18, // 24: lockmgr.v1.Backend.Configure:output_type -> lockmgr.v1.ConfigureResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1743,7 +1733,7 @@ func file_lockmgr_proto_init() {
 			NumEnums:      1,
 			NumMessages:   20,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   0,
 		},
 		GoTypes:           file_lockmgr_proto_goTypes,
 		DependencyIndexes: file_lockmgr_proto_depIdxs,

@@ -12,7 +12,6 @@ import (
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/fdlock"
 	"github.com/lockmgr/lockmgr/core/lockpb"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,12 +23,12 @@ const DefaultCancelTimeout = 10 * time.Second
 
 // Client is the host side of a backend plugin. It implements
 // backend.LockMgr: locks travel on the session (StartSession), the rest
-// on the plugin's gRPC connection. It notices the plugin's death, and
+// on the plugin's ControlPlane if it has one, else on the session too. It notices the plugin's death, and
 // ends the plugin itself on any breach of the protocol: every lock the
 // plugin kept then reports loss.
 type Client struct {
-	rpc  lockpb.BackendClient
-	name string
+	plane ControlPlane
+	name  string
 
 	conn *packetConn
 	opts SessionOptions
@@ -102,11 +101,21 @@ type reply struct {
 // can never name a lock that the new plugin granted to someone else.
 var nextID atomic.Uint64
 
-// NewClient returns a Client whose control plane is conn, a connection to
-// a backend plugin. Call StartSession before locking.
-func NewClient(conn *grpc.ClientConn) *Client {
+// ControlPlane carries the calls that hold nothing to a plugin that has a
+// channel for them beside its session: the gRPC connection of a plugin
+// that go-plugin started (core/plugin). It answers with lockmgr's
+// errors, naming backend name, never with a transport's own.
+type ControlPlane interface {
+	Describe(ctx context.Context, name string) (*lockpb.DescribeResponse, error)
+	Inspect(ctx context.Context, name, path string) (*lockpb.InspectResponse, error)
+	Configure(ctx context.Context, name string, settings []byte) error
+}
+
+// NewClient returns a Client whose control plane is plane. Call
+// StartSession before locking.
+func NewClient(plane ControlPlane) *Client {
 	c := NewSessionClient()
-	c.rpc = lockpb.NewBackendClient(conn)
+	c.plane = plane
 	return c
 }
 
@@ -441,10 +450,10 @@ func (c *Client) handsOver(ctx context.Context) (bool, error) {
 // Describe implements backend.LockMgr.
 func (c *Client) Describe(ctx context.Context) (backend.Info, error) {
 	var r *lockpb.DescribeResponse
-	if c.rpc != nil {
+	if c.plane != nil {
 		var err error
-		if r, err = c.rpc.Describe(ctx, &lockpb.DescribeRequest{}); err != nil {
-			return backend.Info{}, fromStatus(ctx, err, "describe", "", c.name)
+		if r, err = c.plane.Describe(ctx, c.name); err != nil {
+			return backend.Info{}, err
 		}
 	} else {
 		resp, err := c.control(ctx, "describe", "", &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Describe{Describe: &lockpb.DescribeRequest{}}})
@@ -466,7 +475,7 @@ func (c *Client) control(ctx context.Context, op, path string, req *lockpb.Sessi
 		return nil, backend.Errorf(op, path, c.name, err)
 	}
 	if f := r.resp.GetFailure(); f != nil {
-		return nil, fromFailure(f, op, path, c.name)
+		return nil, FromFailure(f, op, path, c.name)
 	}
 	return r.resp, nil
 }
@@ -487,7 +496,7 @@ type PluginStat struct {
 // Stat asks the plugin about itself. Only a shared plugin answers on the
 // session; a private one's host knows it already.
 func (c *Client) Stat(ctx context.Context) (PluginStat, error) {
-	if c.rpc != nil {
+	if c.plane != nil {
 		return PluginStat{Hosts: 1}, nil
 	}
 	resp, err := c.control(ctx, "stat", "", &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Stat{Stat: &lockpb.StatRequest{}}})
@@ -510,13 +519,10 @@ func (c *Client) Stat(ctx context.Context) (PluginStat, error) {
 // refuses them with ErrConfig. A shared plugin is configured as it
 // starts, by the host that starts it, and takes no settings afterwards.
 func (c *Client) Configure(ctx context.Context, settings []byte) error {
-	if c.rpc == nil {
+	if c.plane == nil {
 		return backend.Errorf("configure", "", c.name, backend.Invalidf("a shared plugin is configured as it starts"))
 	}
-	if _, err := c.rpc.Configure(ctx, &lockpb.ConfigureRequest{SettingsJson: settings}); err != nil {
-		return fromStatus(ctx, err, "configure", "", c.name)
-	}
-	return nil
+	return c.plane.Configure(ctx, c.name, settings)
 }
 
 // Acquire implements backend.LockMgr.
@@ -577,7 +583,7 @@ func (c *Client) granted(ctx context.Context, req backend.Request, handle uint64
 		err = r.err
 	}
 	if err == nil && r.resp.GetFailure() != nil {
-		err = fromFailure(r.resp.GetFailure(), "lock", req.Path, c.name)
+		err = FromFailure(r.resp.GetFailure(), "lock", req.Path, c.name)
 	}
 	file := r.file
 	if err == nil && req.HandOver && file == nil && !req.RemoveOnRelease && req.FD <= 0 {
@@ -660,7 +666,7 @@ func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
 		return backend.Errorf("unlock", "", c.name, err)
 	}
 	if f := r.resp.GetFailure(); f != nil {
-		return fromFailure(f, "unlock", "", c.name)
+		return FromFailure(f, "unlock", "", c.name)
 	}
 	return nil
 }
@@ -668,10 +674,10 @@ func (c *Client) Release(ctx context.Context, id backend.HandleID) error {
 // Inspect implements backend.LockMgr.
 func (c *Client) Inspect(ctx context.Context, path string) (backend.Status, error) {
 	var r *lockpb.InspectResponse
-	if c.rpc != nil {
+	if c.plane != nil {
 		var err error
-		if r, err = c.rpc.Inspect(ctx, &lockpb.InspectRequest{Path: path}); err != nil {
-			return backend.Status{}, fromStatus(ctx, err, "inspect", path, c.name)
+		if r, err = c.plane.Inspect(ctx, c.name, path); err != nil {
+			return backend.Status{}, err
 		}
 	} else {
 		resp, err := c.control(ctx, "inspect", path, &lockpb.SessionRequest{Op: &lockpb.SessionRequest_Inspect{Inspect: &lockpb.InspectRequest{Path: path}}})

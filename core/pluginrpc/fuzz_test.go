@@ -60,7 +60,7 @@ func pipes(t *testing.T, n byte) []*os.File {
 func FuzzHostDispatch(f *testing.F) {
 	packetSeeds(f)
 	f.Fuzz(func(t *testing.T, nfiles byte, data []byte) {
-		c := NewClient(nil)
+		c := NewSessionClient()
 		pc := &pendingCall{acquire: true, handle: 8, answer: make(chan reply, 1), ready: make(chan struct{})}
 		c.calls[7] = pc
 		c.kept[9] = make(chan struct{})

@@ -3,13 +3,12 @@ package pluginrpc
 import (
 	"os"
 	"syscall"
-
-	"github.com/hashicorp/go-plugin"
 )
 
-// The go-plugin handshake every lockmgr plugin expects. The cookie keeps a
-// person who runs a plugin binary by hand from waiting on a silent
-// process, and the protocol version must change whenever the wire
+// The handshake every lockmgr plugin expects, through go-plugin
+// (core/plugin.Handshake) or as a shared plugin (ListenEnv). The cookie
+// keeps a person who runs a plugin binary by hand from waiting on a
+// silent process, and the protocol version must change whenever the wire
 // contract changes incompatibly, so that a mismatched pair fails at start
 // with a clear error instead of mid-lock.
 const (
@@ -17,14 +16,6 @@ const (
 	MagicCookieValue = "8f7d1c2e-lockmgr-backend"
 	ProtocolVersion  = 2
 )
-
-// Handshake is go-plugin's form of the handshake above, which host and
-// plugin both hand to go-plugin.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   MagicCookieKey,
-	MagicCookieValue: MagicCookieValue,
-}
 
 // Environment variables a host sets for its plugin: the host
 // (core/pluginhost) writes them, the plugin (Serve) reads them.

@@ -51,7 +51,7 @@ var errTooLarge = fmt.Errorf("message larger than the session's limit of %d byte
 //
 // How a goroutine waits for a packet differs by side, each measured the
 // faster for it (docs/performance.rst). A plugin runs on one P
-// (pluginrpc.Serve): its reader parks in the runtime's poller, and the
+// (core/plugin.Serve): its reader parks in the runtime's poller, and the
 // thread the packet wakes goes on to run the call it starts. A host runs
 // on every P: through the poller, a packet would wake the poller's
 // thread, which readies the goroutine waiting for it, and the runtime

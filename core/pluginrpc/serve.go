@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/kernelwait"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
 )
 
-// Serve runs impl as a backend plugin: the whole of a backend's main. It
-// serves the host's session on the lifeline, and exits the process once
-// the session has ended and no lock it granted is kept by a keeper.
-func Serve(impl backend.LockMgr) {
+// StartSessions readies a plugin process to serve its hosts' sessions;
+// core/plugin's Serve, a backend's whole main, calls it first. A shared
+// plugin (started with ListenEnv) serves every host that connects, here,
+// and never returns. A private one (started by go-plugin, with
+// LifelineEnv) starts serving its host's session and returns, for
+// go-plugin to answer the handshake and serve the control plane.
+func StartSessions(impl backend.LockMgr) {
 	if os.Getenv("GOMAXPROCS") == "" {
 		// A plugin's work is a few syscalls per call; what costs is handing
 		// each message between goroutines, and on one P that hand-off is a
@@ -35,12 +36,6 @@ func Serve(impl backend.LockMgr) {
 	// wait on inotify, which is slower to notice a release, not wrong.
 	_ = kernelwait.Enable()
 	go Warm() // runs while the host connects
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl}},
-		GRPCServer:      newGRPCServer,
-		Logger:          NewLogger("plugin"),
-	})
 }
 
 // closeGrace bounds how long a plugin whose host is gone spends in its
@@ -124,27 +119,3 @@ func NewLogger(name string) hclog.Logger {
 }
 
 func fileMode(m uint32) os.FileMode { return os.FileMode(m).Perm() }
-
-// Window sizes fixed at 1 MiB turn off gRPC's bandwidth-delay probing,
-// whose pings cost a lock round trip on a local socket and buy nothing.
-const window = 1 << 20
-
-// DialOptions are the host side's gRPC options for a plugin connection.
-func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithInitialWindowSize(window),
-		grpc.WithInitialConnWindowSize(window),
-		grpc.WithDisableRetry(),
-		grpc.WithDisableServiceConfig(),
-	}
-}
-
-func newGRPCServer(opts []grpc.ServerOption) *grpc.Server {
-	opts = append(opts,
-		grpc.InitialWindowSize(window),
-		grpc.InitialConnWindowSize(window),
-		// Reuse handler goroutines rather than start one per call.
-		grpc.NumStreamWorkers(2),
-	)
-	return grpc.NewServer(opts...)
-}

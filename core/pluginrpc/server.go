@@ -12,52 +12,44 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// server serves a backend's control plane over gRPC on the plugin side;
-// its locks are served by sessions.
-type server struct {
-	lockpb.UnimplementedBackendServer
+// Control answers a backend's control plane: the calls that hold
+// nothing. A session answers them for its host (session.control);
+// core/plugin serves them over gRPC to the host of a plugin that
+// go-plugin started.
+type Control struct {
 	impl backend.LockMgr
 }
 
-func newServer(impl backend.LockMgr) *server { return &server{impl: impl} }
+// NewControl returns the control plane of impl.
+func NewControl(impl backend.LockMgr) *Control { return &Control{impl: impl} }
 
-func (s *server) Describe(ctx context.Context, _ *lockpb.DescribeRequest) (*lockpb.DescribeResponse, error) {
-	r, err := s.describe(ctx)
-	return r, toStatus(err)
-}
-
-func (s *server) describe(ctx context.Context) (*lockpb.DescribeResponse, error) {
-	info, err := s.impl.Describe(ctx)
+// Describe answers a describe.
+func (c *Control) Describe(ctx context.Context) (*lockpb.DescribeResponse, error) {
+	info, err := c.impl.Describe(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &lockpb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: capsToWire(info.Capabilities)}, nil
 }
 
-func (s *server) Inspect(ctx context.Context, r *lockpb.InspectRequest) (*lockpb.InspectResponse, error) {
-	resp, err := s.inspect(ctx, r.GetPath())
-	return resp, toStatus(err)
-}
-
-func (s *server) inspect(ctx context.Context, path string) (*lockpb.InspectResponse, error) {
-	st, err := s.impl.Inspect(ctx, path)
+// Inspect answers an inspect of path.
+func (c *Control) Inspect(ctx context.Context, path string) (*lockpb.InspectResponse, error) {
+	st, err := c.impl.Inspect(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	return &lockpb.InspectResponse{Path: st.Path, Holders: ownersToWire(st.Holders), Waiters: ownersToWire(st.Waiters)}, nil
 }
 
-func (s *server) Configure(ctx context.Context, r *lockpb.ConfigureRequest) (*lockpb.ConfigureResponse, error) {
-	c, ok := s.impl.(backend.Configurer)
+// Configure hands the backend its settings, a JSON object.
+func (c *Control) Configure(ctx context.Context, settings []byte) error {
+	cf, ok := c.impl.(backend.Configurer)
 	if !ok {
 		// A settings table for a backend that reads none is most likely a
 		// typo in its name; silence would leave the user guessing.
-		return nil, toStatus(backend.Errorf("configure", "", "", fmt.Errorf("%w: this backend takes no settings; remove its [backends.NAME] table and LOCKMGR_NAME_* variables", backend.ErrConfig)))
+		return backend.Errorf("configure", "", "", fmt.Errorf("%w: this backend takes no settings; remove its [backends.NAME] table and LOCKMGR_NAME_* variables", backend.ErrConfig))
 	}
-	if err := c.Configure(ctx, r.GetSettingsJson()); err != nil {
-		return nil, toStatus(err)
-	}
-	return &lockpb.ConfigureResponse{}, nil
+	return cf.Configure(ctx, settings)
 }
 
 // session is one host's connection, and everything that host holds: a
@@ -243,16 +235,16 @@ func (ss *session) start(call uint64, deadline int64, run func(context.Context) 
 }
 
 // control answers the control plane's requests on the session, for a
-// host of a shared plugin, which has no gRPC connection to it: the same
-// answers the Backend service gives.
+// host with no gRPC connection to its plugin (a shared plugin's): the
+// same answers core/plugin gives over gRPC.
 func (ss *session) control(ctx context.Context, req *lockpb.SessionRequest) *lockpb.SessionResponse {
-	srv := newServer(ss.impl)
+	srv := NewControl(ss.impl)
 	switch op := req.GetOp().(type) {
 	case *lockpb.SessionRequest_Describe:
-		r, err := srv.describe(ctx)
+		r, err := srv.Describe(ctx)
 		return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Described{Described: r}})
 	case *lockpb.SessionRequest_Inspect:
-		r, err := srv.inspect(ctx, op.Inspect.GetPath())
+		r, err := srv.Inspect(ctx, op.Inspect.GetPath())
 		return answer(err, &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Inspected{Inspected: r}})
 	default:
 		st := &lockpb.StatResponse{Hosts: 1}
@@ -265,7 +257,7 @@ func (ss *session) control(ctx context.Context, req *lockpb.SessionRequest) *loc
 
 func answer(err error, ok *lockpb.SessionResponse) *lockpb.SessionResponse {
 	if err != nil {
-		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Failure{Failure: toFailure(err)}}
+		return &lockpb.SessionResponse{Result: &lockpb.SessionResponse_Failure{Failure: ToFailure(err)}}
 	}
 	return ok
 }

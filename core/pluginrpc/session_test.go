@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -13,11 +12,7 @@ import (
 	"time"
 
 	"github.com/lockmgr/lockmgr/core/backend"
-	"github.com/lockmgr/lockmgr/core/lockpb"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // scriptedBackend is a backend whose Acquire does what its script says
@@ -78,15 +73,12 @@ func (b *scriptedBackend) lose() {
 	}
 }
 
-// inMemoryPlugin is a backend served in this process as a plugin serves it: the
-// control plane on an in-memory gRPC connection, each host's session on a
-// socket pair of its own.
+// inMemoryPlugin is a backend served in this process as a plugin serves it:
+// each host's session on a socket pair of its own, which carries the
+// control plane too (core/plugin tests go-plugin's gRPC one).
 type inMemoryPlugin struct {
 	t    *testing.T
 	impl backend.LockMgr
-	dial func() *grpc.ClientConn
-
-	srv *grpc.Server
 
 	mu       sync.Mutex
 	sessions []*session
@@ -97,23 +89,8 @@ type inMemoryPlugin struct {
 // the plugin's death, as its hosts see it.
 func servePlugin(t *testing.T, impl backend.LockMgr) *inMemoryPlugin {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	lockpb.RegisterBackendServer(srv, newServer(impl))
-	go srv.Serve(lis)
-	p := &inMemoryPlugin{t: t, impl: impl, srv: srv}
-	t.Cleanup(func() { p.stop(); lis.Close() })
-	p.dial = func() *grpc.ClientConn {
-		conn, err := grpc.NewClient("passthrough:///plugin",
-			append(DialOptions(),
-				grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	p := &inMemoryPlugin{t: t, impl: impl}
+	t.Cleanup(p.stop)
 	return p
 }
 
@@ -142,7 +119,7 @@ func (p *inMemoryPlugin) connect(name string, opts SessionOptions) *Client {
 	p.sessions = append(p.sessions, ss)
 	p.mu.Unlock()
 	go ss.serve()
-	c := NewClient(p.dial())
+	c := NewSessionClient()
 	c.SetName(name)
 	if err := c.StartSession(hostEnd, opts); err != nil {
 		t.Fatal(err)
@@ -154,11 +131,9 @@ func (p *inMemoryPlugin) connect(name string, opts SessionOptions) *Client {
 	return c
 }
 
-// stop ends every session from the plugin's side, and its control
-// plane, as its death would; and tells each host, as pluginhost does when
-// it reaps a plugin process.
+// stop ends every session from the plugin's side, as its death would;
+// and tells each host, as pluginhost does when it reaps a plugin process.
 func (p *inMemoryPlugin) stop() {
-	p.srv.Stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ss := range p.sessions {

@@ -236,11 +236,7 @@ func (s *sharedServer) configure() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = newServer(s.impl).Configure(ctx, &lockpb.ConfigureRequest{SettingsJson: settings})
-	if err != nil {
-		return fromStatus(ctx, err, "configure", "", "")
-	}
-	return nil
+	return NewControl(s.impl).Configure(ctx, settings)
 }
 
 // serveHost serves the host at the other end of conn, a connection just

@@ -1,7 +1,6 @@
 package pluginrpc
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -9,8 +8,6 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -102,25 +99,9 @@ func ownersFromWire(in []*lockpb.LockOwner) []backend.LockOwner {
 	return out
 }
 
-// sentinelCodes gives each sentinel a gRPC code of its own, so that even
-// a reader of raw traffic can tell them apart; the Failure detail is what
-// the host decodes.
-var sentinelCodes = map[string]codes.Code{
-	"busy":              codes.Aborted,
-	"timeout":           codes.DeadlineExceeded,
-	"canceled":          codes.Canceled,
-	"not-locked":        codes.NotFound,
-	"lost":              codes.DataLoss,
-	"unsupported":       codes.Unimplemented,
-	"invalid":           codes.InvalidArgument,
-	"backend-not-found": codes.NotFound,
-	"plugin-rejected":   codes.FailedPrecondition,
-	"config":            codes.InvalidArgument,
-	"unavailable":       codes.Unavailable,
-}
-
-// toFailure encodes a backend's error for the wire.
-func toFailure(err error) *lockpb.Failure {
+// ToFailure encodes a backend's error for the wire: in a session's
+// answer, or as the detail of a gRPC status (core/plugin).
+func ToFailure(err error) *lockpb.Failure {
 	f := &lockpb.Failure{Sentinel: backend.SentinelName(err), Message: err.Error()}
 	var be *backend.Error
 	if errors.As(err, &be) {
@@ -136,9 +117,9 @@ func toFailure(err error) *lockpb.Failure {
 	return f
 }
 
-// fromFailure rebuilds the error behind f, filling in op, path and
+// FromFailure rebuilds the error behind f, filling in op, path and
 // backend from the call where the plugin did not say them.
-func fromFailure(f *lockpb.Failure, op, path, name string) error {
+func FromFailure(f *lockpb.Failure, op, path, name string) error {
 	var causes []error
 	if s := backend.Sentinels[f.GetSentinel()]; s != nil {
 		causes = append(causes, s)
@@ -148,23 +129,6 @@ func fromFailure(f *lockpb.Failure, op, path, name string) error {
 	}
 	e := &backend.Error{Op: f.GetOp(), Path: f.GetPath(), Backend: f.GetBackend(), Err: &wireError{msg: f.GetMessage(), causes: causes}}
 	return backend.Errorf(op, path, name, e)
-}
-
-// toStatus encodes a backend's error as a gRPC status carrying a Failure.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	f := toFailure(err)
-	code, ok := sentinelCodes[f.Sentinel]
-	if !ok {
-		code = codes.Unknown
-	}
-	st, derr := status.New(code, err.Error()).WithDetails(f)
-	if derr != nil {
-		return status.Error(code, err.Error())
-	}
-	return st.Err()
 }
 
 // wireError is a backend's cause rebuilt on the host: its text as the
@@ -180,30 +144,3 @@ func (e *wireError) Unwrap() []error { return e.causes }
 // ErrPluginExited is the cause of an operation cut short because the
 // plugin process died. It wraps backend.ErrLost.
 var ErrPluginExited = &wireError{msg: "backend plugin exited unexpectedly", causes: []error{backend.ErrLost}}
-
-// fromStatus rebuilds the backend error behind a gRPC error, filling in
-// op, path and backend from the call where the plugin did not say them.
-func fromStatus(ctx context.Context, err error, op, path, name string) error {
-	st, ok := status.FromError(err)
-	if !ok {
-		return backend.Errorf(op, path, name, err)
-	}
-	for _, d := range st.Details() {
-		if f, ok := d.(*lockpb.Failure); ok {
-			return fromFailure(f, op, path, name)
-		}
-	}
-	// No Failure: the call never reached the backend, or its answer never
-	// came back. Say why in lockmgr's words, never as a raw gRPC status.
-	switch {
-	case ctx.Err() != nil:
-		return backend.Errorf(op, path, name, backend.WaitError(ctx))
-	case st.Code() == codes.DeadlineExceeded:
-		return backend.Errorf(op, path, name, backend.ErrTimeout)
-	case st.Code() == codes.Canceled:
-		return backend.Errorf(op, path, name, backend.ErrCanceled)
-	case st.Code() == codes.Unavailable:
-		return backend.Errorf(op, path, name, ErrPluginExited)
-	}
-	return backend.Errorf(op, path, name, &wireError{msg: "backend plugin failed: " + st.Message()})
-}

@@ -14,35 +14,13 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
-
-// tripStatus sends err the way a plugin's unary answer does and decodes
-// it as the host does, through the bytes of the status detail.
-func tripStatus(t *testing.T, err error, op, path, name string) error {
-	t.Helper()
-	st := toStatus(err)
-	if st == nil {
-		t.Fatalf("toStatus(%v) = nil", err)
-	}
-	// Marshal and unmarshal the status, details and all, as the wire would.
-	b, merr := proto.Marshal(status.Convert(st).Proto())
-	if merr != nil {
-		t.Fatal(merr)
-	}
-	sp := status.New(codes.OK, "").Proto() // a fresh *spb.Status to decode into
-	if err := proto.Unmarshal(b, sp); err != nil {
-		t.Fatal(err)
-	}
-	return fromStatus(context.Background(), status.FromProto(sp).Err(), op, path, name)
-}
 
 // tripFailure sends err the way a session answer does.
 func tripFailure(t *testing.T, err error, op, path, name string) error {
 	t.Helper()
-	b, merr := proto.Marshal(toFailure(err))
+	b, merr := proto.Marshal(ToFailure(err))
 	if merr != nil {
 		t.Fatal(merr)
 	}
@@ -50,15 +28,7 @@ func tripFailure(t *testing.T, err error, op, path, name string) error {
 	if err := proto.Unmarshal(b, f); err != nil {
 		t.Fatal(err)
 	}
-	return fromFailure(f, op, path, name)
-}
-
-var trips = []struct {
-	name string
-	trip func(t *testing.T, err error, op, path, name string) error
-}{
-	{"status", tripStatus},
-	{"failure", tripFailure},
+	return FromFailure(f, op, path, name)
 }
 
 // checkWords insists that an error reads as lockmgr's, not gRPC's.
@@ -72,57 +42,43 @@ func checkWords(t *testing.T, err error) {
 	}
 }
 
-func TestSentinelsRoundTrip(t *testing.T) {
-	if len(backend.Sentinels) != len(sentinelCodes) {
-		t.Fatalf("%d sentinels but %d gRPC codes for them", len(backend.Sentinels), len(sentinelCodes))
-	}
-	for _, tr := range trips {
-		for name, sentinel := range backend.Sentinels {
-			t.Run(tr.name+"/"+name, func(t *testing.T) {
-				// As a backend returns it: wrapped with a reason, inside an *Error.
-				orig := backend.Errorf("lock", "/run/lock/job", "flock", fmt.Errorf("%w: because", sentinel))
-				got := tr.trip(t, orig, "lock", "/run/lock/job", "flock")
-				if !errors.Is(got, sentinel) {
-					t.Fatalf("after the trip %v is not %s", got, name)
-				}
-				if backend.SentinelName(got) != name {
-					t.Fatalf("after the trip %v names sentinel %q, want %q", got, backend.SentinelName(got), name)
-				}
-				if got.Error() != orig.Error() {
-					t.Fatalf("after the trip the message is %q, want %q", got.Error(), orig.Error())
-				}
-				var be *backend.Error
-				if !errors.As(got, &be) || be.Op != "lock" || be.Path != "/run/lock/job" || be.Backend != "flock" {
-					t.Fatalf("after the trip %#v, want an *Error with op, path and backend", got)
-				}
-				checkWords(t, got)
-				// The context errors a timeout and a cancel stand for.
-				if name == "timeout" && !errors.Is(got, context.DeadlineExceeded) {
-					t.Fatalf("timeout after the trip %v is not context.DeadlineExceeded", got)
-				}
-				if name == "canceled" && !errors.Is(got, context.Canceled) {
-					t.Fatalf("cancel after the trip %v is not context.Canceled", got)
-				}
-			})
-		}
-	}
+// trips are the ways an error crosses the session; core/plugin adds
+// go-plugin's gRPC status.
+var trips = []struct {
+	name string
+	trip func(t *testing.T, err error, op, path, name string) error
+}{
+	{"failure", tripFailure},
 }
 
-func TestSentinelCodes(t *testing.T) {
+func TestSentinelsRoundTrip(t *testing.T) {
 	for name, sentinel := range backend.Sentinels {
-		st := status.Convert(toStatus(sentinel))
-		if st.Code() != sentinelCodes[name] {
-			t.Errorf("%s travels as %v, want %v", name, st.Code(), sentinelCodes[name])
-		}
-		if st.Code() == codes.OK || st.Code() == codes.Unknown {
-			t.Errorf("%s travels with code %v", name, st.Code())
-		}
-	}
-	if code := status.Convert(toStatus(errors.New("disk on fire"))).Code(); code != codes.Unknown {
-		t.Errorf("an error wrapping no sentinel travels as %v, want Unknown", code)
-	}
-	if toStatus(nil) != nil {
-		t.Error("toStatus(nil) is not nil")
+		t.Run(name, func(t *testing.T) {
+			// As a backend returns it: wrapped with a reason, inside an *Error.
+			orig := backend.Errorf("lock", "/run/lock/job", "flock", fmt.Errorf("%w: because", sentinel))
+			got := tripFailure(t, orig, "lock", "/run/lock/job", "flock")
+			if !errors.Is(got, sentinel) {
+				t.Fatalf("after the trip %v is not %s", got, name)
+			}
+			if backend.SentinelName(got) != name {
+				t.Fatalf("after the trip %v names sentinel %q, want %q", got, backend.SentinelName(got), name)
+			}
+			if got.Error() != orig.Error() {
+				t.Fatalf("after the trip the message is %q, want %q", got.Error(), orig.Error())
+			}
+			var be *backend.Error
+			if !errors.As(got, &be) || be.Op != "lock" || be.Path != "/run/lock/job" || be.Backend != "flock" {
+				t.Fatalf("after the trip %#v, want an *Error with op, path and backend", got)
+			}
+			checkWords(t, got)
+			// The context errors a timeout and a cancel stand for.
+			if name == "timeout" && !errors.Is(got, context.DeadlineExceeded) {
+				t.Fatalf("timeout after the trip %v is not context.DeadlineExceeded", got)
+			}
+			if name == "canceled" && !errors.Is(got, context.Canceled) {
+				t.Fatalf("cancel after the trip %v is not context.Canceled", got)
+			}
+		})
 	}
 }
 
@@ -189,52 +145,6 @@ func TestOpPathBackendPreserved(t *testing.T) {
 	}
 }
 
-func TestTransportErrorsInLockmgrWords(t *testing.T) {
-	canceled, cancel := context.WithCancel(context.Background())
-	cancel()
-	expired, cancel2 := context.WithTimeout(context.Background(), 0)
-	defer cancel2()
-	<-expired.Done()
-
-	cases := []struct {
-		name string
-		ctx  context.Context
-		err  error
-		is   error
-	}{
-		{"unavailable", context.Background(), status.Error(codes.Unavailable, "connection error: desc = \"transport: error while dialing\""), backend.ErrLost},
-		{"deadline", context.Background(), status.Error(codes.DeadlineExceeded, "context deadline exceeded"), backend.ErrTimeout},
-		{"canceled code", context.Background(), status.Error(codes.Canceled, "context canceled"), backend.ErrCanceled},
-		{"canceled context", canceled, status.Error(codes.Unavailable, "transport is closing"), backend.ErrCanceled},
-		{"expired context", expired, status.Error(codes.Canceled, "context canceled"), backend.ErrTimeout},
-		{"internal", context.Background(), status.Error(codes.Internal, "grpc: error unmarshalling request"), nil},
-		{"unimplemented", context.Background(), status.Error(codes.Unimplemented, "unknown method Inspect"), nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got := fromStatus(c.ctx, c.err, "inspect", "/run/lock/x", "flock")
-			checkWords(t, got)
-			if msg := got.Error(); !strings.HasPrefix(msg, "inspect /run/lock/x (flock): ") {
-				t.Fatalf("%q does not name the op, path and backend", msg)
-			}
-			if c.is != nil && !errors.Is(got, c.is) {
-				t.Fatalf("%v is not %v", got, c.is)
-			}
-			if c.is == nil && backend.SentinelName(got) != "" {
-				t.Fatalf("%v came back as sentinel %q", got, backend.SentinelName(got))
-			}
-			// A gRPC code must not leak as if it were a backend's answer:
-			// Unimplemented is not ErrUnsupported.
-			if c.name == "unimplemented" && errors.Is(got, backend.ErrUnsupported) {
-				t.Fatalf("%v: a missing RPC is not the backend saying unsupported", got)
-			}
-		})
-	}
-	if got := fromStatus(context.Background(), status.Error(codes.Unavailable, "x"), "lock", "/l", "flock"); !errors.Is(got, ErrPluginExited) {
-		t.Fatalf("%v is not ErrPluginExited", got)
-	}
-}
-
 // fakeBackend answers every call with its err, so that a test can see
 // what a real connection makes of it. Its err is set under mu: the race
 // detector sees no order in a message through a socket.
@@ -269,18 +179,18 @@ func (f *fakeBackend) Inspect(context.Context, string) (backend.Status, error) {
 	return backend.Status{}, f.get()
 }
 
-// serveFake serves f over an in-memory gRPC connection and returns the
-// host's Client and a function that stops the server.
+// serveFake serves f in memory and returns the host's Client and a
+// function that stops the plugin.
 func serveFake(t *testing.T, f *fakeBackend) (*Client, func()) {
 	t.Helper()
 	p := servePlugin(t, f)
 	return p.connect("fake", SessionOptions{}), p.stop
 }
 
-// TestOverGRPC sends errors through a real gRPC connection: unary calls
-// (Describe, Inspect) carry them as status details, the session stream
-// (Acquire, Release) as Failure answers.
-func TestOverGRPC(t *testing.T) {
+// TestErrorsCrossTheSession sends errors through a real session: every
+// call, the control plane's too, carries them as Failure answers.
+// core/plugin tests the same over go-plugin's gRPC control plane.
+func TestErrorsCrossTheSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f := &fakeBackend{}

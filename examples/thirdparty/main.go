@@ -5,15 +5,15 @@
 //	go build -o /usr/local/lib/lockmgr/lockmgr-backend-example .
 //	lockmgr run -b example /tmp/x.lock -- true
 //
-// A backend's main is a call to pluginrpc.Serve; the backend itself is a
+// A backend's main is a call to plugin.Serve; the backend itself is a
 // plain Go type (backend.go) that the tests can also use in-process.
 package main
 
-import "github.com/lockmgr/lockmgr/core/pluginrpc"
+import "github.com/lockmgr/lockmgr/core/plugin"
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	pluginrpc.Serve(newBackend())
+	plugin.Serve(newBackend())
 }

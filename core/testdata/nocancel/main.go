@@ -18,7 +18,7 @@ import (
 
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockfile"
-	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	"github.com/lockmgr/lockmgr/core/plugin"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,5 +86,5 @@ func (d *deaf) Inspect(_ context.Context, path string) (backend.Status, error) {
 }
 
 func main() {
-	pluginrpc.Serve(&deaf{held: make(map[backend.HandleID]*os.File)})
+	plugin.Serve(&deaf{held: make(map[backend.HandleID]*os.File)})
 }

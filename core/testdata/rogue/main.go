@@ -1,6 +1,6 @@
 // Command rogue is a buggy third-party lockmgr backend: it speaks the
 // session (core/lockpb) itself, on its lifeline, instead of through
-// pluginrpc.Serve, and gets it wrong in the way its lock file's name asks
+// plugin.Serve, and gets it wrong in the way its lock file's name asks
 // for. boundary_test builds it to hold the host to fail-stop: a plugin
 // that breaks the protocol is killed, every descriptor it sent is closed,
 // and every lock it kept is announced lost.
@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
 	"github.com/lockmgr/lockmgr/core/lockpb"
+	lockplugin "github.com/lockmgr/lockmgr/core/plugin"
 	"github.com/lockmgr/lockmgr/core/pluginrpc"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -137,8 +138,8 @@ func main() {
 	session = fd
 	go serveSession()
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: pluginrpc.Handshake,
-		Plugins:         pluginrpc.PluginSet(control{}),
+		HandshakeConfig: lockplugin.Handshake,
+		Plugins:         lockplugin.Set(control{}),
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }

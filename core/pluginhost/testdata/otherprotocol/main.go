@@ -6,15 +6,15 @@ package main
 
 import (
 	"github.com/hashicorp/go-plugin"
-	"github.com/lockmgr/lockmgr/core/pluginrpc"
+	lockplugin "github.com/lockmgr/lockmgr/core/plugin"
 )
 
 func main() {
-	handshake := pluginrpc.Handshake
+	handshake := lockplugin.Handshake
 	handshake.ProtocolVersion++
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: handshake,
-		Plugins:         pluginrpc.PluginSet(nil),
+		Plugins:         lockplugin.Set(nil),
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 }
