@@ -138,7 +138,7 @@ pacman_install() {
 tarball=dist/lockmgr_${version}_linux_${goarch}.tar.gz
 [ -f "$tarball" ] || fail "no $tarball in dist/"
 {
-	printf '%s\n' /etc/lockmgr/config.toml /usr/bin/lockmgr \
+	printf '%s\n' /etc/lockmgr/config.toml /usr/bin/lockmgr /usr/lib/lockmgr/lockmgr-full \
 		/usr/lib/lockmgr/lockmgr-backend-etcd /usr/lib/lockmgr/lockmgr-backend-flock \
 		/usr/lib/lockmgr/lockmgr-backend-ofd /usr/lib/lockmgr/lockmgr-backend-posix \
 		/usr/share/bash-completion/completions/lockmgr /usr/share/fish/vendor_completions.d/lockmgr.fish \
@@ -194,7 +194,7 @@ check_hardened() {
 		grep -Eq '^[[:space:]]+build[[:space:]]+-buildmode=pie$' <<<"$out" ||
 			fail "$name: $rel was not built with -buildmode=pie (GOFLAGS did not reach go build)"
 	done < <(elf_files "$r")
-	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
+	[ "$n" -eq 6 ] || fail "$name: $n ELF files, want 6 (lockmgr, lockmgr-full and four plugins)"
 	say "$name: all $n ELF files are PIE with GNU_RELRO, BIND_NOW and makepkg's packed relocations:"
 	for f in "$r/usr/bin/lockmgr" "$r/usr/lib/lockmgr/lockmgr-backend-flock"; do
 		printf '    %s: %s; %s; %s\n' "${f#"$r"}" "$(readelf -hW "$f" | sed -n 's/^ *Type: *//p')" \
@@ -225,7 +225,7 @@ check_debug() {
 		secs=$(readelf -SW "$d" 2>/dev/null)
 		grep -Eq ' \.(z)?debug_info ' <<<"$secs" || fail "$name: usr/lib/debug$rel.debug has no DWARF (was it linked with -s -w?)"
 	done < <(elf_files "$r")
-	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5"
+	[ "$n" -eq 6 ] || fail "$name: $n ELF files, want 6"
 	say "$name: all $n ELF files stripped by makepkg, their DWARF in $(basename "$dbg")"
 }
 
@@ -238,7 +238,7 @@ check_static() {
 		n=$((n + 1))
 		! readelf -lW "$f" | grep -Eq ' (INTERP|DYNAMIC) ' || fail "$name: ${f#"$r"} is not static"
 	done < <(elf_files "$r")
-	[ "$n" -eq 5 ] || fail "$name: $n ELF files, want 5 (lockmgr and four plugins)"
+	[ "$n" -eq 6 ] || fail "$name: $n ELF files, want 6 (lockmgr, lockmgr-full and four plugins)"
 	say "$name: all $n ELF files are static (no INTERP, no DYNAMIC)"
 }
 

@@ -113,9 +113,15 @@ jq -r '.[] | select(.type == "Archive" or .type == "Linux Package") | .name' art
 	done
 say "sha256sum: $(wc -l <"$checksums") files match $checksums"
 
-# goreleaser must build as `make build` does: the same build tags.
-make_tags=$(make -C "$root" -s -n build BIN=/nonexistent | sed -n 's/.* -tags \([^ ]*\) .*/\1/p' | sort -u)
-[ "$(wc -l <<<"$make_tags")" -le 1 ] || fail "make build uses different -tags for different binaries: $make_tags"
+# goreleaser must build each binary as `make build` does: the same build
+# tags (the lockmgr command's differ from lockmgr-full's and the plugins').
+declare -A make_tags
+while read -r bin tags; do
+	make_tags[$bin]=$tags
+done < <(make -C "$root" -s -n build BIN=/nonexistent | sed -n 's|.* -tags \([^ ]*\) \(.* \)\{0,1\}-o /nonexistent/\([^ ]*\) .*|\3 \1|p')
+# The plugins are built in one loop, as lockmgr-backend-$b.
+[ -n "${make_tags[lockmgr]}" ] && [ -n "${make_tags[lockmgr-full]}" ] && [ -n "${make_tags[lockmgr-backend-\$b]}" ] ||
+	fail "make build -n does not show the -tags of lockmgr, lockmgr-full and the plugins: ${!make_tags[*]}"
 
 # The tarball holds the tree the packages install under /usr, plus
 # README.rst, LICENSE and the example config, in one directory.
@@ -126,7 +132,7 @@ expected_tree() {
 	local top=$1
 	{
 		printf '%s\n' README.rst LICENSE bin/lockmgr etc/lockmgr/config.toml \
-			lib/lockmgr/lockmgr-backend-etcd lib/lockmgr/lockmgr-backend-flock \
+			lib/lockmgr/lockmgr-full lib/lockmgr/lockmgr-backend-etcd lib/lockmgr/lockmgr-backend-flock \
 			lib/lockmgr/lockmgr-backend-ofd lib/lockmgr/lockmgr-backend-posix \
 			share/bash-completion/completions/lockmgr share/zsh/site-functions/_lockmgr \
 			share/fish/vendor_completions.d/lockmgr.fish
@@ -145,13 +151,16 @@ for arch in amd64 arm64; do
 	mkdir -p "$scratch/unpack-$arch"
 	tar -xzf "$tarball" -C "$scratch/unpack-$arch"
 	case $arch in amd64) want='x86-64' ;; arm64) want='ARM aarch64' ;; esac
-	for bin in bin/lockmgr lib/lockmgr/lockmgr-backend-{flock,posix,ofd,etcd}; do
+	for bin in bin/lockmgr lib/lockmgr/lockmgr-full lib/lockmgr/lockmgr-backend-{flock,posix,ofd,etcd}; do
 		f=$scratch/unpack-$arch/$top/$bin
 		file -b "$f" | grep -q "ELF 64-bit .*$want.*statically linked" ||
 			fail "$tarball: $bin is not a static $want ELF: $(file -b "$f")"
 		[ "$(stat -c %a "$f")" = 755 ] || fail "$tarball: $bin has mode $(stat -c %a "$f"), want 755"
 		tags=$("$GO" version -m "$f" | awk '$1 == "build" && $2 ~ /^-tags=/ { sub(/^-tags=/, "", $2); print $2 }')
-		[ "$tags" = "$make_tags" ] || fail "$tarball: $bin was built with -tags '$tags', make build uses '$make_tags'"
+		key=${bin##*/}
+		case $key in lockmgr-backend-*) key='lockmgr-backend-$b' ;; esac
+		want_tags=${make_tags[$key]}
+		[ "$tags" = "$want_tags" ] || fail "$tarball: $bin was built with -tags '$tags', make build uses '$want_tags'"
 	done
 	say "$tarball: the expected $(tar -tzf "$tarball" | grep -vc '/$') files, $want binaries"
 done
