@@ -21,6 +21,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+
+	// One P, from before main (oneproc's doc says why).
+	_ "github.com/lockmgr/lockmgr/cli/internal/oneproc"
 )
 
 func main() {
