@@ -43,10 +43,27 @@ func (o outputNoter) Write(p []byte) (int, error) {
 	return o.w.Write(p)
 }
 
+// fullBuildEnv is set, to the full build's path, in the environment
+// lockmgr execs it with, and unset again as soon as it starts, so that
+// what it runs never sees it: a file in lockmgr-full's place that is no
+// full build (a copy of lockmgr, a packaging mistake) is then refused
+// rather than exec itself for ever.
+const fullBuildEnv = "LOCKMGR_EXEC_FULL"
+
 // useFullBuildForPrivatePlugins makes a build without private plugins
 // exec the full build when it needs one.
 func useFullBuildForPrivatePlugins() {
-	if !lockmgr.StartsPrivatePlugins {
+	execd := os.Getenv(fullBuildEnv)
+	if execd != "" {
+		os.Unsetenv(fullBuildEnv)
+	}
+	switch {
+	case lockmgr.StartsPrivatePlugins:
+	case execd != "":
+		lockmgr.SetPrivatePluginFallback(func(string) error {
+			return fmt.Errorf("%w, and %s is not the full build: it cannot either", lockmgr.ErrNoPrivatePlugins, execd)
+		})
+	default:
 		lockmgr.SetPrivatePluginFallback(execFullBuild)
 	}
 }
@@ -63,7 +80,8 @@ func execFullBuild(name string) error {
 	}
 	// The caller's signal mask, and its ignored signals (restored as
 	// main began), reach the full build as they reached lockmgr.
-	err = withCallerMask(func() error { return syscall.Exec(path, os.Args, os.Environ()) })
+	env := append(os.Environ(), fullBuildEnv+"="+path)
+	err = withCallerMask(func() error { return syscall.Exec(path, os.Args, env) })
 	return fmt.Errorf("%w, and running %s failed: %w", lockmgr.ErrNoPrivatePlugins, path, err)
 }
 

@@ -153,6 +153,11 @@ func TestPrivatePluginThroughTheFullBuild(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != full {
 		t.Fatalf("run -b posix: exit %d, the command's parent is %q, want %s; stderr %q", code, out, full, stderr)
 	}
+	// The mark that guards against an exec loop is not the command's.
+	out, stderr, code = runBuilt(t, dir, `"$LOCKMGR" run -b posix lock -- sh -c 'echo "${`+fullBuildEnv+`-unset}"'`)
+	if code != 0 || strings.TrimSpace(out) != "unset" {
+		t.Fatalf("run -b posix: exit %d, the command sees %s=%q; stderr %q", code, fullBuildEnv, out, stderr)
+	}
 	// While one lockmgr holds the posix lock, another is refused (-E 42).
 	_, stderr, code = runBuilt(t, dir, `"$LOCKMGR" run -b posix lock -- "$LOCKMGR" run -n -E 42 -b posix lock true`)
 	if code != 42 {
@@ -188,5 +193,25 @@ func TestNoFullBuild(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 ||
 		!strings.HasPrefix(lines[0], "lockmgr: ") || !strings.Contains(lines[0], "(posix)") || !strings.Contains(lines[0], "no "+fullBuildName+" in "+dir) {
 		t.Errorf("run -b posix with no lockmgr-full: stderr %q, want one line naming posix and the missing %s", stderr, fullBuildName)
+	}
+}
+
+// TestFullBuildThatIsNot: a copy of lockmgr in lockmgr-full's place (a
+// packaging mistake) is refused with one line, not exec'd for ever.
+func TestFullBuildThatIsNot(t *testing.T) {
+	dir := t.TempDir()
+	lean, err := os.ReadFile(filepath.Join(commandBuilds(t), "lockmgr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"lockmgr", fullBuildName} {
+		if err := os.WriteFile(filepath.Join(dir, name), lean, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, stderr, code := runBuilt(t, dir, `"$LOCKMGR" run -b posix lock true`)
+	if code != exitUnavailable || strings.Count(strings.TrimSpace(stderr), "\n") != 0 ||
+		!strings.Contains(stderr, filepath.Join(dir, fullBuildName)+" is not the full build") {
+		t.Fatalf("run -b posix with lockmgr in lockmgr-full's place: exit %d, stderr %q", code, stderr)
 	}
 }

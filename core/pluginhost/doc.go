@@ -1,9 +1,15 @@
 // Package pluginhost owns lockmgr's backend plugin processes whole: it
 // finds a plugin binary on the search path and verifies it (discover.go),
-// starts it with its lifeline, private socket directory and environment
-// (process.go), speaks to it through go-plugin, and stops it (host.go):
-// one process per backend per Host, shared by every lock of that backend,
-// started on first use and stopped when the last user is done. Nothing
+// connects to the user's shared plugin for it, starting that if none runs
+// (shared.go), or starts a private one with its lifeline, private socket
+// directory and environment (process.go) through go-plugin (private.go),
+// and stops it (host.go): one private process per backend per Host,
+// shared by every lock of that backend, started on first use and stopped
+// when the last user is done. A build with the lockmgr_sharedonly tag
+// leaves private.go out, and with it go-plugin and gRPC, whose package
+// initialisers the lockmgr command would otherwise run at every start;
+// it hands a private start to the program's fallback
+// (private_sharedonly.go, SetPrivateFallback). Nothing
 // else in lockmgr starts, signals or waits for a plugin process; what the
 // plugin side shares with the host (the handshake, the environment the
 // host sets, the host-death signal) is core/pluginrpc's.
