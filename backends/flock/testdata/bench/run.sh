@@ -157,6 +157,16 @@ else
 	names+=(lockmgr-run-F flock-personality)
 	cmds+=("$cli run -F $lock true" "$personality/flock $lock true")
 	preps+=(true true)
+	# A posix lock needs a private plugin: lockmgr execs lockmgr-full for
+	# it (cli/fullbuild.go), which costs a second program's start.
+	names+=(lockmgr-run-posix)
+	cmds+=("$cli run -b posix $lock true")
+	preps+=(true)
+	if [ -n "$old" ]; then
+		names+=(old-lockmgr-run-posix)
+		cmds+=("$old/lockmgr run -b posix $lock true")
+		preps+=(true)
+	fi
 	# One hyperfine per round, HYPERFINE_RUNS (default 60) runs of each
 	# command, the order turned by one each round: hyperfine times one
 	# command after another, and on a shared machine a single run of it
