@@ -63,6 +63,13 @@ type Backend struct {
 	cli    *clientv3.Client
 	nextID backend.HandleID
 	locks  map[backend.HandleID]*lock
+
+	// keepSpare has a lease granted ahead of the next lock (spare.go),
+	// in a shared plugin; spare is that lease, and granting says one is
+	// being granted.
+	keepSpare bool
+	spare     *lock
+	granting  bool
 }
 
 // newBackend returns a backend with the default settings whose locks are
@@ -166,9 +173,14 @@ func (b *Backend) Close() error {
 	b.locks = map[backend.HandleID]*lock{}
 	cli := b.cli
 	b.cli = nil
+	spare := b.spare
+	b.spare = nil
 	b.mu.Unlock()
 	for _, l := range locks {
 		_ = l.end()
+	}
+	if spare != nil {
+		_ = spare.end()
 	}
 	if cli == nil {
 		return nil
@@ -285,11 +297,18 @@ func (b *Backend) attempt(ctx context.Context, cli *clientv3.Client, cfg setting
 	if err := awaitConnection(ctx, cli, cfg.dialTimeout); err != nil {
 		return nil, "connecting", false, err
 	}
-	l, err := grant(ctx, cli, cfg, name)
-	if err != nil {
-		return nil, "granting a lease", false, err
+	// Once this attempt is settled, the next lock gets a spare lease.
+	defer b.refillSpare(cli, cfg)
+	l := b.takeSpare()
+	if l != nil {
+		l.bind(name)
+	} else {
+		var err error
+		if l, err = grant(ctx, cli, cfg, name); err != nil {
+			return nil, "granting a lease", false, err
+		}
 	}
-	err = l.acquire(ctx, wait)
+	err := l.acquire(ctx, wait)
 	if err == nil {
 		err = l.claim(ctx, owner)
 	}

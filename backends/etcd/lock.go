@@ -48,6 +48,17 @@ type lock struct {
 // grant starts the lock's session: a lease of cfg.ttl, kept alive, and
 // watched for its loss.
 func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string) (*lock, error) {
+	l, err := grantLease(ctx, cli, cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.bind(name)
+	return l, nil
+}
+
+// grantLease starts a lock's session before its name is known (a spare,
+// spare.go): a lease of cfg.ttl, kept alive, and watched for its loss.
+func grantLease(ctx context.Context, cli *clientv3.Client, cfg settings) (*lock, error) {
 	gctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
 	defer cancel()
 	sent := time.Now() // the lease lives a TTL from no earlier than this
@@ -64,8 +75,7 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 		sess, err = concurrency.NewSession(cli, concurrency.WithLease(resp.ID), concurrency.WithTTL(int(resp.TTL)))
 		if err == nil {
 			l := &lock{
-				name: name, cli: cli, cfg: cfg, sess: sess, ctx: lctx, cancel: cancelLock,
-				mutex:    concurrency.NewMutex(sess, keyPrefix(cfg.prefix, name)),
+				cli: cli, cfg: cfg, sess: sess, ctx: lctx, cancel: cancelLock,
 				lost:     make(chan struct{}),
 				released: make(chan struct{}),
 			}
@@ -78,6 +88,13 @@ func grant(ctx context.Context, cli *clientv3.Client, cfg settings, name string)
 	defer rcancel()
 	_, _ = cli.Revoke(rctx, resp.ID)
 	return nil, err
+}
+
+// bind makes l the lock named name: its Mutex's keys go under that
+// name's prefix. It is called once, before the lock is tried.
+func (l *lock) bind(name string) {
+	l.name = name
+	l.mutex = concurrency.NewMutex(l.sess, keyPrefix(l.cfg.prefix, name))
 }
 
 // mutexPrefix is the key prefix the lock's Mutex puts its key under.

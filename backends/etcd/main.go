@@ -53,5 +53,9 @@ var version = "dev"
 func main() {
 	// The plugin is its host's child: the host is the process that asked
 	// for the lock, and the one `lockmgr status` should name.
-	plugin.Serve(newBackend(os.Getppid()))
+	b := newBackend(os.Getppid())
+	// A shared plugin serves one command after another: it keeps a lease
+	// granted ahead of the next lock (spare.go).
+	b.keepSpare = plugin.Shared()
+	plugin.Serve(b)
 }

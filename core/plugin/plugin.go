@@ -12,6 +12,7 @@ package plugin
 
 import (
 	"context"
+	"os"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/lockmgr/lockmgr/core/backend"
@@ -45,6 +46,12 @@ func Serve(impl backend.LockMgr) {
 		Logger:          pluginrpc.NewLogger("plugin"),
 	})
 }
+
+// Shared reports whether this process was started as its user's shared
+// plugin for a backend, which serves one host after another for as long
+// as it is not idle (pluginrpc.ListenEnv): a backend may keep something
+// ready for the next host, such as a connection or a lease.
+func Shared() bool { return os.Getenv(pluginrpc.ListenEnv) != "" }
 
 // GRPCPlugin is the go-plugin Plugin for a backend: Impl is set on the
 // plugin side and nil on the host side.
