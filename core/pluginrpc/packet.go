@@ -73,13 +73,32 @@ type packetConn struct {
 	oob []byte // the receiver's
 }
 
-// recvBufs hold a packet of up to MaxMessage bytes as it is received,
-// each only for the recvmsg call, its bytes then copied out. A buffer of
-// every connection's own would be MaxMessage bytes, written through
-// (zeroed) as the heap hands it out, for each of a shared plugin's
-// hosts: 12.5 MiB for 200 hosts waiting, for packets of a few dozen
-// bytes.
-var recvBufs = sync.Pool{New: func() any { b := make([]byte, MaxMessage); return &b }}
+// recvBufs are the buffers a packet of up to MaxMessage bytes is
+// received into, each held only for the recvmsg call, its bytes then
+// copied out. A buffer of every connection's own would be MaxMessage
+// bytes, written through (zeroed) as the heap hands it out, for each of
+// a shared plugin's hosts: 12.5 MiB for 200 hosts waiting, for packets
+// of a few dozen bytes. Not a sync.Pool, which the garbage collector
+// empties: a plugin that collects often would then zero a fresh 64 KiB
+// for many of its packets, a few microseconds each.
+var recvBufs = make(chan *[]byte, 4)
+
+func getRecvBuf() *[]byte {
+	select {
+	case b := <-recvBufs:
+		return b
+	default:
+		b := make([]byte, MaxMessage)
+		return &b
+	}
+}
+
+func putRecvBuf(b *[]byte) {
+	select {
+	case recvBufs <- b:
+	default: // as many are kept as receive at once, at most four
+	}
+}
 
 // newPacketConn wraps f, a non-blocking SOCK_SEQPACKET socket (os.NewFile
 // of a descriptor already made non-blocking), so that waiting for a packet
@@ -291,7 +310,7 @@ func (c *packetConn) recv() (received, error) {
 func (c *packetConn) recvNow(fd int) (received, error) {
 	var n, oobn, flags int
 	var err error
-	buf := recvBufs.Get().(*[]byte)
+	buf := getRecvBuf()
 	for {
 		n, oobn, flags, _, err = unix.Recvmsg(fd, *buf, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
 		if err != unix.EINTR {
@@ -302,7 +321,7 @@ func (c *packetConn) recvNow(fd int) (received, error) {
 	if err == nil && n > 0 {
 		data = bytes.Clone((*buf)[:n])
 	}
-	recvBufs.Put(buf)
+	putRecvBuf(buf)
 	if err == unix.EAGAIN {
 		return received{}, errAgain
 	}
