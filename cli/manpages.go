@@ -51,10 +51,11 @@ var (
 	filesConfigDef = manDef{"/etc/lockmgr/config.toml", "The system configuration (lockmgr.toml(5)). lockmgr reads it whatever its own installation prefix."}
 	filesUserDef   = manDef{"~/.config/lockmgr/config.toml", "The user's configuration, over the system's."}
 	filesPluginDef = manDef{"/usr/lib/lockmgr/lockmgr-backend-NAME", "The backend plugins. lockmgr also looks in its own directory and in ../lib/lockmgr beside itself, so an installation under another prefix finds its own."}
+	filesFullDef   = manDef{"/usr/lib/lockmgr/lockmgr-full", "lockmgr built whole, which lockmgr runs in its own place for a lock that needs a private plugin (posix, lock --fd, shared_plugin_idle = \"0s\"): lockmgr itself links no go-plugin, and starts faster for it. It is looked for only in lockmgr's own directory and in ../lib/lockmgr beside it."}
 	filesLockDef   = manDef{"/run/lock", "Where lock files of system jobs go: in memory, emptied at boot. Writable by everyone on Debian and Ubuntu, by root only on Arch Linux and Fedora."}
 )
 
-var lockFiles = manSection{title: "FILES", defs: []manDef{filesConfigDef, filesUserDef, filesPluginDef, filesLockDef}}
+var lockFiles = manSection{title: "FILES", defs: []manDef{filesConfigDef, filesUserDef, filesPluginDef, filesFullDef, filesLockDef}}
 
 // manExtras are the pages' own sections, by page name.
 var manExtras = map[string]manExtra{
@@ -128,7 +129,7 @@ consistent with programs that take POSIX locks on the same file.`},
 			{title: "ENVIRONMENT", text: `lockmgr reads the variables below and never those it sets for the
 command of lockmgr run (LOCKMGR_LOCK_FILE, LOCKMGR_LOCK_BACKEND,
 LOCKMGR_FENCING_TOKEN; see lockmgr-run(1)).`, defs: []manDef{envBackendDef, envConfigDef, envPluginDef, envSettingDef, envLogDef, envXDGDef, envRuntimeDef, envShellDef}},
-			{title: "FILES", defs: []manDef{filesConfigDef, filesUserDef, filesPluginDef, filesLockDef,
+			{title: "FILES", defs: []manDef{filesConfigDef, filesUserDef, filesPluginDef, filesFullDef, filesLockDef,
 				{"$XDG_RUNTIME_DIR", "Where a user's own lock files go: private, in memory, and removed at the end of the user's last session. Cron jobs and services do not have it set."}}},
 			{title: "BACKENDS", text: `The backend is, highest first: --backend; a [[rules]] entry of the
 configuration that covers the lock file; LOCKMGR_BACKEND; the backend
