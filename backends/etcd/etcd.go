@@ -63,6 +63,12 @@ type Backend struct {
 	cli    *clientv3.Client
 	nextID backend.HandleID
 	locks  map[backend.HandleID]*lock
+	// ending counts the Releases revoking a lock's lease, which Close
+	// waits for before it closes the client: closed under them, it would
+	// cut their revocations short, and the locks would stay held until
+	// their leases expire. A plugin whose host dies ends its session and
+	// is closed at once (the parent-death signal), so the two meet there.
+	ending sync.WaitGroup
 
 	// keepSpare has a lease granted ahead of the next lock (spare.go),
 	// in a shared plugin; spare is that lease, and granting says one is
@@ -182,6 +188,7 @@ func (b *Backend) Close() error {
 	if spare != nil {
 		_ = spare.end()
 	}
+	b.ending.Wait()
 	if cli == nil {
 		return nil
 	}
@@ -376,10 +383,16 @@ func (b *Backend) Release(_ context.Context, id backend.HandleID) error {
 	b.mu.Lock()
 	l := b.locks[id]
 	delete(b.locks, id)
+	if l != nil {
+		// Under mu, so before any Close takes the locks, and so before
+		// its Wait.
+		b.ending.Add(1)
+	}
 	b.mu.Unlock()
 	if l == nil {
 		return backend.Errorf("unlock", "", backendName, backend.ErrNotLocked)
 	}
+	defer b.ending.Done()
 	wasLost := isClosed(l.lost)
 	err := l.end()
 	switch {
