@@ -63,10 +63,10 @@ type Backend struct {
 	cli    *clientv3.Client
 	nextID backend.HandleID
 	locks  map[backend.HandleID]*lock
-	// ending counts the Releases revoking a lock's lease, which Close
-	// waits for before it closes the client: closed under them, it would
-	// cut their revocations short, and the locks would stay held until
-	// their leases expire. A plugin whose host dies ends its session and
+	// ending counts the Releases revoking a lock's lease, and a spare's
+	// grant, which Close waits for before it closes the client: closed
+	// under them, it would cut their revocations short, and the locks
+	// would stay held until their leases expire. A plugin whose host dies ends its session and
 	// is closed at once (the parent-death signal), so the two meet there.
 	ending sync.WaitGroup
 

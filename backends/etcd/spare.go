@@ -43,8 +43,12 @@ func (b *Backend) refillSpare(cli *clientv3.Client, cfg settings) {
 		return
 	}
 	b.granting = true
+	// A Close waits for the grant, so that the spare is revoked on a
+	// client still open rather than left to expire.
+	b.ending.Add(1)
 	b.mu.Unlock()
 	go func() {
+		defer b.ending.Done()
 		l, err := grantLease(context.Background(), cli, cfg)
 		b.mu.Lock()
 		b.granting = false
