@@ -7,6 +7,7 @@ package main
 //
 //	BenchmarkUncontended  Lock+Unlock of a free lock (flock, and ofd through its plugin)
 //	BenchmarkPipeRoundTrip one byte there and back over pipes between two processes
+//	BenchmarkWorkingRoundTrip the same, each process working 10 µs per round trip
 //	BenchmarkHandoff      release in one process → acquire in another
 //	BenchmarkContended    4 processes × 2,000 locked counter increments
 //	BenchmarkDeadHolder   SIGKILL of a process holding the lock → lock free
@@ -74,6 +75,7 @@ const (
 	dataEnv      = "LOCKMGR_BENCH_DATA"
 	cyclesEnv    = "LOCKMGR_BENCH_CYCLES"
 	pluginDirEnv = "LOCKMGR_BENCH_PLUGIN_DIR"
+	workEnv      = "LOCKMGR_BENCH_WORK" // the echo's work per round trip, a time.Duration
 )
 
 func init() {
@@ -252,7 +254,27 @@ func BenchmarkUncontended(b *testing.B) {
 // plugin process can cost on this machine, and the yardstick the
 // Uncontended target is read against (its p50 as a multiple of this
 // p50). The echo is this test binary run again, as every helper is.
-func BenchmarkPipeRoundTrip(b *testing.B) {
+func BenchmarkPipeRoundTrip(b *testing.B) { benchRoundTrip(b, 0) }
+
+// BenchmarkWorkingRoundTrip is BenchmarkPipeRoundTrip with roundTripWork
+// of processor time spent on each side of each round trip, as a plugin's
+// host and the plugin each spend about that much on a Lock+Unlock
+// (perf sched, both pinned to one CPU: 11 to 12 µs in each). It is the
+// least any two-process design with lockmgr's work could take here. Two
+// processes that each work between messages seldom share a CPU, so each
+// message wakes a processor that went idle, and what that costs is the
+// machine's: on a virtual machine whose idle processors halt at once
+// (guest_halt_poll_ns 0) it is most of the round trip
+// (docs/performance.rst, "The machine's floor").
+func BenchmarkWorkingRoundTrip(b *testing.B) { benchRoundTrip(b, roundTripWork) }
+
+// roundTripWork is what BenchmarkWorkingRoundTrip's two processes each
+// spend per round trip: a little less than a plugin round trip's.
+const roundTripWork = 10 * time.Microsecond
+
+// benchRoundTrip times round trips to an echo process, each side spending
+// work on the processor per round trip.
+func benchRoundTrip(b *testing.B, work time.Duration) {
 	toEcho, echoIn, err := os.Pipe()
 	mustOK(b, "pipe", err)
 	echoOut, fromEcho, err := os.Pipe()
@@ -260,7 +282,7 @@ func BenchmarkPipeRoundTrip(b *testing.B) {
 	exe, err := os.Executable()
 	mustOK(b, "finding the test binary", err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), roleEnv+"=echo")
+	cmd.Env = append(os.Environ(), roleEnv+"=echo", workEnv+"="+work.String())
 	// *os.File stdin and stdout are the pipes themselves, with no copying
 	// goroutine between: the echo reads and writes them directly.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = toEcho, fromEcho, os.Stderr
@@ -286,8 +308,9 @@ func BenchmarkPipeRoundTrip(b *testing.B) {
 			if err != nil || n != 1 {
 				b.Fatalf("reading the echo: %d bytes, %v", n, err)
 			}
-			return
+			break
 		}
+		spin(work)
 	}
 	for range 100 {
 		roundTrip()
@@ -304,9 +327,25 @@ func BenchmarkPipeRoundTrip(b *testing.B) {
 	b.ReportMetric(quantile(lat, 0.99), "p99-µs")
 }
 
-// echo is BenchmarkPipeRoundTrip's other process: it writes back each
-// byte it reads on stdin, until end-of-file.
+// spin keeps the processor busy for d: work, not a sleep, so that the
+// process stays on its CPU as a host or a plugin at work does.
+func spin(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+// echo is the round-trip benchmarks' other process: it writes back each
+// byte it reads on stdin, after spending the work its environment names,
+// until end-of-file.
 func echo() int {
+	work, err := time.ParseDuration(os.Getenv(workEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", workEnv+":", err)
+		return 1
+	}
 	var buf [1]byte
 	for {
 		n, err := unix.Read(0, buf[:])
@@ -319,6 +358,7 @@ func echo() int {
 		case n == 0:
 			return 0
 		}
+		spin(work)
 		if _, err := unix.Write(1, buf[:n]); err != nil {
 			fmt.Fprintln(os.Stderr, "echo: write:", err)
 			return 1

@@ -85,8 +85,8 @@ bench() {
 		exit 1
 	fi
 	grep -v -e '^PASS$' -e '^ok ' "$log" >>"$results"
-	# The pipe's round trip is the machine's, not a build's.
-	if [ -z "$old" ] || [ "$1" = PipeRoundTrip ]; then
+	# The round trips over pipes are the machine's, not a build's.
+	if [ -z "$old" ] || [ "$1" = "$roundtrips" ]; then
 		return
 	fi
 	# The old build's plugin peers of the same benchmarks, run in its own
@@ -101,11 +101,12 @@ bench() {
 	grep '^Benchmark' "$log" | sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)([[:space:]])#\1/old-\2\3#' >>"$results"
 }
 
+roundtrips='PipeRoundTrip|WorkingRoundTrip'
 start=$SECONDS
 for round in $(seq "$rounds"); do
 	say "round $round of $rounds ($((SECONDS - start))s so far)"
 	bench Uncontended 0.5s 2
-	bench PipeRoundTrip 0.5s 2
+	bench "$roundtrips" 0.5s 2
 	bench Handoff 200x 1
 	bench 'Contended|Scale' 1x 1
 	bench DeadHolder 50x 1
@@ -289,8 +290,22 @@ else
 	fi
 fi
 
+# What an idle processor does decides what waking a process on it costs:
+# a virtual machine's guest that halts at once (cpuidle's haltpoll with
+# guest_halt_poll_ns 0, where the kernel's default is 200000) pays the
+# hypervisor for each such wake-up, and every plugin round trip has two
+# (docs/performance.rst, "The machine's floor").
+machine() {
+	local idle=/sys/devices/system/cpu/cpuidle poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+	printf '%s CPUs, cpuidle driver %s' "$(nproc)" "$(cat "$idle/current_driver" 2>/dev/null || echo none)"
+	if [ -r "$poll" ]; then
+		printf ', guest_halt_poll_ns %s' "$(cat "$poll")"
+	fi
+}
+
 "$bin/benchstat" "$results" >"$out/benchstat.txt" 2>&1
 "$bin/benchstat" -format csv "$results" >"$out/benchstat.csv" 2>/dev/null
 say "done in $((SECONDS - start))s; raw results, benchstat's tables and hyperfine's in ${out#"$root"/}/"
 echo
+printf 'machine: %s\n\n' "$(machine)"
 "$go" run "$here/table.go" "$out/benchstat.csv" "$results"

@@ -294,7 +294,7 @@ var noPeerRatio = map[string]bool{
 
 // groupOrder is the order of the benchmarks in the table, the order of
 // the comparisons in the brief; others follow.
-var groupOrder = []string{"Uncontended", "PipeRoundTrip", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue", "Stampede", "CLIRunEtcd"}
+var groupOrder = []string{"Uncontended", "PipeRoundTrip", "WorkingRoundTrip", "Handoff", "Contended", "DeadHolder", "Timeout", "Scale", "CLIRunTrue", "Stampede", "CLIRunEtcd"}
 
 // unitOrder puts each row's metrics in reading order; others follow.
 var unitOrder = []string{
