@@ -62,8 +62,14 @@ func (l *heldLock) letGo() error {
 
 // detach removes l, a lock that is a locked file, from the registry and
 // returns the file: from now on the lock lasts as long as the caller keeps
-// that file open.
+// that file open. It is the one way a locked file leaves the library, so
+// it is here that the plugin's copy is waited out (backend.Held.WaitSole):
+// the caller may give the file to a command, and the command's close must
+// free the lock.
 func (l *heldLock) detach() *os.File {
+	if l.WaitSole != nil {
+		l.WaitSole()
+	}
 	l.forget()
 	return l.File
 }

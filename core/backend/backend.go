@@ -217,6 +217,15 @@ type Held struct {
 	// means nothing, and the caller releases the lock by closing File (and
 	// every copy of it that it gave away).
 	File *os.File
+	// WaitSole, when not nil, waits until File is the only descriptor of
+	// its open file description outside the caller's process, and must be
+	// called before File, or a copy of it, leaves the caller: a plugin
+	// hands File over with its grant and closes its own copy a moment
+	// later, so until then a command that closes the copy it was given
+	// would leave the lock held. Nil means File is sole already (an
+	// in-process backend's). core/pluginrpc's client sets it, a backend
+	// never does.
+	WaitSole func()
 	// Keeper, when not nil, keeps this lock, and no other, alive in the
 	// plugin that holds it for as long as any copy of it is open, even
 	// after the host has gone: the write end of a pipe whose read end the

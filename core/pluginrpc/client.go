@@ -83,16 +83,18 @@ type pendingCall struct {
 	handle  uint64 // the acquire's handle, or the release's
 	answer  chan reply
 	ready   chan struct{} // closed once answer has the answer
-	// handing is a handed-over grant received, waiting for the plugin's
-	// copy_closed before it is delivered. Guarded by Client.mu.
-	handing *reply
+	// sole is made when a handed-over grant is delivered, and closed when
+	// the plugin's copy_closed follows it (or the plugin is gone): the
+	// call stays open until then. Guarded by Client.mu.
+	sole chan struct{}
 }
 
 // reply is a call's answer as the session received it.
 type reply struct {
 	resp *lockpb.SessionResponse
-	file *os.File // the handed-over lock, for a grant that has one
-	err  error    // the grant came, but its descriptor could not
+	file *os.File      // the handed-over lock, for a grant that has one
+	sole chan struct{} // closed once file is the only copy (pendingCall.sole)
+	err  error         // the grant came, but its descriptor could not
 }
 
 // nextID numbers every handle and call of every Client in the process,
@@ -222,15 +224,14 @@ func (c *Client) dispatch(r received) error {
 		return protocolErrorf("an answer to call %d, which is not waiting for one", resp.GetCall())
 	}
 	if resp.GetCopyClosed() != nil {
-		if pc.handing == nil || len(r.files) > 0 || r.rightsCut {
+		if pc.sole == nil || len(r.files) > 0 || r.rightsCut {
 			return protocolErrorf("a copy_closed for call %d, which has no handed-over grant waiting for it", resp.GetCall())
 		}
 		delete(c.calls, resp.GetCall())
-		pc.answer <- *pc.handing
-		close(pc.ready)
+		close(pc.sole)
 		return nil
 	}
-	if pc.handing != nil {
+	if pc.sole != nil {
 		return protocolErrorf("a second answer to call %d before copy_closed", resp.GetCall())
 	}
 	got := reply{resp: resp}
@@ -243,9 +244,15 @@ func (c *Client) dispatch(r received) error {
 		case a.GetHandle() != pc.handle:
 			return protocolErrorf("a grant of handle %d in answer to a request for %d", a.GetHandle(), pc.handle)
 		case a.GetHandedOver() && len(r.files) == 1:
-			// Delivered at copy_closed, once it is the only copy.
+			// Delivered now, and the call kept open for copy_closed: the
+			// lock is the host's from here, and only handing the file on
+			// needs the plugin's copy gone (backend.Held.WaitSole). Waiting
+			// here would put a second wake-up on every lock's path.
 			got.file = r.files[0]
-			pc.handing = &got
+			pc.sole = make(chan struct{})
+			got.sole = pc.sole
+			pc.answer <- got
+			close(pc.ready)
 			return nil
 		case a.GetHandedOver() && len(r.files) == 0 && r.rightsCut:
 			// The kernel closed the descriptor for want of room here,
@@ -309,10 +316,11 @@ func (c *Client) die(cause error) {
 	}
 	c.cause = cause
 	close(c.dead)
-	for _, pc := range c.calls {
-		if pc.handing != nil && pc.handing.file != nil {
-			pc.handing.file.Close()
-			pc.handing = nil
+	for id, pc := range c.calls {
+		if pc.sole != nil {
+			// The plugin's copy went with it.
+			close(pc.sole)
+			delete(c.calls, id)
 		}
 	}
 	for id, ch := range c.kept {
@@ -390,7 +398,7 @@ func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendi
 		}
 		return reply{}, c.deathCause()
 	}
-	if c.await(ctx, pc) {
+	if c.await(ctx, pc.answered, pc.ready) {
 		return <-pc.answer, nil
 	}
 	if c.isDead() {
@@ -401,13 +409,40 @@ func (c *Client) call(ctx context.Context, req *lockpb.SessionRequest, pc *pendi
 	}
 	bound, stop := context.WithTimeout(context.Background(), c.opts.CancelTimeout)
 	defer stop()
-	if c.await(bound, pc) {
+	if c.await(bound, pc.answered, pc.ready) {
 		return <-pc.answer, nil
 	}
 	if !c.isDead() {
 		c.fail(fmt.Errorf("it did not answer a cancel within %v", c.opts.CancelTimeout))
 	}
 	return c.take(pc)
+}
+
+// answered reports whether pc's answer has come.
+func (pc *pendingCall) answered() bool { return len(pc.answer) > 0 }
+
+// waitSole waits for the copy_closed that closes sole, reading the
+// session if no one else is, for no longer than the cancel bound: a
+// plugin that keeps its copy of a lock it handed over longer than that
+// is killed, and its copy closes with it.
+func (c *Client) waitSole(sole chan struct{}) {
+	closed := func() bool {
+		select {
+		case <-sole:
+			return true
+		default:
+			return false
+		}
+	}
+	if closed() {
+		return
+	}
+	bound, stop := context.WithTimeout(context.Background(), c.opts.CancelTimeout)
+	defer stop()
+	if c.await(bound, closed, sole) || c.isDead() {
+		return
+	}
+	c.fail(fmt.Errorf("it did not close its copy of a lock it handed over within %v", c.opts.CancelTimeout))
 }
 
 // take returns the answer pc received before the plugin died, if any:
@@ -620,6 +655,9 @@ func (c *Client) granted(ctx context.Context, req backend.Request, handle uint64
 	}
 	a := r.resp.GetAcquired()
 	held := backend.Held{ID: backend.HandleID(handle), FencingToken: a.GetFencingToken(), Warnings: a.GetWarnings(), File: file}
+	if sole := r.sole; file != nil && sole != nil {
+		held.WaitSole = func() { c.waitSole(sole) }
+	}
 	if file == nil {
 		c.mu.Lock()
 		if lost, ok := c.kept[handle]; ok {

@@ -97,9 +97,10 @@ func FuzzHostDispatch(f *testing.F) {
 			case resp.GetCopyClosed() != nil:
 				t.Fatalf("accepted a copy_closed with no handed-over grant waiting: %v", resp)
 			case a != nil && a.GetHandedOver():
-				// Held back until the plugin says its copy is closed.
-				if pc.handing == nil || len(pc.answer) > 0 {
-					t.Fatal("a handed-over grant was delivered before copy_closed")
+				// Delivered at once, its call kept open for copy_closed.
+				got := <-pc.answer
+				if got.file == nil || got.sole == nil || pc.sole == nil || c.calls[7] != pc {
+					t.Fatal("a handed-over grant was not delivered with its call kept open for copy_closed")
 				}
 			default:
 				if got := <-pc.answer; got.resp == nil {

@@ -190,9 +190,10 @@ func (c *Client) receive() {
 	}
 }
 
-// await waits for pc's answer, reading the session itself, until ctx
-// ends; it reports whether pc was answered.
-func (c *Client) await(ctx context.Context, pc *pendingCall) bool {
+// await waits until done, reading the session itself, until ctx ends; it
+// reports whether done. ready is closed when done may have become true:
+// the packet that makes it so may come to another reader.
+func (c *Client) await(ctx context.Context, done func() bool, ready <-chan struct{}) bool {
 	c.roleMu.Lock()
 	c.callersWaiting++
 	c.roleMu.Unlock()
@@ -202,18 +203,17 @@ func (c *Client) await(ctx context.Context, pc *pendingCall) bool {
 		c.signalRoleLocked() // perhaps the background reader's turn
 		c.roleMu.Unlock()
 	}()
-	answered := func() bool { return len(pc.answer) > 0 }
-	for !answered() {
+	for !done() {
 		if ctx.Err() != nil || c.isDead() {
-			return answered()
+			return done()
 		}
-		if !c.takeRole(ctx.Done(), pc.ready, false) {
-			return answered()
+		if !c.takeRole(ctx.Done(), ready, false) {
+			return done()
 		}
 		// No goroutine watches ctx: one started here would wake another
 		// thread on every call.
 		unwatch := context.AfterFunc(ctx, c.kick)
-		end := c.readUntil(answered)
+		end := c.readUntil(done)
 		unwatch()
 		c.releaseRole()
 		if end != nil && !errors.Is(end, errKicked) {
